@@ -1,0 +1,1 @@
+"""Knowledge shared by the codemods: Python imports and Flask's names, hooks and apps."""

@@ -1,0 +1,231 @@
+"""Flask knowledge shared by every codemod: which names are Flask's, which calls create
+apps and extensions, which decorators register views and hooks, and where the apps of a
+project are. Facts about a whole project are computed once per run through
+`Project.fact`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.helpers import get_full_name_for_node
+
+from flask_refactor.project import Project
+
+from .imports import ImportMap
+
+FLASK_APP_CLASSES = frozenset({"flask.Flask", "flask.app.Flask"})
+BLUEPRINT_CLASSES = frozenset({"flask.Blueprint", "flask.blueprints.Blueprint"})
+
+# Request-bound proxies: reading them needs a request context.
+REQUEST_PROXIES = frozenset({"flask.request", "flask.session", "flask.g"})
+APP_PROXIES = frozenset({"flask.current_app", "flask.g"})
+
+ROUTE_DECORATORS = frozenset({"route", "get", "post", "put", "delete", "patch"})
+
+# Hook registration methods on an app, and the app-wide form on a blueprint (None: a
+# blueprint has no app-wide form, the registration must stay on the app).
+APP_HOOKS: dict[str, str | None] = {
+    "before_request": "before_app_request",
+    "after_request": "after_app_request",
+    "teardown_request": "teardown_app_request",
+    "context_processor": "app_context_processor",
+    "url_value_preprocessor": "app_url_value_preprocessor",
+    "url_defaults": "app_url_defaults",
+    "errorhandler": "app_errorhandler",
+    "template_filter": "app_template_filter",
+    "template_test": "app_template_test",
+    "template_global": "app_template_global",
+    "teardown_appcontext": None,
+    "shell_context_processor": None,
+    "before_first_request": None,
+}
+TEARDOWN_HOOKS = frozenset({"teardown_appcontext", "teardown_request", "teardown_app_request"})
+AFTER_REQUEST_HOOKS = frozenset({"after_request", "after_app_request"})
+
+SCOPED_SESSION = frozenset({
+    "sqlalchemy.orm.scoped_session",
+    "sqlalchemy.orm.scoping.scoped_session",
+})
+SESSIONMAKER = frozenset({"sqlalchemy.orm.sessionmaker", "sqlalchemy.orm.session.sessionmaker"})
+
+
+@dataclass(frozen=True)
+class Extension:
+    """A Flask extension class; `extra_init_args` are the constructor arguments after the
+    app that `init_app` also needs (e.g. `Migrate(app, db)` -> `migrate.init_app(app, db)`)."""
+
+    qualified: str
+    extra_init_args: bool = False
+    binds_session: bool = False  # registers its own session teardown
+
+
+EXTENSIONS: dict[str, Extension] = {e.qualified: e for e in [
+    Extension("flask_sqlalchemy.SQLAlchemy", binds_session=True),
+    Extension("flask_migrate.Migrate", extra_init_args=True),
+    Extension("flask_login.LoginManager"),
+    Extension("flask_mail.Mail"),
+    Extension("flask_wtf.CSRFProtect"),
+    Extension("flask_wtf.csrf.CSRFProtect"),
+    Extension("flask_bootstrap.Bootstrap"),
+    Extension("flask_bootstrap.Bootstrap5"),
+    Extension("flask_moment.Moment"),
+    Extension("flask_limiter.Limiter"),
+    Extension("flask_cors.CORS"),
+    Extension("flask_marshmallow.Marshmallow"),
+    Extension("flask_babel.Babel"),
+    Extension("flask_bcrypt.Bcrypt"),
+    Extension("flask_caching.Cache"),
+    Extension("flask_session.Session"),
+    Extension("flask_jwt_extended.JWTManager"),
+    Extension("flask_socketio.SocketIO"),
+]}
+
+
+def is_call_to(node: cst.CSTNode, imports: ImportMap, qualified: frozenset[str]) -> bool:
+    return isinstance(node, cst.Call) and imports.resolve(node.func) in qualified
+
+
+def assigned_name(stmt: cst.CSTNode) -> tuple[str, cst.BaseExpression] | None:
+    """(`name`, value) for `name = value` or `name: T = value`, else None."""
+    if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1:
+        small = stmt.body[0]
+        if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
+            return small.targets[0].target.value, small.value
+        if isinstance(small, cst.AnnAssign) and small.value is not None and isinstance(small.target, cst.Name):
+            return small.target.value, small.value
+    return None
+
+
+def decorator_method(decorator: cst.Decorator) -> tuple[str, str] | None:
+    """For `@obj.method` or `@obj.method(...)`: (`obj` dotted text, `method`)."""
+    target = decorator.decorator
+    if isinstance(target, cst.Call):
+        target = target.func
+    if isinstance(target, cst.Attribute):
+        owner = get_full_name_for_node(target.value)
+        if owner:
+            return owner, target.attr.value
+    return None
+
+
+def is_package(path: str) -> bool:
+    return path.endswith("__init__.py")
+
+
+def import_map(project: Project, path: str) -> ImportMap | None:
+    """The import map of a file, computed once per project revision."""
+    def compute(proj: Project) -> ImportMap | None:
+        module = proj.parse(path)
+        return None if module is None else ImportMap.of(module, proj.module_name(path), is_package(path))
+    return project.fact(f"imports:{path}", compute)
+
+
+@dataclass(frozen=True)
+class AppSite:
+    """Where a Flask app object is created.
+
+    kind "module": `var = Flask(...)` at module level; kind "factory": inside the function
+    `factory`, which returns `var`."""
+
+    path: str
+    module_name: str | None
+    var: str
+    kind: str
+    factory: str | None
+    line: int
+
+
+def find_apps(project: Project) -> list[AppSite]:
+    """Every Flask app creation in the project (computed once per revision)."""
+    return project.fact("flask.apps", _find_apps)
+
+
+def _find_apps(project: Project) -> list[AppSite]:
+    sites = []
+    for path, module in project.modules(("Flask",)):
+        imports = import_map(project, path)
+        positions = project.position_lookup(path)
+        name = project.module_name(path)
+        for stmt in module.body:
+            found = assigned_name(stmt)
+            if found and is_call_to(found[1], imports, FLASK_APP_CLASSES):
+                sites.append(AppSite(path, name, found[0], "module", None, positions(stmt)[0]))
+            elif isinstance(stmt, cst.FunctionDef):
+                var = _factory_app_var(stmt, imports)
+                if var:
+                    sites.append(AppSite(path, name, var, "factory", stmt.name.value, positions(stmt)[0]))
+    return sites
+
+
+def _factory_app_var(func: cst.FunctionDef, imports: ImportMap) -> str | None:
+    """The app variable of a factory: assigned from Flask(...) in its body and returned."""
+    created = None
+    returned = set()
+    for stmt in func.body.body:
+        found = assigned_name(stmt)
+        if found and is_call_to(found[1], imports, FLASK_APP_CLASSES):
+            created = found[0]
+        if m.matches(stmt, m.SimpleStatementLine(body=[m.Return(value=m.Name())])):
+            returned.add(stmt.body[0].value.value)
+    return created if created in returned else None
+
+
+def factory_function(module: cst.Module, name: str) -> cst.FunctionDef | None:
+    for stmt in module.body:
+        if isinstance(stmt, cst.FunctionDef) and stmt.name.value == name:
+            return stmt
+    return None
+
+
+def module_defines(module: cst.Module, name: str) -> bool:
+    """Whether `name` is bound at module level (assignment, def, class or import)."""
+    for stmt in module.body:
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)) and stmt.name.value == name:
+            return True
+        found = assigned_name(stmt)
+        if found and found[0] == name:
+            return True
+    return name in ImportMap.of(module).names
+
+
+def project_imports(project: Project) -> dict[str, set[str]]:
+    """Import graph between the project's own modules: dotted name -> dotted names it imports."""
+    def compute(proj: Project) -> dict[str, set[str]]:
+        graph: dict[str, set[str]] = {}
+        for path in proj.paths():
+            name = proj.module_name(path)
+            module = proj.parse(path)
+            if not name or module is None:
+                continue
+            imports = import_map(proj, path)
+            targets = set()
+            for qualified in [*imports.names.values(), *imports.star_modules]:
+                parts = qualified.split(".")
+                for cut in range(len(parts), 0, -1):
+                    candidate = ".".join(parts[:cut])
+                    if proj.path_of_module(candidate):
+                        targets.add(candidate)
+                        break
+            graph[name] = targets
+        return graph
+    return project.fact("flask.import-graph", compute)
+
+
+def imports_transitively(project: Project, source: str, target: str) -> bool:
+    graph = project_imports(project)
+    seen, stack = set(), [source]
+    while stack:
+        current = stack.pop()
+        if current == target:
+            return True
+        if current in seen:
+            continue
+        seen.add(current)
+        stack.extend(graph.get(current, ()))
+        # importing a.b.c imports a and a.b as well
+        parts = current.split(".")
+        stack.extend(".".join(parts[:i]) for i in range(1, len(parts)))
+    return False

@@ -1,0 +1,118 @@
+"""What names a module imports, resolved to qualified names, and adding imports.
+
+A cheap alternative to libcst's QualifiedNameProvider (full scope analysis costs ~10x a
+parse): module-level imports, including those nested in `try`/`if` at module level, map
+local names to dotted names; `resolve` follows `Name`/`Attribute` chains through them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor
+from libcst.helpers import get_full_name_for_node
+
+
+def module_level_statements(module: cst.Module):
+    """Simple statements executed at import time, looking inside if/try/with blocks."""
+    def walk(body):
+        for stmt in body:
+            if isinstance(stmt, cst.SimpleStatementLine):
+                yield stmt
+            elif isinstance(stmt, (cst.If, cst.Try, cst.With)):
+                blocks = [stmt.body]
+                if isinstance(stmt, cst.If) and stmt.orelse is not None:
+                    blocks.append(stmt.orelse.body if isinstance(stmt.orelse, cst.Else) else cst.IndentedBlock(body=[stmt.orelse]))
+                if isinstance(stmt, cst.Try):
+                    blocks.extend(h.body for h in stmt.handlers)
+                    if stmt.orelse:
+                        blocks.append(stmt.orelse.body)
+                    if stmt.finalbody:
+                        blocks.append(stmt.finalbody.body)
+                for block in blocks:
+                    yield from walk(block.body if isinstance(block, cst.IndentedBlock) else [block])
+    yield from walk(module.body)
+
+
+def resolve_relative(module_name: str | None, level: int, target: str | None, is_package: bool = False) -> str | None:
+    if level == 0:
+        return target
+    if not module_name:
+        return None
+    parts = module_name.split(".")
+    base = parts if is_package else parts[:-1]
+    if level - 1 > len(base):
+        return None
+    base = base[: len(base) - (level - 1)]
+    return ".".join([*base, *([target] if target else [])]) or None
+
+
+@dataclass
+class ImportMap:
+    names: dict[str, str] = field(default_factory=dict)  # local name -> qualified name
+    star_modules: list[str] = field(default_factory=list)  # `from x import *`
+
+    @classmethod
+    def of(cls, module: cst.Module, module_name: str | None = None, is_package: bool = False) -> "ImportMap":
+        result = cls()
+        for line in module_level_statements(module):
+            for small in line.body:
+                if isinstance(small, cst.Import):
+                    for alias in small.names:
+                        dotted = get_full_name_for_node(alias.name)
+                        if alias.asname:
+                            result.names[alias.asname.name.value] = dotted
+                        else:  # `import a.b` binds `a`
+                            top = dotted.split(".")[0]
+                            result.names[top] = top
+                elif isinstance(small, cst.ImportFrom):
+                    source = get_full_name_for_node(small.module) if small.module else None
+                    source = resolve_relative(module_name, len(small.relative), source, is_package)
+                    if source is None:
+                        continue
+                    if isinstance(small.names, cst.ImportStar):
+                        result.star_modules.append(source)
+                        continue
+                    for alias in small.names:
+                        name = get_full_name_for_node(alias.name)
+                        local = alias.asname.name.value if alias.asname else name
+                        result.names[local] = f"{source}.{name}"
+        return result
+
+    def resolve(self, node: cst.BaseExpression | None) -> str | None:
+        """`f.Flask` -> `flask.Flask` when `import flask as f`; None if not imported."""
+        if node is None:
+            return None
+        dotted = get_full_name_for_node(node)
+        if not dotted:
+            return None
+        head, _, rest = dotted.partition(".")
+        if head not in self.names:
+            return None
+        base = self.names[head]
+        return f"{base}.{rest}" if rest else base
+
+    def local_names_for(self, qualified: str) -> list[str]:
+        """Every expression text that refers to `qualified` in this module."""
+        found = []
+        for local, target in self.names.items():
+            if target == qualified:
+                found.append(local)
+            elif qualified.startswith(target + "."):
+                found.append(local + qualified[len(target):])
+        return found
+
+    def binds(self, qualified: str) -> bool:
+        return bool(self.local_names_for(qualified))
+
+
+def add_import(module: cst.Module, source: str, name: str | None = None, asname: str | None = None) -> cst.Module:
+    """Add `from source import name [as asname]` (or `import source`) unless present.
+
+    Uses libcst's AddImportsVisitor, which merges into an existing `from source import`
+    and places new imports after the module docstring and `__future__` imports."""
+    context = CodemodContext()
+    AddImportsVisitor.add_needed_import(context, source, name, asname)
+    return AddImportsVisitor(context).transform_module(module)

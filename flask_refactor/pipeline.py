@@ -1,0 +1,272 @@
+"""Running a chain of codemods over a project and turning the result into writes.
+
+Order of work: discover files, build the project (nothing parsed yet), run the codemods
+in order (each sees the previous ones' output), then validate every changed file.
+Consecutive `FileCodemod`s form one stage that runs in worker processes: each worker
+parses a file once and applies the whole stage to it. Project-wide codemods run here,
+in the coordinator, on lazily parsed modules. Only the coordinator validates and writes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import libcst as cst
+
+from .codemod import ChangeSet, Codemod, FileCodemod, FileContext, Finding
+from .diffs import unified_diff
+from .discovery import Discovery, discover
+from .project import ErrorLog, Project, describe_syntax_error, position_lookup
+from .writer import PendingWrite, validate, write_all
+
+Progress = Callable[[str, int, int], None]  # (label, done, total)
+PARALLEL_THRESHOLD = 16  # below this many files a process pool costs more than it saves
+
+
+@dataclass
+class FileOutcome:
+    path: str
+    old: str | None  # None for a created file
+    new: str
+    created: bool
+    codemods: list[str]
+    reasons: list[str]
+    diff: str = ""
+
+
+@dataclass
+class RunResult:
+    codemods: list[str]
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    errors: ErrorLog = field(default_factory=ErrorLog)
+    files_scanned: int = 0
+    skipped_generated: list[str] = field(default_factory=list)
+    changesets: list[ChangeSet] = field(default_factory=list)
+    project: Project | None = None
+    written: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.outcomes)
+
+
+def default_jobs() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def run(
+    paths: Iterable[str],
+    codemods: list[Codemod],
+    *,
+    excludes: Iterable[str] = (),
+    jobs: int | None = None,
+    cwd: Path | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    found: Discovery = discover(list(paths), list(excludes), cwd)
+    project = Project(found.files, found.errors)
+    result = run_on_project(project, codemods, jobs=jobs, progress=progress)
+    result.skipped_generated = found.skipped_generated
+    return result
+
+
+def run_on_project(
+    project: Project,
+    codemods: list[Codemod],
+    *,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    jobs = jobs or default_jobs()
+    result = RunResult([c.name for c in codemods], errors=project.errors, project=project)
+    result.files_scanned = len(project.paths())
+    touched: dict[str, list[tuple[str, str]]] = {}
+    for stage in _stages(codemods):
+        if isinstance(stage[0], FileCodemod):
+            changesets = _run_file_stage(project, stage, jobs, progress)
+        else:
+            changesets = [_run_project_codemod(project, stage[0])]
+        for changes in changesets:
+            _record(project, changes, touched, result)
+    result.findings.sort(key=Finding.sort_key)
+    result.outcomes = _outcomes(project, touched)
+    return result
+
+
+def _stages(codemods: list[Codemod]) -> list[list[Codemod]]:
+    stages: list[list[Codemod]] = []
+    for codemod in codemods:
+        if isinstance(codemod, FileCodemod) and stages and isinstance(stages[-1][0], FileCodemod):
+            stages[-1].append(codemod)
+        else:
+            stages.append([codemod])
+    return stages
+
+
+def _run_project_codemod(project: Project, codemod: Codemod) -> ChangeSet:
+    try:
+        return codemod.run(project)
+    except Exception as exc:  # one codemod's bug must not lose the others' work
+        project.errors.add(f"<{codemod.name}>", _crash_message(codemod.name, exc))
+        return codemod.new_changeset()
+
+
+def _crash_message(name: str, exc: BaseException) -> str:
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" ({Path(frame.filename).name}:{frame.lineno})" if frame else ""
+    return f"codemod {name} failed: {type(exc).__name__}: {exc}{where}; its changes were dropped"
+
+
+def _record(project: Project, changes: ChangeSet, touched: dict, result: RunResult) -> None:
+    result.changesets.append(changes)
+    result.findings.extend(changes.findings)
+    for path, change in sorted(changes.changes.items()):
+        if change.created and not project.exists(path) and Path(path).exists():
+            project.errors.add(path, f"{changes.codemod} would create this file, but it exists and is not part of the run; not written")
+            continue
+        if project.exists(path) and project.file(path).failed:
+            continue
+        project.update(path, change.new, created=change.created)
+        touched.setdefault(path, []).append((changes.codemod, change.reason))
+
+
+def _outcomes(project: Project, touched: dict[str, list[tuple[str, str]]]) -> list[FileOutcome]:
+    outcomes = []
+    for path in sorted(touched):
+        file = project.file(path)
+        if not file.changed:
+            continue  # a later codemod undid an earlier one's change
+        problem = validate(path, file.text, file.python)
+        if problem:
+            project.errors.add(path, problem)
+            continue
+        old = None if file.created else file.original_text
+        outcome = FileOutcome(path, old, file.text, file.created,
+                              [name for name, _ in touched[path]], [reason for _, reason in touched[path]])
+        outcome.diff = unified_diff(path, old, file.text)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def apply(result: RunResult) -> None:
+    """Write every outcome of a run (already validated). Failures go to the error log."""
+    project = result.project
+    pending = []
+    for outcome in result.outcomes:
+        file = project.file(outcome.path)
+        target = file.real if file.real is not None else Path(outcome.path).resolve()
+        pending.append(PendingWrite(outcome.path, target, file.encoding.encode(outcome.new), outcome.created))
+    failures = write_all(pending)
+    for path, message in failures.items():
+        result.errors.add(path, message)
+    result.written = [o.path for o in result.outcomes if o.path not in failures]
+
+
+def write_problems(result: RunResult) -> None:
+    """For dry runs: say which files `apply` would be unable to write."""
+    from .writer import read_only_reason
+
+    for outcome in result.outcomes:
+        file = result.project.file(outcome.path)
+        if file.real is not None:
+            reason = read_only_reason(file.real)
+            if reason:
+                result.errors.add(outcome.path, reason.replace("not written", "apply could not write it"))
+
+
+# -- the parallel file stage ---------------------------------------------------------
+
+_STAGE: list[tuple[FileCodemod, Any]] = []
+
+
+def _init_worker(stage: list[tuple[FileCodemod, Any]]) -> None:
+    global _STAGE
+    _STAGE = stage
+
+
+def _transform_one(task: tuple[str, str, str | None]) -> tuple[str, str | None, list[str], list[Finding], str | None]:
+    """Parse one file once and apply every codemod of the stage to it.
+
+    Returns (path, new text or None, codemods that changed it, findings, error)."""
+    path, text, module_name = task
+    try:
+        current = cst.parse_module(text)
+    except (cst.ParserSyntaxError, SyntaxError, ValueError) as exc:
+        return path, None, [], [], describe_syntax_error(exc, text)
+    findings: list[Finding] = []
+    changed_by: list[str] = []
+    for codemod, facts in _STAGE:
+        if codemod.needles and not any(n in text for n in codemod.needles):
+            continue
+        ctx = FileContext(path, module_name, facts, codemod.name, _positions=position_lookup(current))
+        try:
+            new = codemod.transform(current, ctx)
+        except Exception as exc:
+            return path, None, [], [], _crash_message(codemod.name, exc)
+        findings.extend(ctx.findings)
+        if new is not current:
+            changed_by.append(codemod.name)
+        current = new
+    new_text = current.code if changed_by else text
+    if new_text == text:
+        return path, None, [], findings, None
+    return path, new_text, changed_by, findings, None
+
+
+def _run_file_stage(project: Project, stage: list[Codemod], jobs: int, progress: Progress | None) -> list[ChangeSet]:
+    prepared = []
+    for codemod in stage:
+        try:
+            prepared.append((codemod, codemod.prepare(project)))
+        except Exception as exc:
+            project.errors.add(f"<{codemod.name}>", _crash_message(codemod.name, exc))
+    changes = ChangeSet(" + ".join(c.name for c, _ in prepared) or stage[0].name)
+    if not prepared:
+        return [changes]
+    needles: set[str] = set()
+    if all(c.needles for c, _ in prepared):
+        for codemod, _ in prepared:
+            needles.update(codemod.needles)
+    paths = project.candidates(sorted(needles))
+    tasks = [(p, project.text(p), project.module_name(p)) for p in paths]
+    tasks = [t for t in tasks if t[1] is not None]
+    results = _map(tasks, prepared, jobs, progress, label=changes.codemod)
+    summaries = {c.name: c.summary for c, _ in prepared}
+    for path, new_text, changed_by, findings, error in results:
+        if error:
+            project.errors.add(path, error)
+            continue
+        changes.findings.extend(findings)
+        if new_text is not None:
+            changes.modify(path, new_text, "; ".join(summaries[name] for name in changed_by))
+    return [changes]
+
+
+def _map(tasks, prepared, jobs: int, progress: Progress | None, label: str):
+    total = len(tasks)
+    if jobs <= 1 or total < PARALLEL_THRESHOLD:
+        _init_worker(prepared)
+        out = []
+        for done, task in enumerate(tasks, 1):
+            out.append(_transform_one(task))
+            if progress:
+                progress(label, done, total)
+        return out
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    context = multiprocessing.get_context(method)
+    chunk = max(1, total // (jobs * 8))
+    out = []
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(prepared,)) as pool:
+        for done, item in enumerate(pool.map(_transform_one, tasks, chunksize=chunk), 1):
+            out.append(item)
+            if progress:
+                progress(label, done, total)
+    return out

@@ -1,0 +1,255 @@
+"""The project a run works on: its files, parsed at most once, shared by every codemod.
+
+Files are keyed by their display path (relative to the working directory where
+possible, POSIX separators), which is also what diffs and findings show.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterable
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from .source import Encoding, SourceError, decode
+
+
+@dataclass
+class ProjectFile:
+    path: str  # display path, the key
+    real: Path | None  # where it lives on disk; None for a file a codemod created
+    data: bytes | None = None  # original bytes; None until read, or for created files
+    python: bool = True
+    # current state: original text until a codemod changes it
+    text: str | None = None
+    encoding: Encoding = field(default_factory=Encoding)
+    original_text: str | None = None
+    tree: cst.Module | None = None
+    failed: bool = False  # unreadable, undecodable or unparseable: never touched
+
+    @property
+    def created(self) -> bool:
+        return self.real is None
+
+    @property
+    def changed(self) -> bool:
+        return self.text is not None and self.text != self.original_text
+
+
+class ErrorLog:
+    """Per-file problems: one line each, collected and shown at the end of the run."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, str] = {}
+
+    def add(self, path: str, message: str) -> None:
+        self.entries.setdefault(path, message)
+
+    def __iter__(self):
+        return iter(sorted(self.entries.items()))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def looks_like_python2(text: str) -> bool:
+    markers = ("print \"", "print '", "except Exception, ", "print >>", "ur\"", "exec \"")
+    return any(marker in text for marker in markers)
+
+
+def describe_syntax_error(exc: Exception, text: str) -> str:
+    if isinstance(exc, cst.ParserSyntaxError):
+        where, message = f"{exc.raw_line}:{exc.raw_column + 1}", exc.message
+    else:
+        where, message = "1:1", str(exc)
+    hint = " (looks like Python 2; flask-refactor reads Python 3 only)" if looks_like_python2(text) else ""
+    return f"syntax error at {where}: {message.splitlines()[0] if message else 'invalid syntax'}{hint}"
+
+
+class Project:
+    def __init__(self, files: Iterable[ProjectFile], errors: ErrorLog | None = None) -> None:
+        self._files: dict[str, ProjectFile] = {f.path: f for f in files}
+        self.errors = errors if errors is not None else ErrorLog()
+        self.revision = 0
+        self._facts: dict[str, tuple[int, Any]] = {}
+        self._positions: dict[int, Callable[[cst.CSTNode], tuple[int, int]]] = {}
+
+    # -- building ------------------------------------------------------------------
+    @classmethod
+    def from_texts(cls, texts: dict[str, str]) -> "Project":
+        """An in-memory project, for tests and tools: {path: source}."""
+        files = []
+        for path, text in texts.items():
+            files.append(ProjectFile(path, Path(path), text.encode(), python=path.endswith(".py")))
+        return cls(files)
+
+    # -- what codemods ask ---------------------------------------------------------
+    def paths(self) -> list[str]:
+        """Every Python file of the project (not failed ones), sorted."""
+        return sorted(p for p, f in self._files.items() if f.python and not f.failed)
+
+    def other_paths(self, suffixes: tuple[str, ...] = ()) -> list[str]:
+        """Non-Python files (templates, Procfiles, ...), optionally by suffix or name."""
+        return sorted(
+            p for p, f in self._files.items()
+            if not f.python and not f.failed
+            and (not suffixes or p.endswith(suffixes) or PurePosixPath(p).name in suffixes)
+        )
+
+    def exists(self, path: str) -> bool:
+        return path in self._files
+
+    def candidates(self, needles: Iterable[str]) -> list[str]:
+        """Python files whose text contains any needle: the cheap test before parsing."""
+        needles = tuple(needles)
+        if not needles:
+            return self.paths()
+        encoded = tuple(n.encode() for n in needles)
+        found = []
+        for path in self.paths():
+            file = self._files[path]
+            if file.text is None and file.data is not None:
+                hit = any(n in file.data for n in encoded)
+            else:
+                text = self.text(path) or ""
+                hit = any(n in text for n in needles)
+            if hit:
+                found.append(path)
+        return found
+
+    def text(self, path: str) -> str | None:
+        """Current text of a file (after earlier codemods), or None if it cannot be read."""
+        file = self._files[path]
+        if file.text is None and not file.failed:
+            try:
+                if file.data is None and file.real is not None:
+                    file.data = file.real.read_bytes()
+                file.text, file.encoding = decode(file.data or b"", python=file.python)
+                file.original_text = file.text
+            except SourceError as exc:
+                self._fail(file, str(exc))
+            except OSError as exc:
+                self._fail(file, f"cannot read: {exc.strerror or exc}")
+        return file.text
+
+    def parse(self, path: str) -> cst.Module | None:
+        """The file's libcst module, parsed once; None (and an error logged) if it cannot be."""
+        file = self._files[path]
+        if file.tree is None and not file.failed:
+            text = self.text(path)
+            if text is None:
+                return None
+            try:
+                file.tree = cst.parse_module(text)
+            except (cst.ParserSyntaxError, SyntaxError, ValueError) as exc:
+                self._fail(file, describe_syntax_error(exc, text))
+        return file.tree
+
+    def modules(self, needles: Iterable[str] = ()) -> Iterable[tuple[str, cst.Module]]:
+        """(path, module) for every parseable candidate file."""
+        for path in self.candidates(needles):
+            module = self.parse(path)
+            if module is not None:
+                yield path, module
+
+    def module_name(self, path: str) -> str | None:
+        """Dotted import name, found by walking up while directories are packages."""
+        file = self._files.get(path)
+        if file is None or not path.endswith(".py"):
+            return None
+        return _module_name(path, self._files)
+
+    def path_of_module(self, dotted: str) -> str | None:
+        return self._module_index().get(dotted)
+
+    def position_lookup(self, path: str) -> Callable[[cst.CSTNode], tuple[int, int]]:
+        """A function giving (line, column) of a node of the file's current module."""
+        module = self.parse(path)
+        if module is None:
+            return lambda node: (1, 0)
+        key = id(module)
+        if key not in self._positions:
+            self._positions[key] = position_lookup(module)
+        return self._positions[key]
+
+    def fact(self, key: str, compute: Callable[["Project"], Any]) -> Any:
+        """A fact about the project, computed once until a codemod changes something."""
+        cached = self._facts.get(key)
+        if cached is None or cached[0] != self.revision:
+            cached = (self.revision, compute(self))
+            self._facts[key] = cached
+        return cached[1]
+
+    # -- what the engine does -----------------------------------------------------
+    def file(self, path: str) -> ProjectFile:
+        return self._files[path]
+
+    def files(self) -> list[ProjectFile]:
+        return [self._files[p] for p in sorted(self._files)]
+
+    def update(self, path: str, new: cst.Module | str, *, created: bool = False) -> None:
+        """Record a codemod's output as the file's current state (no re-parse needed)."""
+        file = self._files.get(path)
+        if file is None:
+            file = ProjectFile(path, None, python=path.endswith(".py"), original_text=None)
+            self._files[path] = file
+            self._module_index.cache_clear()
+        elif file.text is None:
+            self.text(path)
+        if isinstance(new, cst.Module):
+            file.tree, file.text = new, new.code
+        else:
+            file.tree, file.text = None, new
+        self.revision += 1
+
+    def _fail(self, file: ProjectFile, message: str) -> None:
+        file.failed = True
+        file.tree = None
+        self.errors.add(file.path, message)
+
+    @functools.lru_cache(maxsize=1)
+    def _module_index(self) -> dict[str, str]:
+        index = {}
+        for path in self._files:
+            if path.endswith(".py"):
+                name = _module_name(path, self._files)
+                if name:
+                    index.setdefault(name, path)
+        return index
+
+
+def _module_name(path: str, files: dict[str, ProjectFile]) -> str | None:
+    """`a/pkg/sub/mod.py` -> `pkg.sub.mod` when `pkg/` and `sub/` are packages."""
+    pure = PurePosixPath(path)
+    name = [] if pure.stem == "__init__" else [pure.stem]
+    directory = pure.parent
+    if pure.stem == "__init__":
+        name, directory = [directory.name], directory.parent
+    while directory.name not in ("", "..", ".") and _is_package(directory, files):
+        name.insert(0, directory.name)
+        directory = directory.parent
+    return ".".join(name) if name and all(part.isidentifier() for part in name) else None
+
+
+def _is_package(directory: PurePosixPath, files: dict[str, ProjectFile]) -> bool:
+    # Display paths are relative to the working directory, so the disk can be asked
+    # directly: the marker may have been excluded from the run.
+    init = str(directory / "__init__.py")
+    return init in files or Path(init).is_file()
+
+
+def position_lookup(module: cst.Module) -> Callable[[cst.CSTNode], tuple[int, int]]:
+    """(line, column) of nodes of `module`, resolved lazily on first use."""
+    positions: dict[cst.CSTNode, Any] = {}
+
+    def lookup(node: cst.CSTNode) -> tuple[int, int]:
+        if not positions:
+            wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+            positions.update(wrapper.resolve(PositionProvider))
+        pos = positions.get(node)
+        return (pos.start.line, pos.start.column) if pos else (1, 0)
+
+    return lookup

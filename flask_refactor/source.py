@@ -1,0 +1,49 @@
+"""Reading a file's bytes into text and back, byte for byte.
+
+A file's encoding (PEP 263 cookie or UTF-8), its BOM and its line endings are kept
+so that writing unchanged text back reproduces the original bytes exactly.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import tokenize
+from dataclasses import dataclass
+
+
+class SourceError(Exception):
+    """A file that cannot be turned into text; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Encoding:
+    name: str = "utf-8"
+    bom: bool = False
+
+    def encode(self, text: str) -> bytes:
+        data = text.encode(self.name)
+        return codecs.BOM_UTF8 + data if self.bom else data
+
+
+def decode(data: bytes, *, python: bool = True) -> tuple[str, Encoding]:
+    """Decode a file. Python files honour a coding cookie; other text must be UTF-8."""
+    if b"\0" in data:
+        raise SourceError("binary file (contains NUL bytes)")
+    bom = data.startswith(codecs.BOM_UTF8)
+    body = data[len(codecs.BOM_UTF8):] if bom else data
+    name = "utf-8"
+    if python:
+        try:
+            name, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        except SyntaxError as exc:  # bad or unknown cookie
+            raise SourceError(f"bad encoding declaration: {exc}") from None
+        if name == "utf-8-sig":
+            name = "utf-8"
+    try:
+        text = body.decode(name)
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"cannot decode as {name} (byte 0x{body[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    return text, Encoding(codecs.lookup(name).name, bom)

@@ -1,0 +1,115 @@
+"""Test helpers: running codemods over fixture trees, and the behaviour harness that
+serves a fixture app through Flask's test client in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask_refactor import pipeline, registry
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+RUNNER = Path(__file__).resolve().parent / "harness_runner.py"
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    """Every file below `root` by POSIX relative path (bytecode caches left out)."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".pyc")
+    }
+
+
+def copy_tree(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return target
+
+
+def make_codemods(names: list[str], options: dict[str, dict] | None = None):
+    options = options or {}
+    return [registry.get(name)(**options.get(name, {})) for name in names]
+
+
+def run_codemods(tree: Path, names: list[str], options: dict | None = None, apply: bool = True,
+                 jobs: int = 1) -> pipeline.RunResult:
+    """Run codemods over `tree` as the CLI would (paths relative to it), optionally writing."""
+    cwd = Path.cwd()
+    os.chdir(tree)
+    try:
+        result = pipeline.run(["."], make_codemods(names, options), jobs=jobs)
+        if apply:
+            pipeline.apply(result)
+    finally:
+        os.chdir(cwd)
+    return result
+
+
+@dataclass
+class Case:
+    """fixtures/<codemod>/<case>/: before/, optional after/ (absent: no change), case.toml."""
+
+    directory: Path
+    codemods: list[str]
+    options: dict = field(default_factory=dict)
+    findings: list[dict] = field(default_factory=list)
+    behaviour: dict | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.directory.parent.name}/{self.directory.name}"
+
+    @property
+    def before(self) -> Path:
+        return self.directory / "before"
+
+    @property
+    def after(self) -> Path:
+        after = self.directory / "after"
+        return after if after.exists() else self.before
+
+    @classmethod
+    def load(cls, directory: Path) -> "Case":
+        config_path = directory / "case.toml"
+        config = tomllib.loads(config_path.read_text()) if config_path.exists() else {}
+        return cls(
+            directory,
+            config.get("codemods", [directory.parent.name]),
+            config.get("options", {}),
+            config.get("findings", []),
+            config.get("behaviour"),
+        )
+
+
+def all_cases() -> list[Case]:
+    return [Case.load(d) for d in sorted(FIXTURES.glob("*/*")) if (d / "before").is_dir()]
+
+
+def finding_matches(finding, expected: dict) -> bool:
+    return (finding.path == expected["path"]
+            and finding.line == expected.get("line", finding.line)
+            and expected.get("contains", "") in finding.message
+            and finding.severity.value == expected.get("severity", finding.severity.value))
+
+
+# -- behaviour harness --------------------------------------------------------------
+
+def serve_requests(app_dir: Path, target: str, requests: list[dict], env: dict | None = None,
+                   timeout: float = 120) -> list[dict]:
+    """Import `target` ("module:attr" or "module:factory()") from `app_dir` in a fresh
+    interpreter, send `requests` through its test client, return the responses."""
+    completed = subprocess.run(
+        [sys.executable, str(RUNNER), str(app_dir), target],
+        input=json.dumps(requests), capture_output=True, text=True, timeout=timeout,
+        cwd=app_dir, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
+    )
+    if completed.returncode != 0:
+        raise AssertionError(f"harness failed for {app_dir} ({target}):\n{completed.stderr[-4000:]}")
+    return json.loads(completed.stdout.splitlines()[-1])

@@ -1,0 +1,59 @@
+"""Every fixture pair under fixtures/<codemod>/<case>/: exact output, the expected
+findings, idempotency, every output compiles, and (where the case has a request script)
+identical responses from the before and after apps."""
+
+from __future__ import annotations
+
+import py_compile
+
+import pytest
+
+from helpers import Case, all_cases, copy_tree, finding_matches, read_tree, run_codemods, serve_requests
+
+CASES = all_cases()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_output_matches_after_tree(case: Case, tmp_path):
+    tree = copy_tree(case.before, tmp_path / "tree")
+    result = run_codemods(tree, case.codemods, case.options)
+    assert not len(result.errors), list(result.errors)
+    assert read_tree(tree) == read_tree(case.after)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_findings_are_exactly_the_expected_ones(case: Case, tmp_path):
+    tree = copy_tree(case.before, tmp_path / "tree")
+    result = run_codemods(tree, case.codemods, case.options, apply=False)
+    unmatched = list(result.findings)
+    for expected in case.findings:
+        hit = next((f for f in unmatched if finding_matches(f, expected)), None)
+        assert hit is not None, f"expected finding {expected} not reported; got {result.findings}"
+        unmatched.remove(hit)
+    assert not unmatched, f"unexpected findings: {unmatched}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_second_run_changes_nothing(case: Case, tmp_path):
+    tree = copy_tree(case.after, tmp_path / "tree")
+    result = run_codemods(tree, case.codemods, case.options, apply=False)
+    assert [o.path for o in result.outcomes] == []
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_every_output_file_compiles(case: Case):
+    for path in sorted(case.after.rglob("*.py")):
+        py_compile.compile(str(path), cfile="/dev/null", doraise=True)
+
+
+BEHAVIOUR = [c for c in CASES if c.behaviour]
+
+
+@pytest.mark.parametrize("case", BEHAVIOUR, ids=[c.id for c in BEHAVIOUR])
+def test_before_and_after_apps_answer_alike(case: Case, tmp_path):
+    spec = case.behaviour
+    before = serve_requests(copy_tree(case.before, tmp_path / "before"), spec["app"], spec["requests"])
+    after = serve_requests(copy_tree(case.after, tmp_path / "after"), spec.get("after_app", spec["app"]),
+                           spec["requests"])
+    assert len(before) == len(spec["requests"])
+    assert after == before
