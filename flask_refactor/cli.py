@@ -162,7 +162,7 @@ def _execute(command: str, opts: RunOptions, *, dry_run: bool, allow_dirty: bool
     if show_diff and (dry_run or command == "diff"):
         report.print_diffs(result, out)
     report.print_findings_and_errors(result, err)
-    err.print(report.summary_line(result, applied), soft_wrap=True, markup=False)
+    err.print(report.summary_line(result, dry_run), soft_wrap=True, markup=False)
     return code
 
 
@@ -236,6 +236,8 @@ class _progress:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
 
 
 if __name__ == "__main__":  # pragma: no cover

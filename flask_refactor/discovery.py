@@ -163,8 +163,8 @@ def discover(paths: list[str], excludes: list[str] = (), cwd: Path | None = None
             result.errors.add(raw, "no such file or directory")
         elif path.is_dir():
             walk(path, _initial_ignores(path), set())
-        elif path.is_file():
-            add_file(path, explicit=True)
+        elif path.exists():
+            add_file(path, explicit=True)  # says so if it is not a regular file
         else:
-            result.errors.add(raw, "not a file or directory (broken symlink?)")
+            result.errors.add(raw, "broken symbolic link")
     return result

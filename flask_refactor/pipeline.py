@@ -151,7 +151,9 @@ def _outcomes(project: Project, touched: dict[str, list[tuple[str, str]]]) -> li
         old = None if file.created else file.original_text
         outcome = FileOutcome(path, old, file.text, file.created,
                               [name for name, _ in touched[path]], [reason for _, reason in touched[path]])
-        outcome.diff = unified_diff(path, old, file.text)
+        # the diff is of the bytes on disk: a BOM is part of the first line
+        bom = "\ufeff" if file.encoding.bom else ""
+        outcome.diff = unified_diff(path, None if old is None else bom + old, bom + file.text)
         outcomes.append(outcome)
     return outcomes
 
@@ -203,8 +205,9 @@ def _transform_one(task: tuple[str, str, str | None]) -> tuple[str, str | None, 
         return path, None, [], [], describe_syntax_error(exc, text)
     findings: list[Finding] = []
     changed_by: list[str] = []
+    source = text  # the needles are matched against the current code, regenerated only after a change
     for codemod, facts in _STAGE:
-        if codemod.needles and not any(n in text for n in codemod.needles):
+        if codemod.needles and not any(n in source for n in codemod.needles):
             continue
         ctx = FileContext(path, module_name, facts, codemod.name, _positions=position_lookup(current))
         try:
@@ -214,8 +217,9 @@ def _transform_one(task: tuple[str, str, str | None]) -> tuple[str, str | None, 
         findings.extend(ctx.findings)
         if new is not current:
             changed_by.append(codemod.name)
+            source = new.code
         current = new
-    new_text = current.code if changed_by else text
+    new_text = source
     if new_text == text:
         return path, None, [], findings, None
     return path, new_text, changed_by, findings, None

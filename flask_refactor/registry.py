@@ -1,11 +1,16 @@
 """Finding codemods: the built-in ones (one module each in `flask_refactor.codemods`)
 and those other distributions register under the `flask_refactor.codemods` entry-point
-group."""
+group.
+
+For tests and local experiments, `FLASK_REFACTOR_PLUGINS=module:Class,other.module`
+(comma-separated, importable from sys.path) loads extra codemods without installing a
+distribution; a bare module contributes every codemod it defines."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import pkgutil
 from functools import lru_cache
 from importlib.metadata import entry_points
@@ -13,6 +18,7 @@ from importlib.metadata import entry_points
 from .codemod import Codemod
 
 ENTRY_POINT_GROUP = "flask_refactor.codemods"
+PLUGINS_ENV = "FLASK_REFACTOR_PLUGINS"
 
 
 class RegistryError(Exception):
@@ -52,18 +58,33 @@ def _builtin() -> list[type[Codemod]]:
 
 def _plugins() -> list[type[Codemod]]:
     classes = []
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for name, value, load in _plugin_sources():
         try:
-            loaded = ep.load()
+            loaded = load()
         except Exception as exc:  # a broken plugin must not take the tool down
-            raise RegistryError(f"cannot load codemod plugin {ep.name!r} ({ep.value}): {exc}") from None
+            raise RegistryError(f"cannot load codemod plugin {name!r} ({value}): {exc}") from None
         if inspect.ismodule(loaded):
             classes.extend(_codemods_in(loaded))
         elif inspect.isclass(loaded) and issubclass(loaded, Codemod):
             classes.append(loaded)
         else:
-            raise RegistryError(f"codemod plugin {ep.name!r} ({ep.value}) is not a Codemod class or module")
+            raise RegistryError(f"codemod plugin {name!r} ({value}) is not a Codemod class or module")
     return classes
+
+
+def _plugin_sources():
+    """(name, spec, loader) for each entry point, then each FLASK_REFACTOR_PLUGINS spec."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        yield ep.name, ep.value, ep.load
+    for spec in (part.strip() for part in os.environ.get(PLUGINS_ENV, "").split(",")):
+        if spec:
+            yield PLUGINS_ENV, spec, lambda spec=spec: _load_spec(spec)
+
+
+def _load_spec(spec: str):
+    module_name, _, attribute = spec.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute) if attribute else module
 
 
 def _codemods_in(module) -> list[type[Codemod]]:

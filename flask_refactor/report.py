@@ -56,13 +56,16 @@ def print_findings_and_errors(result: RunResult, err: Console) -> None:
         err.print(text, soft_wrap=True)
 
 
-def summary_line(result: RunResult, applied: bool) -> str:
+def summary_line(result: RunResult, dry_run: bool) -> str:
     modified = sum(1 for o in result.outcomes if not o.created)
     created = sum(1 for o in result.outcomes if o.created)
-    verb = "changed" if applied else "would be changed"
+    if not dry_run:  # what was written, not what was planned
+        modified = sum(1 for o in result.outcomes if not o.created and o.path in result.written)
+        created = sum(1 for o in result.outcomes if o.created and o.path in result.written)
+    verb = "would be changed" if dry_run else "changed"
     parts = [f"{modified} file{'s' * (modified != 1)} {verb}"]
     if created:
-        parts.append(f"{created} {'created' if applied else 'would be created'}")
+        parts.append(f"{created} {'would be created' if dry_run else 'created'}")
     parts.append(f"{len(result.findings)} finding{'s' * (len(result.findings) != 1)}")
     if len(result.errors):
         parts.append(f"{len(result.errors)} error{'s' * (len(result.errors) != 1)}")

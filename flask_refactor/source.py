@@ -7,8 +7,7 @@ so that writing unchanged text back reproduces the original bytes exactly.
 from __future__ import annotations
 
 import codecs
-import io
-import tokenize
+import re
 from dataclasses import dataclass
 
 
@@ -34,12 +33,14 @@ def decode(data: bytes, *, python: bool = True) -> tuple[str, Encoding]:
     body = data[len(codecs.BOM_UTF8):] if bom else data
     name = "utf-8"
     if python:
-        try:
-            name, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        except SyntaxError as exc:  # bad or unknown cookie
-            raise SourceError(f"bad encoding declaration: {exc}") from None
-        if name == "utf-8-sig":
-            name = "utf-8"
+        cookie = _coding_cookie(body)
+        if cookie:
+            try:
+                name = codecs.lookup(cookie).name
+            except LookupError:
+                raise SourceError(f"bad encoding declaration: unknown encoding {cookie!r}") from None
+            if bom and name != "utf-8":
+                raise SourceError(f"bad encoding declaration: {cookie!r} in a file with a UTF-8 BOM")
     try:
         text = body.decode(name)
     except UnicodeDecodeError as exc:
@@ -47,3 +48,19 @@ def decode(data: bytes, *, python: bool = True) -> tuple[str, Encoding]:
             f"cannot decode as {name} (byte 0x{body[exc.start]:02x} at offset {exc.start})"
         ) from None
     return text, Encoding(codecs.lookup(name).name, bom)
+
+
+# PEP 263: a comment in the first two lines; the second counts only if the first is a comment or blank.
+_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+_BLANK_OR_COMMENT = re.compile(rb"^[ \t\f]*(?:[#\r\n]|$)")
+
+
+def _coding_cookie(data: bytes) -> str | None:
+    lines = data.splitlines(keepends=True)[:2]
+    for index, line in enumerate(lines):
+        match = _COOKIE.match(line)
+        if match:
+            return match.group(1).decode("ascii")
+        if index == 0 and not _BLANK_OR_COMMENT.match(line):
+            break
+    return None

@@ -1,0 +1,318 @@
+"""The engine with small codemods defined here: chaining, parallel stages, validation,
+atomic writes, diffs that reproduce the writes, discovery rules, the plugin registry."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import libcst as cst
+import pytest
+
+from flask_refactor import pipeline, registry, writer
+from flask_refactor.codemod import ChangeSet, Codemod, FileCodemod, FileContext, Option, Severity
+from flask_refactor.discovery import discover
+from flask_refactor.project import Project
+
+
+class RenameOld(FileCodemod):
+    """Renames the name `old` to `new` everywhere: a per-file codemod."""
+
+    name = "test-rename"
+    summary = "rename old to new"
+    explain = ""
+    needles = ("old",)
+
+    def transform(self, module: cst.Module, ctx: FileContext) -> cst.Module:
+        class Renamer(cst.CSTTransformer):
+            def leave_Name(self, original, updated):
+                return updated.with_changes(value="new") if updated.value == "old" else updated
+
+        for stmt in module.body:
+            ctx.report(stmt, "seen", Severity.INFO)
+            break
+        return module.visit(Renamer())
+
+
+class NewToNewer(FileCodemod):
+    name = "test-newer"
+    summary = "rename new to newer"
+    explain = ""
+    needles = ("new",)
+
+    def transform(self, module: cst.Module, ctx: FileContext) -> cst.Module:
+        class Renamer(cst.CSTTransformer):
+            def leave_Name(self, original, updated):
+                return updated.with_changes(value="newer") if updated.value == "new" else updated
+
+        return module.visit(Renamer())
+
+
+class AddsFile(Codemod):
+    name = "test-adds-file"
+    summary = "creates NOTES.txt and appends a line to every module"
+    explain = ""
+
+    def run(self, project: Project) -> ChangeSet:
+        changes = self.new_changeset()
+        changes.create("NOTES.txt", "created by the codemod\n", "a new file")
+        for path in project.paths():
+            changes.modify(path, project.text(path) + "x = 1", "append")
+        return changes
+
+
+class Breaks(Codemod):
+    name = "test-breaks"
+    summary = "writes invalid Python"
+    explain = ""
+
+    def run(self, project: Project) -> ChangeSet:
+        changes = self.new_changeset()
+        for path in project.paths():
+            changes.modify(path, "def broken(:\n", "break it")
+        return changes
+
+
+class Crashes(Codemod):
+    name = "test-crashes"
+    summary = "raises"
+    explain = ""
+
+    def run(self, project: Project) -> ChangeSet:
+        raise KeyError("boom")
+
+
+def write(root: Path, files: dict[str, str | bytes]) -> Path:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return root
+
+
+def run_in(root: Path, codemods, jobs: int = 1, do_apply: bool = False) -> pipeline.RunResult:
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        result = pipeline.run(["."], codemods, jobs=jobs)
+        if do_apply:
+            pipeline.apply(result)
+        return result
+    finally:
+        os.chdir(cwd)
+
+
+def test_chain_sees_previous_output_and_diff_is_original_vs_final(tmp_path):
+    write(tmp_path, {"a.py": "old = 1  # keep me\n"})
+    result = run_in(tmp_path, [RenameOld(), NewToNewer()], do_apply=True)
+    assert (tmp_path / "a.py").read_text() == "newer = 1  # keep me\n"
+    assert "-old = 1  # keep me\n+newer = 1  # keep me\n" in result.outcomes[0].diff
+    assert [f.message for f in result.findings] == ["seen"]
+
+
+def test_parallel_stage_gives_the_same_result_as_serial(tmp_path):
+    files = {f"pkg/m{i}.py": f"old = {i}\nunrelated = 'x'\n" for i in range(40)}
+    files.update({f"pkg/other{i}.py": "nothing = 0\n" for i in range(10)})
+    serial = run_in(write(tmp_path / "s", files), [RenameOld(), NewToNewer()], jobs=1)
+    parallel = run_in(write(tmp_path / "p", files), [RenameOld(), NewToNewer()], jobs=2)
+    assert len(parallel.outcomes) == 40
+    assert [(o.path, o.new) for o in serial.outcomes] == [(o.path, o.new) for o in parallel.outcomes]
+    assert [f.as_dict() for f in serial.findings] == [f.as_dict() for f in parallel.findings]
+
+
+def test_prefilter_keeps_unrelated_files_unparsed(tmp_path):
+    write(tmp_path, {"a.py": "old = 1\n", "b.py": "this is not python at all (\n"})
+    result = run_in(tmp_path, [RenameOld()])
+    assert not len(result.errors)  # b.py has no "old": never parsed, so no syntax error
+    assert result.project.file("b.py").tree is None
+
+
+def test_unchanged_files_are_parsed_once_across_codemods(tmp_path, monkeypatch):
+    write(tmp_path, {"a.py": "old = 1\n"})
+    calls = []
+    original = cst.parse_module
+    monkeypatch.setattr(cst, "parse_module", lambda *a, **k: calls.append(1) or original(*a, **k))
+
+    class Reads(Codemod):
+        name, summary, explain = "test-reads", "", ""
+
+        def run(self, project):
+            for _ in project.modules():
+                pass
+            return self.new_changeset()
+
+    run_in(tmp_path, [Reads(), Reads(), Reads()])
+    assert len(calls) == 1
+
+
+def test_invalid_output_is_not_written_and_is_reported(tmp_path):
+    write(tmp_path, {"a.py": "x = 1\n"})
+    result = run_in(tmp_path, [Breaks()], do_apply=True)
+    assert (tmp_path / "a.py").read_text() == "x = 1\n"
+    assert result.outcomes == []
+    [(path, message)] = list(result.errors)
+    assert path == "a.py" and "does not parse, not written" in message
+
+
+def test_a_crashing_codemod_loses_only_its_own_changes(tmp_path):
+    write(tmp_path, {"a.py": "old = 1\n"})
+    result = run_in(tmp_path, [Crashes(), RenameOld()], do_apply=True)
+    assert (tmp_path / "a.py").read_text() == "new = 1\n"
+    [(where, message)] = list(result.errors)
+    assert where == "<test-crashes>" and "KeyError" in message
+
+
+def test_diff_applied_with_git_reproduces_exactly_what_apply_writes(tmp_path):
+    files = {
+        "crlf.py": b"import os\r\nold = 1\r\n",
+        "no_newline.py": b"y = 2",
+        "latin.py": "# -*- coding: latin-1 -*-\nold = 'caf\xe9'\n".encode("latin-1"),
+        "bom.py": b"\xef\xbb\xbfold = 3\n",
+    }
+    applied = write(tmp_path / "applied", files)
+    patched = write(tmp_path / "patched", files)
+    result = run_in(applied, [RenameOld(), AddsFile()], do_apply=True)
+    patch = b"".join(o.diff.encode(result.project.file(o.path).encoding.name) for o in result.outcomes)
+    (tmp_path / "change.patch").write_bytes(patch)
+    subprocess.run(["git", "apply", "--unsafe-paths", str(tmp_path / "change.patch")], cwd=patched, check=True)
+    for rel in [*files, "NOTES.txt"]:
+        assert (patched / rel).read_bytes() == (applied / rel).read_bytes(), rel
+    assert (applied / "crlf.py").read_bytes() == b"import os\r\nnew = 1\r\nx = 1"
+    assert (applied / "bom.py").read_bytes().startswith(b"\xef\xbb\xbfnew = 3\n")
+    assert (applied / "latin.py").read_bytes().decode("latin-1").endswith("new = 'caf\xe9'\nx = 1")
+
+
+def test_patch_p1_accepts_the_diff_too(tmp_path):
+    if not shutil.which("patch"):
+        pytest.skip("patch is not installed")
+    files = {"a.py": "old = 1\n"}
+    applied = write(tmp_path / "applied", files)
+    patched = write(tmp_path / "patched", files)
+    result = run_in(applied, [RenameOld()], do_apply=True)
+    subprocess.run(["patch", "-p1"], input=result.outcomes[0].diff.encode(), cwd=patched, check=True,
+                   capture_output=True)
+    assert (patched / "a.py").read_bytes() == (applied / "a.py").read_bytes()
+
+
+def test_writes_keep_the_file_mode(tmp_path):
+    write(tmp_path, {"tool.py": "old = 1\n"})
+    os.chmod(tmp_path / "tool.py", 0o750)
+    run_in(tmp_path, [RenameOld()], do_apply=True)
+    assert stat.S_IMODE((tmp_path / "tool.py").stat().st_mode) == 0o750
+
+
+def test_interrupt_while_staging_leaves_every_file_old_and_no_temp_files(tmp_path, monkeypatch):
+    write(tmp_path, {f"m{i}.py": "old = 1\n" for i in range(3)})
+    result = run_in(tmp_path, [RenameOld()])
+    staged = []
+    real_stage = writer._stage
+
+    def stage_then_interrupt(item, made_dirs):
+        if staged:
+            raise KeyboardInterrupt
+        staged.append(real_stage(item, made_dirs))
+        return staged[-1]
+
+    monkeypatch.setattr(writer, "_stage", stage_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.apply(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m0.py", "m1.py", "m2.py"]
+    assert all((tmp_path / f"m{i}.py").read_text() == "old = 1\n" for i in range(3))
+
+
+def test_sigint_during_renames_is_held_until_every_file_is_new(tmp_path, monkeypatch):
+    write(tmp_path, {f"m{i}.py": "old = 1\n" for i in range(3)})
+    result = run_in(tmp_path, [RenameOld()])
+    real_replace = os.replace
+    count = []
+
+    def replace_and_signal(src, dst):
+        real_replace(src, dst)
+        count.append(dst)
+        if len(count) == 1:
+            os.kill(os.getpid(), 2)  # Ctrl-C after the first rename
+
+    monkeypatch.setattr(writer.os, "replace", replace_and_signal)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.apply(result)
+    assert all((tmp_path / f"m{i}.py").read_text() == "new = 1\n" for i in range(3))
+
+
+def test_discovery_skips_what_users_expect(tmp_path):
+    write(tmp_path, {
+        ".gitignore": "ignored_dir/\n*.gen.py\n",
+        "app.py": "x = 1\n",
+        "ignored_dir/a.py": "x = 1\n",
+        "b.gen.py": "x = 1\n",
+        "venv/lib/c.py": "x = 1\n",
+        "myenv/pyvenv.cfg": "home = /usr\n",
+        "myenv/lib/d.py": "x = 1\n",
+        "node_modules/e.py": "x = 1\n",
+        "migrations/versions/f.py": "x = 1\n",
+        ".hidden/g.py": "x = 1\n",
+        "generated.py": "# @" "generated by protoc\nx = 1\n",
+        "pkg/sub/.gitignore": "local.py\n",
+        "pkg/sub/local.py": "x = 1\n",
+        "pkg/sub/kept.py": "x = 1\n",
+    })
+    (tmp_path / ".git").mkdir()
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        found = discover(["."], ["pkg/sub/kept.py"])
+        explicit = discover(["generated.py"])
+    finally:
+        os.chdir(cwd)
+    assert sorted(f.path for f in found.files if f.python) == ["app.py"]
+    assert found.skipped_generated == ["generated.py"]
+    assert [f.path for f in explicit.files] == ["generated.py"]  # named explicitly: taken
+
+
+def test_symlink_loops_and_duplicate_links_are_survived(tmp_path):
+    write(tmp_path, {"pkg/a.py": "old = 1\n"})
+    os.symlink(tmp_path / "pkg", tmp_path / "pkg" / "loop")
+    os.symlink(tmp_path / "pkg" / "a.py", tmp_path / "alias.py")
+    result = run_in(tmp_path, [RenameOld()], do_apply=True)
+    assert len(result.outcomes) == 1
+    assert (tmp_path / "pkg" / "a.py").read_text() == "new = 1\n"
+    assert (tmp_path / "alias.py").is_symlink()  # the link itself is kept, its target written
+
+
+def test_option_parsing_and_unknown_options():
+    class WithOptions(Codemod):
+        name, summary, explain = "test-options", "", ""
+        options = (Option("limit", int, 25, ""), Option("strict", bool, False, ""), Option("names", list, [], ""))
+
+    codemod = WithOptions(limit="30", strict="yes", names="a, b")
+    assert codemod.config == {"limit": 30, "strict": True, "names": ["a", "b"]}
+    with pytest.raises(ValueError, match="unknown option 'nope'"):
+        WithOptions(nope=1)
+    with pytest.raises(ValueError, match="expected int"):
+        WithOptions(limit="many")
+
+
+def test_entry_point_plugins_are_registered(monkeypatch):
+    class FakeEntryPoint:
+        name, value = "rename", "tests:RenameOld"
+
+        def load(self):
+            return RenameOld
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [FakeEntryPoint()])
+    registry.all_codemods.cache_clear()
+    try:
+        assert registry.get("test-rename") is RenameOld
+        assert "teardown" in registry.all_codemods()
+    finally:
+        registry.all_codemods.cache_clear()
+
+
+def test_module_names_follow_packages():
+    project = Project.from_texts({"src/pkg/__init__.py": "", "src/pkg/mod.py": "", "src/flat.py": ""})
+    assert project.module_name("src/pkg/mod.py") == "pkg.mod"
+    assert project.module_name("src/pkg/__init__.py") == "pkg"
+    assert project.module_name("src/flat.py") == "flat"
+    assert project.path_of_module("pkg.mod") == "src/pkg/mod.py"
