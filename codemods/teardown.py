@@ -324,7 +324,7 @@ def _insert_at_module_level(module: cst.Module, app: AppSite, function: cst.Func
     index += 1
     while index < len(body) and isinstance(body[index], cst.SimpleStatementLine):
         index += 1
-    blank = cst.EmptyLine()
+    blank = cst.EmptyLine(indent=False)
     function = function.with_changes(leading_lines=[blank, blank])
     if index < len(body) and len(body[index].leading_lines) < 2 and not _has_comment(body[index]):
         missing = 2 - len(body[index].leading_lines)  # PEP 8: two blank lines after a def
@@ -342,6 +342,6 @@ def _insert_in_factory(module: cst.Module, app: AppSite, function: cst.FunctionD
     statements = list(factory.body.body)
     index = max(i for i, stmt in enumerate(statements)
                 if isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], cst.Return))
-    statements.insert(index, function.with_changes(leading_lines=[cst.EmptyLine()]))
+    statements.insert(index, function.with_changes(leading_lines=[cst.EmptyLine(indent=False)]))
     new_factory = factory.with_changes(body=factory.body.with_changes(body=statements))
     return module.with_changes(body=[new_factory if stmt is factory else stmt for stmt in module.body])
