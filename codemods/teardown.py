@@ -20,9 +20,10 @@ from .support.flask import (
     assigned_name, decorator_method, factory_function, find_apps, import_map,
     imports_transitively, is_call_to,
 )
-from .support.imports import ImportMap, add_import
+from .support.imports import ImportMap, add_import, scan_imports
 
-FUNCTION_NAME = "shutdown_session"  # the name Flask's own SQLAlchemy recipe uses
+FUNCTION_NAME = "shutdown_session"
+_HOOK_NEEDLES = ("teardown", "after_request", "after_app_request")  # the name Flask's own SQLAlchemy recipe uses
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,14 @@ After (app.py):
 
     # -- what is there -------------------------------------------------------------
     def _sessions(self, project: Project, changes: ChangeSet) -> list[Session]:
+        """Module-level scoped_sessions of the app: in files that mention Flask or that
+        those import (not in libraries vendored in the tree), or anywhere if nothing
+        mentions Flask (then each is reported: there is no app to attach it to)."""
         sessions = []
+        near = _modules_near_flask(project)
         for path, module in project.modules(self.needles):
+            if near and path not in near:
+                continue
             imports = import_map(project, path)
             module_name = project.module_name(path)
             positions = project.position_lookup(path)
@@ -137,8 +144,12 @@ After (app.py):
 
     def _report_bare_sessionmakers(self, project: Project, sessions: list[Session], changes: ChangeSet) -> None:
         session_files = {s.path for s in sessions}
-        for path, module in project.modules(("sessionmaker",)):
-            if path in session_files or "scoped_session" in (project.text(path) or ""):
+        flask_side = _modules_near_flask(project)  # computed once per revision
+        for path in project.candidates(("sessionmaker",)):
+            if path in session_files or path not in flask_side or "scoped_session" in (project.text(path) or ""):
+                continue
+            module = project.parse(path)
+            if module is None:
                 continue
             imports = import_map(project, path)
             positions = project.position_lookup(path)
@@ -154,7 +165,13 @@ After (app.py):
         """Sessions an existing teardown already removes; reports removals in after_request."""
         wanted = {s.qualified for s in sessions}
         removed: set[str] = set()
-        for path, module in project.modules((".remove(",)):
+        for path in project.candidates((".remove(",)):
+            text = project.text(path) or ""
+            if not any(s.var in text for s in sessions) or not any(h in text for h in _HOOK_NEEDLES):
+                continue  # cannot remove one of the sessions in a hook registered here
+            module = project.parse(path)
+            if module is None:
+                continue
             finder = _RemovalFinder(import_map(project, path), project.module_name(path), wanted)
             module.visit(finder)
             positions = project.position_lookup(path)
@@ -287,6 +304,30 @@ class _RemovalFinder(cst.CSTVisitor):
             if func in callees and caller != func:
                 hooks |= self.registrations.get(caller, set())
         return hooks
+
+
+def _modules_near_flask(project: Project) -> set[str]:
+    """Files that mention Flask, and the project modules those import: where a session
+    factory belongs to a Flask app rather than to some library vendored in the tree."""
+    return project.fact("teardown.near-flask", _compute_near_flask)
+
+
+def _compute_near_flask(project: Project) -> set[str]:
+    """Flask-mentioning files plus every project module they import, transitively.
+    Imports are followed by a text scan: this only decides what is worth parsing."""
+    near: set[str] = set()
+    pending = list(project.candidates(("flask",)))
+    while pending:
+        path = pending.pop()
+        text = project.text(path)
+        if path in near or text is None:
+            continue
+        near.add(path)
+        for dotted in scan_imports(text, project.module_name(path), path.endswith("__init__.py")):
+            target = project.path_of_module(dotted)
+            if target and target not in near:
+                pending.append(target)
+    return near
 
 
 def _module_level_names(module: cst.Module) -> set[str]:
