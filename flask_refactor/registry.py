@@ -46,7 +46,11 @@ def get(name: str) -> type[Codemod]:
 
 
 def _builtin() -> list[type[Codemod]]:
-    package = importlib.import_module("flask_refactor.codemods")
+    try:
+        package = importlib.import_module("flask_refactor.codemods")
+    except ModuleNotFoundError:
+        raise RegistryError("flask_refactor.codemods is missing: this flask_refactor is the source tree, not an "
+                            "installed copy; install it (pip install -e .) or run from another directory") from None
     classes = []
     for info in pkgutil.iter_modules(package.__path__):
         if info.name.startswith("_") or info.ispkg:
