@@ -120,9 +120,27 @@ def diff(**kwargs) -> None:
 @run_options
 @click.option("--dry-run", is_flag=True, help="Show the diff; write nothing.")
 @click.option("--allow-dirty", is_flag=True, help="Write even over files with uncommitted git changes.")
-def apply(dry_run: bool, allow_dirty: bool, **kwargs) -> None:
+@click.option("--interactive", "-i", is_flag=True,
+              help="Review each change (keys as in `git add -p`; ? for help); write only what you accept.")
+@click.option("--verify", "verify_command", metavar="CMD",
+              help="Run CMD (your tests, in the current directory) before, then after each codemod; "
+                   "a codemod that breaks them is rolled back.")
+@click.option("--verify-timeout", type=click.FloatRange(min=1), default=600.0, show_default=True, metavar="SECONDS",
+              help="Give up on a --verify run after this long (counts as a failure).")
+def apply(dry_run: bool, allow_dirty: bool, interactive: bool, verify_command: str | None,
+          verify_timeout: float, **kwargs) -> None:
     """Rewrite the files (validated first; atomic writes)."""
-    raise click.exceptions.Exit(_execute("apply", RunOptions(**kwargs), dry_run=dry_run, allow_dirty=allow_dirty))
+    opts = RunOptions(**kwargs)
+    if interactive or verify_command:
+        from . import cli_apply
+
+        if dry_run:
+            fail("--dry-run cannot be combined with --interactive or --verify")
+        if not verify_command:
+            raise click.exceptions.Exit(cli_apply.run_interactive(opts, allow_dirty))
+        raise click.exceptions.Exit(cli_apply.run_verified(opts, allow_dirty, verify_command, verify_timeout,
+                                                           interactive))
+    raise click.exceptions.Exit(_execute("apply", opts, dry_run=dry_run, allow_dirty=allow_dirty))
 
 
 @main.command()
@@ -132,14 +150,19 @@ def check(**kwargs) -> None:
     raise click.exceptions.Exit(_execute("check", RunOptions(**kwargs), dry_run=True, allow_dirty=True, show_diff=False))
 
 
-def _execute(command: str, opts: RunOptions, *, dry_run: bool, allow_dirty: bool, show_diff: bool = True) -> int:
+def prepare(opts: RunOptions) -> tuple[list[str], list[Codemod], config.Settings]:
+    """Paths, codemod instances and settings for a run; exits 2 on bad input."""
     known = _codemods_or_fail()
     paths = list(opts.paths) or ["."]
     try:
         settings = config.load(Path(paths[0]), set(known))
     except config.ConfigError as exc:
         fail(str(exc))
-    codemods = _select(known, opts, settings)
+    return paths, _select(known, opts, settings), settings
+
+
+def _execute(command: str, opts: RunOptions, *, dry_run: bool, allow_dirty: bool, show_diff: bool = True) -> int:
+    paths, codemods, settings = prepare(opts)
     out, err = report.consoles(opts.no_color)
     with _progress(err) as progress:
         result = pipeline.run(paths, codemods, excludes=[*settings.exclude, *opts.exclude],
@@ -238,7 +261,8 @@ class _progress:
             self.bar.stop()
 
 
-
+# Commands kept in their own modules register themselves on `main` when imported.
+from . import cli_audit, cli_batch  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -89,6 +89,7 @@ def run_on_project(
     result = RunResult([c.name for c in codemods], errors=project.errors, project=project)
     result.files_scanned = len(project.paths())
     touched: dict[str, list[tuple[str, str]]] = {}
+    units: list[set[str]] = []
     for stage in _stages(codemods):
         if isinstance(stage[0], FileCodemod):
             changesets = _run_file_stage(project, stage, jobs, progress)
@@ -96,8 +97,10 @@ def run_on_project(
             changesets = [_run_project_codemod(project, stage[0])]
         for changes in changesets:
             _record(project, changes, touched, result)
+            if changes.unit and len(changes.changes) > 1:
+                units.append(set(changes.changes))
     result.findings.sort(key=Finding.sort_key)
-    result.outcomes = _outcomes(project, touched)
+    result.outcomes = collect_outcomes(project, touched, units)
     return result
 
 
@@ -138,16 +141,33 @@ def _record(project: Project, changes: ChangeSet, touched: dict, result: RunResu
         touched.setdefault(path, []).append((changes.codemod, change.reason))
 
 
-def _outcomes(project: Project, touched: dict[str, list[tuple[str, str]]]) -> list[FileOutcome]:
+def collect_outcomes(project: Project, touched: dict[str, list[tuple[str, str]]],
+                     units: list[set[str]] = ()) -> list[FileOutcome]:
+    """Validate every changed file and diff it against the original.
+
+    A file that fails validation is not written; neither is any file of a unit change
+    set (files that only make sense together) that it belongs to."""
+    invalid = set()
+    for path in sorted(touched):
+        file = project.file(path)
+        if file.changed:
+            problem = validate(path, file.text, file.python)
+            if problem:
+                project.errors.add(path, problem)
+                invalid.add(path)
+    for unit in units:
+        broken = sorted(unit & invalid)
+        if not broken:
+            continue
+        for path in sorted(unit - invalid):
+            if path in touched and project.file(path).changed:
+                project.errors.add(path, f"not written: it belongs with {broken[0]}, whose new version is invalid")
+                invalid.add(path)
     outcomes = []
     for path in sorted(touched):
         file = project.file(path)
-        if not file.changed:
-            continue  # a later codemod undid an earlier one's change
-        problem = validate(path, file.text, file.python)
-        if problem:
-            project.errors.add(path, problem)
-            continue
+        if not file.changed or path in invalid:
+            continue  # unchanged (a later codemod undid an earlier one's change) or held back
         old = None if file.created else file.original_text
         outcome = FileOutcome(path, old, file.text, file.created,
                               [name for name, _ in touched[path]], [reason for _, reason in touched[path]])

@@ -205,6 +205,14 @@ class Project:
             file.tree, file.text = None, new
         self.revision += 1
 
+    def forget_created(self, path: str) -> None:
+        """Drop a file a codemod created, as if it never had (e.g. a change the user rejected)."""
+        file = self._files.get(path)
+        if file is not None and file.created:
+            del self._files[path]
+            self._module_index.cache_clear()
+            self.revision += 1
+
     def _fail(self, file: ProjectFile, message: str) -> None:
         file.failed = True
         file.tree = None

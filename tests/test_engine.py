@@ -157,6 +157,27 @@ def test_invalid_output_is_not_written_and_is_reported(tmp_path):
     assert path == "a.py" and "does not parse, not written" in message
 
 
+class HalfBrokenUnit(Codemod):
+    name = "test-half-broken-unit"
+    summary = "two files that only make sense together, one of them invalid"
+    explain = ""
+
+    def run(self, project: Project) -> ChangeSet:
+        changes = self.new_changeset()
+        changes.unit = True
+        changes.modify("a.py", "from b import helper\n", "uses the new helper")
+        changes.modify("b.py", "def helper(:\n", "defines the helper, badly")
+        return changes
+
+
+def test_a_unit_change_set_is_written_whole_or_not_at_all(tmp_path):
+    write(tmp_path, {"a.py": "x = 1\n", "b.py": "y = 2\n"})
+    result = run_in(tmp_path, [HalfBrokenUnit()], do_apply=True)
+    assert (tmp_path / "a.py").read_text() == "x = 1\n" and (tmp_path / "b.py").read_text() == "y = 2\n"
+    errors = dict(result.errors)
+    assert "does not parse" in errors["b.py"] and "belongs with b.py" in errors["a.py"]
+
+
 def test_a_crashing_codemod_loses_only_its_own_changes(tmp_path):
     write(tmp_path, {"a.py": "old = 1\n"})
     result = run_in(tmp_path, [Crashes(), RenameOld()], do_apply=True)

@@ -1,0 +1,674 @@
+"""`extract-services`: the business logic of fat views moves into service functions.
+
+Only a run of statements whose move provably keeps behaviour is extracted (data flow
+from libcst's scope metadata, see `_extract_services_flow`); everything else stays and
+each fat view that keeps its bulk gets a finding saying why.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import libcst as cst
+from libcst.helpers import get_full_name_for_node
+from libcst.metadata import ImportAssignment, MetadataWrapper, PositionProvider, ScopeProvider
+
+from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
+from flask_refactor.project import Project
+
+from ._extract_services_flow import Blocker, ModuleFacts, Region, ViewFlow, count_statements, routine
+from .support.flask import import_map, is_package
+from .support.imports import ImportMap, resolve_relative
+from .support.views import (
+    is_request_free_object, is_view, module_reads_request, patched_attributes, project_module_of,
+    reaches_on_import,
+)
+
+LINE_LIMIT = 88  # wrap generated calls and signatures longer than this
+SERVICES_ALIASES = ("services", "services_module", "view_services")
+MAX_REASONS = 4
+
+
+@dataclass
+class _ServicesFile:
+    """The services module beside one or more views modules: what it binds, what this
+    run adds to it."""
+
+    path: str
+    module_name: str
+    existing: cst.Module | None
+    style: cst.Module  # the module whose indentation and newlines new code follows
+    bound: dict[str, str] = field(default_factory=dict)  # name -> qualified ("" for a definition)
+    new_imports: dict[str, list[str]] = field(default_factory=dict)  # "from x" / "import" -> names
+    functions: list[cst.FunctionDef] = field(default_factory=list)
+    views: list[str] = field(default_factory=list)
+    futures: set[str] = field(default_factory=set)  # `from __future__` features it has
+
+    @property
+    def package(self) -> bool:
+        return is_package(self.path)
+
+    def conflict(self, region: Region) -> str | None:
+        for name, use in region.globals.items():
+            if name in self.bound and self.bound[name] != use.qualified:
+                return f"`{name}` already means something else in {self.path}"
+        for name in sorted(region.builtins_used):
+            if name in self.bound:
+                return f"{self.path} defines `{name}`, which would shadow the builtin the code uses"
+        return None
+
+    def free(self, name: str) -> bool:
+        return name not in self.bound and not keyword.iskeyword(name) and not hasattr(builtins, name)
+
+
+class ExtractServices(Codemod):
+    name = "extract-services"
+    summary = "Move the business logic of fat views into service functions, where behaviour provably stays the same."
+    order = 60
+    safety = "safe"
+    needles = ("route", ".get(", ".post(", ".put(", ".delete(", ".patch(")
+    options = (
+        Option("max_statements", int, 25, "a view with more statements than this is fat"),
+        Option("max_lines", int, 40, "a view with more lines than this is fat"),
+        Option("min_statements", int, 3, "smallest run of statements worth a service function"),
+        Option("names", list, [], "service names: VIEW=SERVICE or MODULE.VIEW=SERVICE, comma-separated"),
+    )
+    explain = '''\
+A view longer than `max_statements` statements or `max_lines` lines is split. Reading the
+request (`request`, `session`, `g`, `current_app`, Flask-Login's `current_user`, forms)
+and building the response (`render_template`, `redirect`, `jsonify`, `flash`, `abort`,
+`url_for`) stay in the view; the largest run of statements between them - queries,
+computation, commits - moves into a function in `services.py` beside the views module
+(created or extended). Its parameters are the view's values it reads, its return value
+the values the view still uses; the view calls it (`await`s it for an `async def` view).
+Decorators stay on the view. The service needs no request context when called.
+
+A run is moved only when that provably keeps behaviour, from libcst's scope analysis:
+no `return`, `yield`, `break`/`continue`, `global`/`nonlocal` or `del` in it; every value
+it reads is certainly bound before it and every value it sets that the view reads later
+is certainly bound after it; no closure shares its variables; no request-context proxy,
+not even through a local (`user = current_user`) or a project module that reads the
+request; module-level names it uses are imports that `services.py` can repeat without an
+import cycle, and that no test patches on the views module (`mock.patch("app.views.x")`).
+Only top-level statements of the view and of its `if`/`else` branches are candidates
+(never inside loops, `try` or `with`), so commits and rollbacks keep their order
+relative to the view's returns. Otherwise the view is left alone with a finding listing
+the reasons ("early return at line 31", "uses `request.form` inside a loop at line 40").
+
+Services are named after their view (`create_order` -> `services.create_order`), or
+`<view>_service` when that name is taken; set names with
+`names = ["create_order=place_order"]`. A view that already calls its services module
+is not split again.
+
+Before (shop/views.py):
+
+    @bp.post("/orders")
+    def create_order():
+        sku = request.form["sku"]
+        qty = int(request.form.get("qty", 1))
+        product = Product.query.filter_by(sku=sku).one()
+        order = Order(product=product, quantity=qty, total=product.price * qty)
+        db.session.add(order)
+        db.session.commit()
+        flash("Order placed")
+        return redirect(url_for("shop.order", order_id=order.id))
+
+After:
+
+    @bp.post("/orders")
+    def create_order():
+        sku = request.form["sku"]
+        qty = int(request.form.get("qty", 1))
+        order = services.create_order(sku, qty)
+        flash("Order placed")
+        return redirect(url_for("shop.order", order_id=order.id))
+
+    # shop/services.py
+    def create_order(sku, qty):
+        """Run the business logic of the create_order view and return order."""
+        product = Product.query.filter_by(sku=sku).one()
+        ...
+        return order
+'''
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.service_names: dict[str, str] = {}
+        for item in self.config["names"]:
+            view, sep, service = (part.strip() for part in item.partition("="))
+            if not sep or not service.isidentifier() or keyword.iskeyword(service) or not view:
+                raise ValueError(f"{self.name}: option 'names': expected VIEW=SERVICE, got {item!r}")
+            self.service_names[view] = service
+
+    def run(self, project: Project) -> ChangeSet:
+        changes = self.new_changeset()
+        changes.unit = True  # a view calling a service that was not written would be broken
+        services: dict[str, _ServicesFile] = {}
+        for path, module in project.modules(self.needles):
+            _ViewsModule(self, project, path, module, services, changes).run()
+        for services_file in services.values():
+            if not services_file.functions:
+                continue
+            new = _render_services(services_file)
+            reason = "service functions extracted from " + ", ".join(sorted(set(services_file.views)))
+            if services_file.existing is None:
+                changes.create(services_file.path, new, reason)
+            else:
+                changes.modify(services_file.path, new, reason)
+        return changes
+
+
+class _ViewsModule:
+    """One module with views: plans its extractions, then rewrites it once."""
+
+    def __init__(self, codemod: ExtractServices, project: Project, path: str, module: cst.Module,
+                 services: dict[str, _ServicesFile], changes: ChangeSet) -> None:
+        self.codemod = codemod
+        self.config = codemod.config
+        self.project = project
+        self.path = path
+        self.module = module
+        self.services = services
+        self.changes = changes
+        self.replacements: dict[int, cst.IndentedBlock] = {}
+
+    def report(self, func: cst.FunctionDef, message: str, severity: Severity = Severity.INFO) -> None:
+        self.changes.report(self.path, self.positions[func.name].start.line, message, severity)
+
+    def run(self) -> None:
+        imports = import_map(self.project, self.path)
+        views = [f for f in _functions(self.module) if is_view(f, imports, self.project)]
+        if not views:
+            return
+        wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
+        self.positions = wrapper.resolve(PositionProvider)
+        fat = [v for v in views if self._is_fat(v)]
+        if not fat:
+            return
+        module_name = self.project.module_name(self.path)
+        if module_name is None:
+            for view in fat:
+                self.report(view, f"view `{view.name.value}` not extracted: {self.path} is not importable "
+                            "as a module, so no services module can sit beside it")
+            return
+        self.module_name = module_name
+        package = module_name if is_package(self.path) else module_name.rpartition(".")[0]
+        services_module = f"{package}.services" if package else "services"
+        self.services_module = services_module
+        services_file, problem = self._services_file(services_module)
+        if services_file is None:
+            for view in fat:
+                self.report(view, f"view `{view.name.value}` not extracted: {problem}")
+            return
+        self.services_file = services_file
+        self.scopes = wrapper.resolve(ScopeProvider)
+        self.imports = import_map(self.project, self.path)
+        self.global_scope = self.scopes[self.module]
+        facts = ModuleFacts(self.path, module_name, self.imports, self.scopes, self.positions, self._verdict)
+        self.facts = facts
+        self.top_level_index = _top_level_imports(self.module)
+        alias, import_index = self._services_alias()
+        self.alias, self.import_index = alias, import_index
+        for view in fat:
+            self._extract(view, ViewFlow(view, facts))
+        if self.replacements:
+            new = self.module.visit(_ReplaceBlocks(self.replacements))
+            if self.import_needed:
+                new = _insert_statement(new, self.import_index, self._services_import())
+            self.changes.modify(self.path, new, "view business logic moved to " + self.services_file.path)
+
+    # -- deciding -----------------------------------------------------------------------
+    def _is_fat(self, func: cst.FunctionDef) -> bool:
+        lines = self.positions[func].end.line - self.positions[func.name].start.line + 1
+        return count_statements(func.body) > self.config["max_statements"] or lines > self.config["max_lines"]
+
+    def _extract(self, view: cst.FunctionDef, flow: ViewFlow) -> None:
+        name = view.name.value
+        if self._delegates(view):
+            return  # extracted before (or by hand): splitting it again would not be idempotent
+        refusals = flow.view_blockers()
+        if refusals:
+            self.report(view, f"view `{name}` not extracted: " + _reasons(refusals))
+            return
+        min_weight = self.config["min_statements"]
+        candidates, statement_blockers = flow.candidates(min_weight)
+        region_blockers: list[Blocker] = []
+        # largest first; a run that fails is retried without its first or last statement
+        queue = list(candidates)
+        tried: set[tuple[int, int, int]] = set()
+        while queue:
+            queue.sort(key=lambda c: -c.weight)
+            candidate = queue.pop(0)
+            key = (id(candidate.block), candidate.start, candidate.stop)
+            if key in tried:
+                continue
+            tried.add(key)
+            region = flow.region(candidate)
+            if isinstance(region, Region):
+                problem = self._module_problem(region)
+                if problem is None:
+                    self._apply(view, flow, region)
+                    return
+                region = Blocker(region.first_line, problem)
+            if region not in region_blockers:
+                region_blockers.append(region)
+            queue.extend(flow.shrink(candidate, min_weight))
+        if not candidates:
+            why = (f"no run of {self.config['min_statements']} or more statements is free of request "
+                   "handling and response building")
+            reasons = ": " + _reasons(statement_blockers) if statement_blockers else ""
+            self.report(view, f"view `{name}` not extracted: {why}{reasons}")
+        else:
+            self.report(view, f"view `{name}` not extracted: " + _reasons(region_blockers + statement_blockers))
+
+    def _delegates(self, view: cst.FunctionDef) -> bool:
+        prefix = self.services_module + "."
+        for node in _walk(view.body):
+            if isinstance(node, cst.Call):
+                target = self.imports.resolve(node.func) or ""
+                if target.startswith(prefix):
+                    return True
+        return False
+
+    def _verdict(self, name: str, qualified: str) -> str | None:
+        """Why the import of `name` (`qualified`) cannot be repeated in the services module."""
+        target = project_module_of(self.project, qualified)
+        if target == self.module_name:
+            return f"defined in {self.path} itself"
+        patched = patched_attributes(self.project, self.module_name)
+        if name in patched:
+            return (f"which {patched[name]} patches as `{self.module_name}.{name}` "
+                    "(the moved code would escape the patch)")
+        if target is None:
+            return None
+        loaded = frozenset(".".join(self.module_name.split(".")[:i]) for i in range(1, self.module_name.count(".") + 1))
+        if reaches_on_import(self.project, target, self.module_name, loaded):
+            return f"from {target}, which imports {self.module_name} (an import cycle)"
+        reading = module_reads_request(self.project, target)
+        attribute = qualified[len(target) + 1:].split(".")[0] or None
+        if reading and not is_request_free_object(self.project, target, attribute):
+            return f"from {target}, which may read the request context ({reading})"
+        return None
+
+    def _module_problem(self, region: Region) -> str | None:
+        conflict = self.services_file.conflict(region)
+        if conflict:
+            return conflict
+        for use in region.globals.values():
+            for stmt, _alias in use.imports:
+                index = self.top_level_index.get(id(stmt))
+                if index is None:
+                    return f"the import of `{use.name}` is not a plain top-level import"
+                if self.import_index is not None and index >= self.import_index:
+                    return f"`{use.name}` is imported after the place the services import would go"
+        return None
+
+    # -- the services module --------------------------------------------------------------
+    def _services_file(self, services_module: str) -> tuple[_ServicesFile | None, str]:
+        existing_path = self.project.path_of_module(services_module)
+        parent = PurePosixPath(self.path).parent
+        path = existing_path or (str(parent / "services.py") if str(parent) != "." else "services.py")
+        if path in self.services:  # another views module of this run extends it too
+            services_file = self.services[path]
+            features = _future_features(self.module)
+            if features != services_file.futures and (services_file.existing is None
+                                                      or not features <= services_file.futures):
+                return None, (f"{path} gets code compiled with other `from __future__` imports "
+                              f"than {self.path}'s")
+            return services_file, ""
+        if path == self.path:
+            return None, f"{self.path} is itself the services module"
+        if existing_path is None:
+            if self.project.exists(path) or Path(path).exists():
+                return None, f"{path} exists but is not a Python module of this run"
+            services_file = _ServicesFile(path, services_module, None, self.module)
+            services_file.futures = _future_features(self.module)
+        else:
+            existing = self.project.parse(existing_path)
+            if existing is None:
+                return None, f"{existing_path} cannot be parsed"
+            loaded = frozenset(".".join(services_module.split(".")[:i]) for i in range(1, services_module.count(".") + 1))
+            if reaches_on_import(self.project, services_module, self.module_name, loaded):
+                return None, f"{existing_path} imports {self.module_name}, so the views cannot import it"
+            already_imported = any(q == services_module or q.startswith(services_module + ".")
+                                   for q in import_map(self.project, self.path).names.values())
+            action = _module_level_action(existing)
+            if action is not None and not already_imported:
+                return None, (f"importing {existing_path} from the views would run its module-level code "
+                              f"(line {self.project.position_lookup(existing_path)(action)[0]}) at a new time")
+            services_file = _ServicesFile(path, services_module, existing, existing)
+            bound = _module_bindings(existing, services_module, is_package(path))
+            if bound is None:
+                return None, f"{existing_path} has a star import, so its names are unknown"
+            services_file.bound = bound
+            services_file.futures = _future_features(existing)
+            missing = _future_features(self.module) - services_file.futures
+            if missing:
+                return None, (f"{self.path} uses `from __future__ import {', '.join(sorted(missing))}` "
+                              f"and {existing_path} does not")
+        self.services[path] = services_file
+        return services_file, ""
+
+    def _services_alias(self) -> tuple[str, int | None]:
+        """The name the views module knows the services module by, and where its import
+        goes (None when it is already imported)."""
+        self.import_needed = False
+        taken: set[str] = set()
+        for scope in self.facts.unique_scopes():
+            taken |= {a.name for a in scope.assignments}
+            taken |= {a.node.value for a in scope.accesses if isinstance(a.node, cst.Name)}
+        for alias in SERVICES_ALIASES:
+            if self.imports.names.get(alias) == self.services_module:
+                index = self.top_level_index.get(id(_binding_statement(self.global_scope, alias)))
+                if index is not None:
+                    return alias, index
+        self.import_needed = True
+        alias = next((a for a in SERVICES_ALIASES if a not in taken), None) or _numbered("services", taken)
+        return alias, _import_insertion_index(self.module)
+
+    def _services_import(self) -> cst.SimpleStatementLine:
+        """`from . import services`, or `from pkg import services` in a module that uses
+        only absolute imports, or `import services` beside a top-level module."""
+        package, _, last = self.services_module.rpartition(".")
+        suffix = f" as {self.alias}" if self.alias != last else ""
+        if not package:
+            code = f"import {last}{suffix}\n"
+        else:
+            source = "." if _uses_relative_imports(self.module) else package
+            code = f"from {source} import {last}{suffix}\n"
+        return cst.parse_statement(code, config=self.module.config_for_parsing)
+
+    # -- rewriting ---------------------------------------------------------------------------
+    def _apply(self, view: cst.FunctionDef, flow: ViewFlow, region: Region) -> None:
+        services_file = self.services_file
+        view_name = view.name.value
+        wanted = (self.codemod.service_names.get(f"{self.module_name}.{view_name}")
+                  or self.codemod.service_names.get(view_name))
+        used = set(region.globals) | region.builtins_used
+        if wanted:
+            if not services_file.free(wanted) or wanted in used:
+                self.report(view, f"view `{view_name}` not extracted: the service name `{wanted}` you chose is "
+                            f"already taken in {services_file.path}", Severity.ERROR)
+                return
+            service = wanted
+        else:
+            service = next(n for n in [view_name, f"{view_name}_service", *(f"{view_name}_service_{i}" for i in range(2, 100))]
+                           if services_file.free(n) and n not in used)
+        for name, use in region.globals.items():
+            if name not in services_file.bound:
+                for stmt, alias in use.imports:
+                    key, text = _import_text(stmt, alias, self.module_name, is_package(self.path), services_file.package)
+                    names = services_file.new_imports.setdefault(key, [])
+                    if text not in names:
+                        names.append(text)
+                services_file.bound[name] = use.qualified
+        services_file.bound[service] = ""
+        is_async = view.asynchronous is not None
+        services_file.functions.append(_service_function(service, view_name, region, is_async, services_file.style))
+        services_file.views.append(self.path)
+        call = _call_statement(f"{self.alias}.{service}", region, is_async, self.module)
+        stmts = region.statements
+        call = call.with_changes(leading_lines=_leading_blanks(stmts[0]))
+        body = list(region.block.body)
+        body[region.start:region.stop] = [call]
+        self.replacements[id(region.block)] = region.block.with_changes(body=body)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+def _functions(module: cst.Module) -> list[cst.FunctionDef]:
+    return [n for n in _walk(module) if isinstance(n, cst.FunctionDef)]
+
+
+def _walk(node: cst.CSTNode):
+    for child in node.children:
+        yield child
+        yield from _walk(child)
+
+
+def _reasons(blockers: list[Blocker]) -> str:
+    """The reasons, the unusual ones (early returns, loops, globals) before the
+    request reads and response calls every view has."""
+    seen: list[str] = []
+    for blocker in sorted(blockers, key=routine):
+        if blocker.reason not in seen:
+            seen.append(blocker.reason)
+    text = "; ".join(seen[:MAX_REASONS])
+    if len(seen) > MAX_REASONS:
+        text += f"; and {len(seen) - MAX_REASONS} more"
+    return text
+
+
+def _numbered(base: str, taken: set[str]) -> str:
+    counter = 2
+    while f"{base}_{counter}" in taken:
+        counter += 1
+    return f"{base}_{counter}"
+
+
+def _top_level_imports(module: cst.Module) -> dict[int, int]:
+    """id(import node) -> index in module.body, for imports directly at module level."""
+    index = {}
+    for position, stmt in enumerate(module.body):
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, (cst.Import, cst.ImportFrom)):
+                    index[id(small)] = position
+    return index
+
+
+def _import_insertion_index(module: cst.Module) -> int:
+    """After the last import that comes before the first def, class or block."""
+    insert = 0
+    for position, stmt in enumerate(module.body):
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            break
+        if any(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body):
+            insert = position + 1
+        elif position == 0 and isinstance(stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, cst.SimpleString):
+            insert = 1  # the module docstring
+    return insert
+
+
+def _binding_statement(scope, name: str) -> cst.CSTNode | None:
+    for assignment in scope.assignments:
+        if assignment.name == name and isinstance(assignment, ImportAssignment):
+            return assignment.node
+    return None
+
+
+def _insert_statement(module: cst.Module, index: int, stmt: cst.SimpleStatementLine) -> cst.Module:
+    body = list(module.body)
+    body.insert(index, stmt)
+    return module.with_changes(body=body)
+
+
+def _module_level_action(module: cst.Module) -> cst.CSTNode | None:
+    """The first module-level statement that does something when imported beyond binding
+    names (a call, a loop, a `with`), if any."""
+    for stmt in module.body:
+        if isinstance(stmt, (cst.For, cst.While, cst.With)):
+            return stmt
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Expr) and not isinstance(small.value, (cst.SimpleString, cst.ConcatenatedString)):
+                    return stmt
+    return None
+
+
+def _future_features(module: cst.Module) -> set[str]:
+    features = set()
+    for stmt in module.body:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if (isinstance(small, cst.ImportFrom) and small.module is not None and not small.relative
+                        and get_full_name_for_node(small.module) == "__future__"
+                        and not isinstance(small.names, cst.ImportStar)):
+                    features |= {get_full_name_for_node(alias.name) for alias in small.names}
+    return features
+
+
+def _module_bindings(module: cst.Module, module_name: str, package: bool) -> dict[str, str] | None:
+    """Module-level names of an existing services module: imports to their qualified
+    names, everything else to "". None when a star import hides what it binds."""
+    imports = ImportMap.of(module, module_name, package)
+    if imports.star_modules:
+        return None
+    scope = MetadataWrapper(module, unsafe_skip_copy=True).resolve(ScopeProvider)[module]
+    bound = {}
+    for assignment in scope.assignments:
+        if isinstance(assignment, ImportAssignment) and assignment.name in imports.names:
+            bound.setdefault(assignment.name, imports.names[assignment.name])
+        else:
+            bound[assignment.name] = ""
+    return bound
+
+
+def _import_text(stmt: cst.Import | cst.ImportFrom, alias: cst.ImportAlias, views_module: str,
+                 views_is_package: bool, services_is_package: bool) -> tuple[str, str]:
+    """(group key, imported name) repeating one import of the views module in the
+    services module beside it; relative imports stay relative unless the services module
+    is a package (then they are made absolute)."""
+    name = get_full_name_for_node(alias.name)
+    suffix = f" as {alias.asname.name.value}" if alias.asname else ""
+    if isinstance(stmt, cst.Import):
+        return f"import {name}{suffix}", ""
+    module = get_full_name_for_node(stmt.module) if stmt.module else ""
+    level = len(stmt.relative)
+    if level and services_is_package:  # its relative imports start from itself
+        source = resolve_relative(views_module, level, module or None, views_is_package) or ""
+    else:
+        source = "." * level + module
+    return f"from {source} import", f"{name}{suffix}"
+
+
+def _render_services(services_file: _ServicesFile) -> cst.Module:
+    style = services_file.style
+    newline = style.default_newline
+    import_lines = []
+    for key, names in sorted(services_file.new_imports.items(), key=_import_order):
+        import_lines.append(key if key.startswith("import ") else f"{key} {', '.join(sorted(names))}")
+    functions = []
+    for func in services_file.functions:
+        blank = cst.EmptyLine()
+        functions.append(func.with_changes(leading_lines=[blank, blank]))
+    if services_file.existing is None:
+        header = f'"""Business logic moved out of the views by flask-refactor: plain values in, plain values out."""{newline}'
+        if services_file.futures:  # the moved code was compiled with these
+            header += f"from __future__ import {', '.join(sorted(services_file.futures))}{newline}"
+        text = header + "".join(line + newline for line in import_lines)
+        module = cst.parse_module(text).with_changes(default_indent=style.default_indent,
+                                                     default_newline=newline)
+        return module.with_changes(body=[*module.body, *functions])
+    module = services_file.existing
+    body = list(module.body)
+    index = _import_insertion_index(module)
+    new_imports = []
+    for key, names in sorted(services_file.new_imports.items(), key=_import_order):
+        merged = key.startswith("from ") and _merge_into_existing(body, key, sorted(names))
+        if not merged:
+            line = key if key.startswith("import ") else f"{key} {', '.join(sorted(names))}"
+            new_imports.append(cst.parse_statement(line + newline, config=module.config_for_parsing))
+    body[index:index] = new_imports
+    return module.with_changes(body=[*body, *functions])
+
+
+def _merge_into_existing(body: list[cst.BaseStatement], key: str, names: list[str]) -> bool:
+    """Add `names` to an existing one-line `from x import a, b` at module level."""
+    source = key[len("from "):-len(" import")]
+    for position, stmt in enumerate(body):
+        if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
+                and isinstance(stmt.body[0], cst.ImportFrom)):
+            continue
+        node = stmt.body[0]
+        if isinstance(node.names, cst.ImportStar) or node.lpar is not None:
+            continue
+        module = get_full_name_for_node(node.module) if node.module else ""
+        if "." * len(node.relative) + module != source:
+            continue
+        aliases = list(node.names)
+        aliases[-1] = aliases[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        for i, text in enumerate(names):
+            name, _, asname = text.partition(" as ")
+            alias = cst.ImportAlias(name=cst.parse_expression(name),
+                                    asname=cst.AsName(name=cst.Name(asname)) if asname else None)
+            if i < len(names) - 1:
+                alias = alias.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+            aliases.append(alias)
+        body[position] = stmt.with_changes(body=[node.with_changes(names=aliases)])
+        return True
+    return False
+
+
+def _uses_relative_imports(module: cst.Module) -> bool:
+    return any(isinstance(small, cst.ImportFrom) and small.relative
+               for stmt in module.body if isinstance(stmt, cst.SimpleStatementLine) for small in stmt.body)
+
+
+def _import_order(item: tuple[str, list[str]]) -> tuple[int, str]:
+    """`import x`, then `from x import`, then relative imports, alphabetically."""
+    key = item[0]
+    kind = 0 if key.startswith("import ") else 2 if key.startswith("from .") else 1
+    return kind, key.lower()
+
+
+def _leading_blanks(stmt: cst.BaseStatement) -> list[cst.EmptyLine]:
+    blanks = []
+    for line in stmt.leading_lines:
+        if line.comment is not None:
+            break
+        blanks.append(line)
+    return blanks
+
+
+def _without_leading_blanks(stmt: cst.BaseStatement) -> cst.BaseStatement:
+    lines = list(stmt.leading_lines)
+    while lines and lines[0].comment is None:
+        lines.pop(0)
+    return stmt.with_changes(leading_lines=lines)
+
+
+def _arguments(prefix: str, names: list[str], suffix: str, indent: str) -> str:
+    one_line = f"{prefix}({', '.join(names)}){suffix}"
+    if len(one_line) <= LINE_LIMIT or not names:
+        return one_line
+    inner = "".join(f"{indent}{name},\n" for name in names)
+    return f"{prefix}(\n{inner}){suffix}"
+
+
+def _service_function(service: str, view: str, region: Region, is_async: bool,
+                      style: cst.Module) -> cst.FunctionDef:
+    indent = style.default_indent
+    if region.outputs:
+        doc = f"Run the business logic of the {view} view and return {', '.join(region.outputs)}."
+    else:
+        doc = f"Run the business logic of the {view} view."
+    header = _arguments(f"{'async ' if is_async else ''}def {service}", region.inputs, ":", indent)
+    code = f'{header}\n{indent}"""{doc}"""\n'
+    func = cst.parse_statement(code, config=style.config_for_parsing)
+    statements = region.statements
+    statements[0] = _without_leading_blanks(statements[0])
+    body = [*func.body.body, *statements]
+    if region.outputs:
+        body.append(cst.parse_statement(f"return {', '.join(region.outputs)}\n", config=style.config_for_parsing))
+    return func.with_changes(body=func.body.with_changes(body=body))
+
+
+def _call_statement(target: str, region: Region, is_async: bool, module: cst.Module) -> cst.BaseStatement:
+    prefix = ("await " if is_async else "") + target
+    if region.outputs:
+        prefix = f"{', '.join(region.outputs)} = {prefix}"
+    code = _arguments(prefix, region.inputs, "", module.default_indent)
+    return cst.parse_statement(code + "\n", config=module.config_for_parsing)
+
+
+class _ReplaceBlocks(cst.CSTTransformer):
+    def __init__(self, replacements: dict[int, cst.IndentedBlock]) -> None:
+        self.replacements = replacements
+
+    def leave_IndentedBlock(self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock) -> cst.IndentedBlock:
+        return self.replacements.get(id(original_node), updated_node)

@@ -1,0 +1,515 @@
+"""Which functions of a project run inside a Flask request, and which run elsewhere.
+
+A function runs in a request context when it is a view (route decorator, `add_url_rule`,
+a `MethodView` method), a request hook (`before_request`, `after_request`, error
+handlers, context processors, ... in decorator or call form, on an app or a blueprint),
+or a project function called from one of those. A function runs *outside* any request
+when it is a thread target, a task, a CLI command, or is called from one of those.
+
+Calls are followed between modules of the project through their imports (`from .mail
+import send_welcome`, `helpers.load_user()`), and into functions nested in a function.
+Methods called on objects (`obj.method()`) are not followed: their receiver is unknown.
+
+Computed once per project revision (`context_map(project)`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+from libcst.helpers import get_full_name_for_node
+
+from flask_refactor.project import Project
+
+from .flask import BLUEPRINT_CLASSES, FLASK_APP_CLASSES, ROUTE_DECORATORS, decorator_method, import_map
+from .imports import ImportMap
+
+# Registration methods whose function runs while a request is being handled.
+REQUEST_HOOKS = frozenset({
+    "before_request", "before_app_request",
+    "after_request", "after_app_request",
+    "teardown_request", "teardown_app_request",
+    "errorhandler", "app_errorhandler", "register_error_handler",
+    "context_processor", "app_context_processor",
+    "url_value_preprocessor", "app_url_value_preprocessor",
+})
+# Hooks that run before the view, for every request the registering object handles.
+BEFORE_REQUEST_HOOKS = frozenset({"before_request", "before_app_request"})
+
+VIEW_CLASSES = frozenset({"flask.views.View", "flask.views.MethodView"})
+VIEW_METHODS = frozenset({"dispatch_request", "get", "post", "put", "patch", "delete", "head", "options"})
+
+THREAD_CLASSES = frozenset({"threading.Thread", "threading.Timer"})
+PROCESS_CLASSES = frozenset({"multiprocessing.Process", "multiprocessing.context.Process"})
+EXECUTOR_CLASSES = frozenset({"concurrent.futures.ThreadPoolExecutor",
+                              "concurrent.futures.thread.ThreadPoolExecutor"})
+PROCESS_EXECUTOR_CLASSES = frozenset({"concurrent.futures.ProcessPoolExecutor",
+                                      "concurrent.futures.process.ProcessPoolExecutor"})
+CLICK_COMMANDS = frozenset({"click.command", "click.group", "flask.cli.with_appcontext"})
+TASK_DECORATORS = frozenset({"celery.shared_task", "celery.task"})
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    """A function of the project: its file and dotted name inside the module
+    (`index`, `create_app.load_user`, `UserAPI.get`)."""
+
+    path: str
+    qualname: str
+
+    def __str__(self) -> str:
+        return f"{self.qualname}() in {self.path}"
+
+
+@dataclass
+class FunctionFacts:
+    ref: FunctionRef
+    line: int
+    roles: set[str] = field(default_factory=set)  # "view", "hook:<method>", "cli", "task", "thread-target"
+    owners: dict[str, str] = field(default_factory=dict)  # role -> the registering object's text
+    calls: set[FunctionRef] = field(default_factory=set)
+    nested_in: str | None = None  # qualname of the enclosing function
+    is_generator: bool = False
+
+
+@dataclass
+class ContextMap:
+    functions: dict[FunctionRef, FunctionFacts]
+    request: dict[FunctionRef, str]  # function -> why it runs in a request
+    background: dict[FunctionRef, str]  # function -> why it runs outside any request
+    blueprints: dict[str, set[str]]  # path -> names bound to Blueprint objects there
+
+    def in_request(self, ref: FunctionRef) -> bool:
+        return ref in self.request
+
+    def facts(self, ref: FunctionRef) -> FunctionFacts | None:
+        return self.functions.get(ref)
+
+
+def context_map(project: Project) -> ContextMap:
+    return project.fact("context.map", _build)
+
+
+# -- walking functions -----------------------------------------------------------------
+
+def iter_functions(module: cst.Module) -> list[tuple[str, cst.FunctionDef, str | None]]:
+    """Every function of a module as (qualname, node, enclosing function qualname)."""
+    found: list[tuple[str, cst.FunctionDef, str | None]] = []
+
+    def walk(body, prefix: str, enclosing: str | None) -> None:
+        for stmt in body:
+            if isinstance(stmt, cst.FunctionDef):
+                qualname = f"{prefix}{stmt.name.value}"
+                found.append((qualname, stmt, enclosing))
+                walk(_block(stmt.body), qualname + ".", qualname)
+            elif isinstance(stmt, cst.ClassDef):
+                walk(_block(stmt.body), f"{prefix}{stmt.name.value}.", enclosing)
+            elif isinstance(stmt, (cst.If, cst.Try, cst.With, cst.For, cst.While)):
+                for block in _compound_blocks(stmt):
+                    walk(block, prefix, enclosing)
+
+    walk(module.body, "", None)
+    return found
+
+
+def _block(body: cst.BaseSuite) -> list:
+    return list(body.body) if isinstance(body, cst.IndentedBlock) else []
+
+
+def _compound_blocks(stmt: cst.CSTNode) -> list[list]:
+    blocks = [_block(stmt.body)]
+    orelse = getattr(stmt, "orelse", None)
+    while orelse is not None:
+        if isinstance(orelse, cst.If):
+            blocks.append(_block(orelse.body))
+            orelse = orelse.orelse
+        else:
+            blocks.append(_block(orelse.body))
+            orelse = None
+    for handler in getattr(stmt, "handlers", ()):
+        blocks.append(_block(handler.body))
+    final = getattr(stmt, "finalbody", None)
+    if final is not None:
+        blocks.append(_block(final.body))
+    return blocks
+
+
+class _BodyCalls(cst.CSTVisitor):
+    """Calls made by one function body (not by functions nested in it), and whether it yields."""
+
+    def __init__(self) -> None:
+        self.calls: list[cst.Call] = []
+        self.is_generator = False
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.calls.append(node)
+
+    def visit_Yield(self, node: cst.Yield) -> None:
+        self.is_generator = True
+
+
+def body_calls(func: cst.FunctionDef) -> _BodyCalls:
+    visitor = _BodyCalls()
+    for stmt in _block(func.body):
+        stmt.visit(visitor)
+    return visitor
+
+
+# -- resolving what a name refers to ----------------------------------------------------
+
+class Resolver:
+    """Finds the project function a name refers to, from inside a module."""
+
+    def __init__(self, project: Project, path: str, module_functions: dict[str, set[str]]) -> None:
+        self.project = project
+        self.path = path
+        self.imports = import_map(project, path) or ImportMap()
+        self.module_functions = module_functions  # path -> qualnames defined there
+
+    def function(self, expr: cst.BaseExpression, scope: str | None = None) -> FunctionRef | None:
+        """The function `expr` names, looked up from inside function `scope` (a qualname)."""
+        dotted = get_full_name_for_node(expr)
+        if not dotted:
+            return None
+        local = self.module_functions.get(self.path, set())
+        # a function nested in the current one, or in one enclosing it
+        while scope:
+            if f"{scope}.{dotted}" in local:
+                return FunctionRef(self.path, f"{scope}.{dotted}")
+            scope = scope.rpartition(".")[0] or None
+        if dotted in local:
+            return FunctionRef(self.path, dotted)
+        qualified = self.imports.resolve(expr)
+        if qualified:
+            return self.qualified_function(qualified)
+        return None
+
+    def qualified_function(self, qualified: str) -> FunctionRef | None:
+        parts = qualified.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            path = self.project.path_of_module(".".join(parts[:cut]))
+            if path:
+                name = ".".join(parts[cut:])
+                if name in self.module_functions.get(path, set()):
+                    return FunctionRef(path, name)
+                return None
+        return None
+
+
+def call_target(call: cst.Call, imports: ImportMap, executors: set[str] = frozenset(),
+                process_executors: set[str] = frozenset()) -> tuple[str, cst.Arg] | None:
+    """For a call that runs a function in another thread or process, (kind, the Arg holding
+    the function): kind is "thread", "timer", "submit" (executor submit or map) or "process"."""
+    qualified = imports.resolve(call.func)
+    if qualified in THREAD_CLASSES or qualified in PROCESS_CLASSES:
+        kind = "timer" if qualified.endswith("Timer") else "process" if qualified in PROCESS_CLASSES else "thread"
+        keyword = "function" if kind == "timer" else "target"
+        position = 1  # Thread(group, target, ...), Timer(interval, function, ...)
+        for arg in call.args:
+            if arg.keyword and arg.keyword.value == keyword:
+                return kind, arg
+        positional = [a for a in call.args if a.keyword is None and not a.star]
+        if len(positional) > position:
+            return kind, positional[position]
+        return None
+    func = call.func
+    if isinstance(func, cst.Attribute) and func.attr.value in ("submit", "map") and call.args \
+            and not call.args[0].keyword:
+        receiver = get_full_name_for_node(func.value)
+        if receiver in executors:
+            return "submit", call.args[0]
+        if receiver in process_executors:
+            return "process", call.args[0]
+    return None
+
+
+def executor_names(module: cst.Module, imports: ImportMap, classes: frozenset[str] = EXECUTOR_CLASSES) -> set[str]:
+    """Names bound anywhere in the module to a new executor of the given classes
+    (`pool = ThreadPoolExecutor(...)`, `with ThreadPoolExecutor() as pool`)."""
+    found: set[str] = set()
+
+    class Visitor(cst.CSTVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            if isinstance(node.value, cst.Call) and imports.resolve(node.value.func) in classes:
+                for target in node.targets:
+                    name = get_full_name_for_node(target.target)
+                    if name:
+                        found.add(name)
+
+        def visit_WithItem(self, node: cst.WithItem) -> None:
+            if (isinstance(node.item, cst.Call) and imports.resolve(node.item.func) in classes
+                    and node.asname is not None):
+                name = get_full_name_for_node(node.asname.name)
+                if name:
+                    found.add(name)
+
+    module.visit(Visitor())
+    return found
+
+
+def executors_in(project: Project, path: str, module: cst.Module) -> tuple[set[str], set[str]]:
+    """(thread-pool names, process-pool names) usable in a module: bound there, or
+    imported from the project module that binds them."""
+    imports = import_map(project, path) or ImportMap()
+    threads = executor_names(module, imports)
+    processes = executor_names(module, imports, PROCESS_EXECUTOR_CLASSES)
+    shared_threads, shared_processes = _project_executors(project)
+    for local, qualified in imports.names.items():
+        if qualified in shared_threads:
+            threads.add(local)
+        elif qualified in shared_processes:
+            processes.add(local)
+    return threads, processes
+
+
+def _project_executors(project: Project) -> tuple[set[str], set[str]]:
+    def compute(proj: Project) -> tuple[set[str], set[str]]:
+        threads: set[str] = set()
+        processes: set[str] = set()
+        for path in proj.candidates(("Executor",)):
+            module, name = proj.parse(path), proj.module_name(path)
+            if module is None or not name:
+                continue
+            imports = import_map(proj, path) or ImportMap()
+            threads |= {f"{name}.{n}" for n in executor_names(module, imports) if "." not in n}
+            processes |= {f"{name}.{n}" for n in executor_names(module, imports, PROCESS_EXECUTOR_CLASSES)
+                          if "." not in n}
+        return threads, processes
+    return project.fact("context.executors", compute)
+
+
+# -- building the map --------------------------------------------------------------------
+
+def _registrar_names(module: cst.Module, imports: ImportMap, classes: frozenset[str]) -> set[str]:
+    names: set[str] = set()
+
+    class Visitor(cst.CSTVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            if isinstance(node.value, cst.Call) and imports.resolve(node.value.func) in classes:
+                for target in node.targets:
+                    name = get_full_name_for_node(target.target)
+                    if name:
+                        names.add(name)
+
+    module.visit(Visitor())
+    return names
+
+
+def _decorator_roles(func: cst.FunctionDef, imports: ImportMap) -> list[tuple[str, str]]:
+    roles = []
+    for decorator in func.decorators:
+        expr = decorator.decorator.func if isinstance(decorator.decorator, cst.Call) else decorator.decorator
+        qualified = imports.resolve(expr)
+        if qualified in CLICK_COMMANDS:
+            roles.append(("cli", qualified))
+            continue
+        if qualified in TASK_DECORATORS:
+            roles.append(("task", qualified))
+            continue
+        method = decorator_method(decorator)
+        if not method:
+            continue
+        owner, name = method
+        if name in ROUTE_DECORATORS:
+            roles.append(("view", owner))
+        elif name in REQUEST_HOOKS:
+            roles.append((f"hook:{name}", owner))
+        elif name == "command" or name == "group":
+            roles.append(("cli", owner))
+        elif name == "task":
+            roles.append(("task", owner))
+    return roles
+
+
+class _CallRegistrations(cst.CSTVisitor):
+    """`app.before_request(fn)`, `bp.add_url_rule("/", view_func=fn)`,
+    `app.register_error_handler(404, fn)`, `app.errorhandler(404)(fn)`."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[str, str, cst.BaseExpression]] = []  # (role, owner, function expr)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if isinstance(func, cst.Call) and isinstance(func.func, cst.Attribute) and node.args:
+            # app.errorhandler(404)(fn)
+            owner = get_full_name_for_node(func.func.value)
+            if owner and func.func.attr.value in REQUEST_HOOKS | ROUTE_DECORATORS:
+                role = "view" if func.func.attr.value in ROUTE_DECORATORS else f"hook:{func.func.attr.value}"
+                self.found.append((role, owner, node.args[0].value))
+            return
+        if not isinstance(func, cst.Attribute):
+            return
+        owner = get_full_name_for_node(func.value)
+        method = func.attr.value
+        if not owner:
+            return
+        if method == "add_url_rule":
+            view = next((a.value for a in node.args if a.keyword and a.keyword.value == "view_func"), None)
+            positional = [a for a in node.args if a.keyword is None]
+            if view is None and len(positional) >= 3:
+                view = positional[2].value
+            if view is not None:
+                self.found.append(("view", owner, view))
+        elif method == "register_error_handler" and len(node.args) >= 2:
+            self.found.append(("hook:register_error_handler", owner, node.args[1].value))
+        elif method in REQUEST_HOOKS and len(node.args) == 1 and not node.args[0].keyword:
+            self.found.append((f"hook:{method}", owner, node.args[0].value))
+
+
+def _view_class_methods(module: cst.Module, imports: ImportMap) -> set[str]:
+    """Qualnames of the request-handling methods of View/MethodView subclasses."""
+    found = set()
+    for stmt in module.body:
+        if isinstance(stmt, cst.ClassDef) and any(imports.resolve(b.value) in VIEW_CLASSES for b in stmt.bases):
+            for item in _block(stmt.body):
+                if isinstance(item, cst.FunctionDef) and item.name.value in VIEW_METHODS:
+                    found.add(f"{stmt.name.value}.{item.name.value}")
+    return found
+
+
+def _build(project: Project) -> ContextMap:
+    parsed: dict[str, cst.Module] = {}
+    module_functions: dict[str, set[str]] = {}
+    listed: dict[str, list] = {}
+    for path in project.paths():
+        module = project.parse(path)
+        if module is None:
+            continue
+        parsed[path] = module
+        listed[path] = iter_functions(module)
+        module_functions[path] = {q for q, _, _ in listed[path]}
+
+    functions: dict[FunctionRef, FunctionFacts] = {}
+    blueprints: dict[str, set[str]] = {}
+    apps: dict[str, set[str]] = {}
+    positions_of = {}
+    for path, module in parsed.items():
+        imports = import_map(project, path) or ImportMap()
+        resolver = Resolver(project, path, module_functions)
+        positions = project.position_lookup(path)
+        positions_of[path] = positions
+        blueprints[path] = _registrar_names(module, imports, BLUEPRINT_CLASSES)
+        apps[path] = _registrar_names(module, imports, FLASK_APP_CLASSES)
+        executors, process_executors = executors_in(project, path, module)
+        view_methods = _view_class_methods(module, imports)
+        for qualname, node, enclosing in listed[path]:
+            ref = FunctionRef(path, qualname)
+            facts = functions.setdefault(ref, FunctionFacts(ref, 0))  # maybe already seen as a callee
+            facts.line, facts.nested_in = positions(node)[0], enclosing
+            for role, owner in _decorator_roles(node, imports):
+                facts.roles.add(role)
+                facts.owners[role] = owner
+            if qualname in view_methods:
+                facts.roles.add("view")
+            calls = body_calls(node)
+            facts.is_generator = calls.is_generator
+            for call in calls.calls:
+                callee = resolver.function(call.func, qualname)
+                if callee:
+                    facts.calls.add(callee)
+                target = call_target(call, imports, executors, process_executors)
+                if target:
+                    started = resolver.function(target[1].value, qualname)
+                    if started:
+                        functions.setdefault(started, FunctionFacts(started, 0)).roles.add("thread-target")
+        registrations = _CallRegistrations()
+        module.visit(registrations)
+        for role, owner, expr in registrations.found:
+            ref = resolver.function(expr)
+            if ref:
+                facts = functions.setdefault(ref, FunctionFacts(ref, 0))
+                facts.roles.add(role)
+                facts.owners.setdefault(role, owner)
+        # module-level thread starts (import time)
+        for call in _module_level_calls(module):
+            target = call_target(call, imports, executors, process_executors)
+            if target:
+                started = resolver.function(target[1].value)
+                if started:
+                    functions.setdefault(started, FunctionFacts(started, 0)).roles.add("thread-target")
+
+    _add_imported_blueprints(project, blueprints)
+    request = _reach(functions, lambda f: _request_reason(f))
+    background = _reach(functions, lambda f: _background_reason(f))
+    return ContextMap(functions, request, background, blueprints)
+
+
+def _add_imported_blueprints(project: Project, blueprints: dict[str, set[str]]) -> None:
+    """`from .views import bp` makes `bp` a blueprint name in the importing module too."""
+    qualified = {f"{project.module_name(path)}.{name}" for path, names in blueprints.items()
+                 for name in names if project.module_name(path) and "." not in name}
+    for path in list(blueprints):
+        imports = import_map(project, path) or ImportMap()
+        blueprints[path] |= {local for local, target in imports.names.items() if target in qualified}
+
+
+def _module_level_calls(module: cst.Module) -> list[cst.Call]:
+    calls: list[cst.Call] = []
+
+    class Visitor(cst.CSTVisitor):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return False
+
+        def visit_Call(self, node: cst.Call) -> None:
+            calls.append(node)
+
+    module.visit(Visitor())
+    return calls
+
+
+def _request_reason(facts: FunctionFacts) -> str | None:
+    if "view" in facts.roles:
+        return "a view"
+    hooks = sorted(r.split(":", 1)[1] for r in facts.roles if r.startswith("hook:"))
+    return f"a {hooks[0]} hook" if hooks else None
+
+
+def _background_reason(facts: FunctionFacts) -> str | None:
+    for role, text in (("thread-target", "a thread target"), ("task", "a task"), ("cli", "a CLI command")):
+        if role in facts.roles:
+            return text
+    return None
+
+
+def _reach(functions: dict[FunctionRef, FunctionFacts], root_reason) -> dict[FunctionRef, str]:
+    reached: dict[FunctionRef, str] = {}
+    stack = []
+    for ref, facts in functions.items():
+        reason = root_reason(facts)
+        if reason:
+            reached[ref] = reason
+            stack.append(ref)
+    while stack:
+        ref = stack.pop()
+        for callee in sorted(functions[ref].calls, key=lambda r: (r.path, r.qualname)):
+            if callee not in reached and callee in functions:
+                reached[callee] = f"called from {ref.qualname}() ({reached[ref]})"
+                stack.append(callee)
+    return reached
+
+
+def is_before_request_hook(facts: FunctionFacts, blueprints: set[str]) -> str | None:
+    """For a before-request hook: "app" when it runs before every request of the app, or
+    "blueprint:<name>" when only before the requests of one blueprint; else None."""
+    for role in facts.roles:
+        if role.startswith("hook:") and role[5:] in BEFORE_REQUEST_HOOKS:
+            owner = facts.owners.get(role, "")
+            if role[5:] == "before_request" and owner in blueprints:
+                return f"blueprint:{owner}"
+            return "app"
+    return None
+
+
+def view_blueprint(facts: FunctionFacts, blueprints: set[str]) -> str | None:
+    owner = facts.owners.get("view")
+    return owner if owner in blueprints else None

@@ -1,0 +1,189 @@
+"""What a view function is and what in a view needs the request: the Flask knowledge
+behind moving view code elsewhere (extract-services), kept apart from `flask.py`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from flask_refactor.project import Project
+
+from .flask import ROUTE_DECORATORS, assigned_name, decorator_method, import_map, is_call_to
+from .imports import ImportMap
+
+# Packages whose objects are bound to the request (or app) context or build the
+# response: code using any of their names stays in the view. Flask itself is here as a
+# whole (request, session, g, current_app, flash, url_for, render_template, redirect,
+# jsonify, abort, make_response, ...).
+REQUEST_BOUND_PACKAGES = frozenset({
+    "flask", "flask_login", "flask_wtf", "flask_babel", "flask_principal",
+    "flask_jwt_extended", "flask_restful", "flask_restx", "werkzeug.local",
+})
+
+# Names that, imported by a project module, make that module's functions read the
+# request context when called: calling into such a module is a hidden request read.
+REQUEST_READING_NAMES = frozenset({
+    "flask.request", "flask.session", "flask.g", "flask.current_app", "flask.globals",
+    "flask.flash", "flask.get_flashed_messages", "flask.url_for", "flask.render_template",
+    "flask.render_template_string", "flask.stream_template", "flask.jsonify", "flask.make_response",
+    "flask.after_this_request", "flask.copy_current_request_context", "flask.has_request_context",
+    "flask_login.current_user", "flask_login.login_user", "flask_login.logout_user",
+    "flask_login.utils", "flask_wtf.FlaskForm", "flask_wtf.Form", "flask_babel.gettext",
+    "flask_babel.ngettext", "flask_babel.lazy_gettext", "flask_babel.get_locale",
+    "flask_restful.reqparse", "flask_jwt_extended.get_jwt_identity", "flask_jwt_extended.get_jwt",
+    "flask_jwt_extended.current_user", "werkzeug.local",
+})
+
+# Methods that read the request when called: Flask-SQLAlchemy's `paginate()` takes
+# `page`/`per_page` from `request.args` unless they are given.
+REQUEST_READING_METHODS = frozenset({"paginate", "validate_on_submit", "is_submitted"})
+
+
+def is_request_bound(qualified: str) -> bool:
+    return any(qualified == pkg or qualified.startswith(pkg + ".") for pkg in REQUEST_BOUND_PACKAGES)
+
+
+def is_view(func: cst.FunctionDef, imports: ImportMap, project: Project) -> bool:
+    """A function registered as a view by a route decorator (`@app.route`, `@bp.post`, ...).
+
+    The decorated object must be the module's own or come from the project: a
+    `@mock.patch(...)` or `@responses.get(...)` is not a route."""
+    for decorator in func.decorators:
+        method = decorator_method(decorator)
+        if not method or method[1] not in ROUTE_DECORATORS:
+            continue
+        head = method[0].split(".")[0]
+        qualified = imports.names.get(head)
+        if qualified is None or project_module_of(project, qualified) is not None:
+            return True
+    return False
+
+
+# Extension objects whose use in business logic reads nothing of the request (a module
+# creating `db = SQLAlchemy(app)` does not make `db.session` request-bound).
+REQUEST_FREE_EXTENSIONS = frozenset({
+    "flask_sqlalchemy.SQLAlchemy", "flask_mail.Mail", "flask_bcrypt.Bcrypt", "flask_caching.Cache",
+    "flask_marshmallow.Marshmallow", "flask_migrate.Migrate",
+})
+
+
+def module_reads_request(project: Project, module_name: str) -> str | None:
+    """Why calling into the project module `module_name` may read the request context
+    (it, or a module it imports something other than a request-free extension object
+    from, imports a request-reading name), or None. Only the modules reachable from it
+    are parsed."""
+    cache = project.fact("views.reads-request", lambda proj: {})
+    if module_name not in cache:
+        cache[module_name] = _reads_request_from(project, module_name)
+    return cache[module_name]
+
+
+def _reads_request_from(project: Project, start: str) -> str | None:
+    why: dict[str, str] = {start: ""}
+    queue = [start]
+    while queue:
+        current = queue.pop(0)
+        imports = _imports_of(project, current)
+        if imports is None:
+            continue
+        for qualified in [*imports.names.values(), *imports.star_modules]:
+            if _reads_request(qualified):
+                return f"{why[current]}imports {qualified}"
+        for target, attribute in _module_edges(project, current):
+            if target not in why and not is_request_free_object(project, target, attribute):
+                why[target] = f"{why[current]}imports {target}, which "
+                queue.append(target)
+    return None
+
+
+def _imports_of(project: Project, module_name: str) -> ImportMap | None:
+    path = project.path_of_module(module_name)
+    return import_map(project, path) if path else None
+
+
+def _module_edges(project: Project, module_name: str) -> list[tuple[str, str | None]]:
+    """(project module, attribute imported from it or None) for each module-level import."""
+    imports = _imports_of(project, module_name)
+    edges = []
+    for qualified in [*(imports.names.values() if imports else ()), *(imports.star_modules if imports else ())]:
+        target = project_module_of(project, qualified)
+        if target and target != module_name:
+            edges.append((target, qualified[len(target) + 1:].split(".")[0] or None))
+    return edges
+
+
+def project_module_of(project: Project, qualified: str) -> str | None:
+    """The longest prefix of `qualified` that is a module of the project."""
+    parts = qualified.split(".")
+    for cut in range(len(parts), 0, -1):
+        candidate = ".".join(parts[:cut])
+        if project.path_of_module(candidate):
+            return candidate
+    return None
+
+
+def is_request_free_object(project: Project, module_name: str, attribute: str | None) -> bool:
+    """Whether `module_name.attribute` is bound at module level to a request-free
+    extension object (`db = SQLAlchemy(app)`)."""
+    path = project.path_of_module(module_name)
+    module = project.parse(path) if path and attribute else None
+    if module is None:
+        return False
+    imports = import_map(project, path)
+    for stmt in module.body:
+        found = assigned_name(stmt)
+        if found and found[0] == attribute:
+            return is_call_to(found[1], imports, REQUEST_FREE_EXTENSIONS)
+    return False
+
+
+def _reads_request(qualified: str) -> bool:
+    if qualified in ("flask", "flask_login", "flask_wtf", "flask_babel", "flask_jwt_extended"):
+        return True  # the whole package: any attribute may be read
+    return any(qualified == name or qualified.startswith(name + ".") for name in REQUEST_READING_NAMES)
+
+
+def reaches_on_import(project: Project, source: str, target: str, loaded: frozenset[str] = frozenset()) -> bool:
+    """Whether importing `source` (project modules, dotted) executes `target`'s import.
+
+    `loaded` are modules known to be initialised already (e.g. the parent packages of
+    the importing module): importing them runs nothing, so they are not followed. Only
+    the modules reachable from `source` are parsed."""
+    seen, stack = set(), [source]
+    while stack:
+        current = stack.pop()
+        if current == target:
+            return True
+        if current in seen or current in loaded:
+            continue
+        seen.add(current)
+        stack.extend(module for module, _ in _module_edges(project, current))
+        parts = current.split(".")  # importing a.b.c imports a and a.b first
+        stack.extend(".".join(parts[:i]) for i in range(1, len(parts)))
+    return False
+
+
+def patched_attributes(project: Project, module_name: str) -> dict[str, str]:
+    """Attributes of `module_name` that some file patches: by dotted string
+    (`mock.patch("pkg.views.requests.get")`, `monkeypatch.setattr("pkg.views.x", ...)`) or on
+    the imported module object (`monkeypatch.setattr(views, "x", ...)`,
+    `mock.patch.object(views, "x")`): attribute -> the file that does it."""
+    def compute(proj: Project) -> dict[str, str]:
+        by_string = re.compile(r"""["']""" + re.escape(module_name) + r"""\.([A-Za-z_][A-Za-z0-9_]*)""")
+        found: dict[str, str] = {}
+        for path in proj.paths():
+            text = proj.text(path) or ""
+            for match in by_string.finditer(text):
+                found.setdefault(match.group(1), path)
+            if "setattr" not in text and "patch.object" not in text:
+                continue
+            imports = import_map(proj, path)
+            for local in imports.local_names_for(module_name) if imports else []:
+                by_object = re.compile(r"(?:setattr|patch\.object)\(\s*" + re.escape(local)
+                                       + r"""\s*,\s*["']([A-Za-z_][A-Za-z0-9_]*)""")
+                for match in by_object.finditer(text):
+                    found.setdefault(match.group(1), path)
+        return found
+    return project.fact(f"views.patched:{module_name}", compute)

@@ -1,0 +1,3 @@
+import os
+
+DEBUG = os.environ.get("FLASK_DEBUG") == "1"

@@ -1,0 +1,67 @@
+"""Driving the CLI through a pseudo-terminal, as a person at a real terminal would."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import sys
+import time
+from pathlib import Path
+
+from .legacy_apps import environment
+
+
+class Terminal:
+    """The CLI on the far side of a pseudo-terminal, read until each prompt."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: becomes the CLI with the pty as its terminal
+            try:
+                os.chdir(cwd)
+                env = environment(COLUMNS="120", LINES="40")
+                env.pop("NO_COLOR", None)
+                os.execve(sys.executable, [sys.executable, "-m", "flask_refactor", *args], env)
+            finally:
+                os._exit(127)  # never run the rest of the test suite in the child
+        self.output = b""
+
+    def expect(self, pattern: re.Pattern, timeout: float = 60) -> bytes:
+        deadline = time.monotonic() + timeout
+        while not pattern.search(self.output):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {pattern.pattern!r} in output:\n{self.output.decode(errors='replace')}")
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:  # the child closed the terminal
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"exited before {pattern.pattern!r}:\n{self.output.decode(errors='replace')}")
+                self.output += chunk
+        seen, self.output = self.output, self.output[pattern.search(self.output).end():]
+        return seen
+
+    def answer(self, key: str) -> None:
+        self.send(key + "\r")
+
+    def send(self, keys: str) -> None:
+        os.write(self.fd, keys.encode())
+
+    def finish(self, timeout: float = 60) -> tuple[int, bytes]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:
+                    chunk = b""
+                self.output += chunk
+                if not chunk:
+                    break
+        _, status = os.waitpid(self.pid, 0)
+        return os.waitstatus_to_exitcode(status), self.output

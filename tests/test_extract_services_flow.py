@@ -1,0 +1,505 @@
+"""`extract-services` on small in-memory projects: what moves, what is refused and why.
+
+Every view here is "fat" (max_statements=0) so each test is about one rule of the data
+flow; the fixture apps under fixtures/extract-services/ show whole apps end to end.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from flask_refactor import pipeline
+from flask_refactor.codemod import Severity
+from flask_refactor.project import Project
+from flask_refactor.registry import get
+
+HEADER = """\
+from flask import Blueprint, flash, g, jsonify, redirect, request, url_for
+
+from .extensions import db
+from .models import Order
+
+bp = Blueprint("shop", __name__)
+"""
+
+SUPPORT = {
+    "app/__init__.py": "",
+    "app/extensions.py": "from flask_sqlalchemy import SQLAlchemy\n\ndb = SQLAlchemy()\n",
+    "app/models.py": "from .extensions import db\n\n\nclass Order(db.Model):\n    pass\n",
+}
+
+
+def run(views: str, files: dict[str, str] | None = None, header: str = HEADER, **options):
+    options = {"max_statements": 0, "max_lines": 1000, "min_statements": 2, **options}
+    texts = {**SUPPORT, "app/views.py": header + textwrap.dedent(views), **(files or {})}
+    project = Project.from_texts(texts)
+    result = pipeline.run_on_project(project, [get("extract-services")(**options)], jobs=1)
+    assert not len(result.errors), list(result.errors)
+    outputs = {o.path: o.new for o in result.outcomes}
+    for text in outputs.values():
+        compile(text, "<output>", "exec")
+    return outputs, result.findings
+
+
+def view_line(source: str, needle: str) -> int:
+    text = HEADER + textwrap.dedent(source)
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def only_finding(findings):
+    assert len(findings) == 1, findings
+    return findings[0]
+
+
+FORM_VIEW = """
+@bp.route("/orders", methods=["POST"])
+def create():
+    sku = request.form["sku"]
+    qty = int(request.form.get("qty", 1))
+
+    order = Order(sku=sku, qty=qty)  # new order
+    db.session.add(order)
+    db.session.commit()
+    flash("saved")
+    return redirect(url_for("shop.show", order_id=order.id))
+"""
+
+
+def test_form_view_keeps_request_and_response_and_moves_the_db_work():
+    outputs, findings = run(FORM_VIEW)
+    assert findings == []
+    assert outputs["app/views.py"] == HEADER.replace(
+        "from .models import Order\n", "from .models import Order\nfrom . import services\n") + textwrap.dedent("""
+        @bp.route("/orders", methods=["POST"])
+        def create():
+            sku = request.form["sku"]
+            qty = int(request.form.get("qty", 1))
+
+            order = services.create(sku, qty)
+            flash("saved")
+            return redirect(url_for("shop.show", order_id=order.id))
+        """)
+    assert outputs["app/services.py"] == (
+        '"""Business logic moved out of the views by flask-refactor: plain values in, plain values out."""\n'
+        "from .extensions import db\n"
+        "from .models import Order\n"
+        "\n\n"
+        "def create(sku, qty):\n"
+        '    """Run the business logic of the create view and return order."""\n'
+        "    order = Order(sku=sku, qty=qty)  # new order\n"
+        "    db.session.add(order)\n"
+        "    db.session.commit()\n"
+        "    return order\n"
+    )
+
+
+def test_second_run_changes_nothing():
+    outputs, _ = run(FORM_VIEW)
+    project = Project.from_texts({**SUPPORT, **outputs})
+    options = {"max_statements": 0, "max_lines": 1000, "min_statements": 2}
+    again = pipeline.run_on_project(project, [get("extract-services")(**options)], jobs=1)
+    assert again.outcomes == [] and again.findings == []
+
+
+def test_early_return_between_business_statements_is_a_finding():
+    source = """
+    @bp.post("/pay")
+    def pay():
+        amount = request.json["amount"]
+        order = Order.query.get(amount)
+        if order is None:
+            return jsonify(error="no order"), 404
+        order.paid = True
+        db.session.commit()
+        return jsonify(ok=True)
+    """
+    outputs, findings = run(source, min_statements=3)
+    assert outputs == {}
+    finding = only_finding(findings)
+    assert finding.severity == Severity.INFO
+    assert f"early return at line {view_line(source, 'no order')}" in finding.message
+    assert finding.line == view_line(source, "def pay")
+
+
+def test_region_inside_the_post_branch_returns_what_the_view_reads_after_the_if():
+    source = """
+    @bp.route("/new", methods=["GET", "POST"])
+    def new():
+        created = None
+        if request.method == "POST":
+            name = request.form["name"]
+            created = Order(name=name)
+            db.session.add(created)
+            db.session.commit()
+            flash("created")
+        return jsonify(id=created.id if created else None)
+    """
+    outputs, findings = run(source)
+    assert findings == []
+    assert "        created = services.new(name)\n        flash(\"created\")" in outputs["app/views.py"]
+    assert "def new(name):\n" in outputs["app/services.py"]
+    assert outputs["app/services.py"].endswith("    db.session.commit()\n    return created\n")
+
+
+def test_value_assigned_only_conditionally_and_read_later_is_refused():
+    source = """
+    @bp.post("/x")
+    def x():
+        n = request.json["n"]
+        if n > 1:
+            total = n * 2
+        db.session.commit()
+        return jsonify(total=total)
+    """
+    outputs, findings = run(source)
+    assert outputs == {}
+    assert "`total` is assigned only conditionally" in only_finding(findings).message
+
+
+def test_value_bound_before_and_maybe_reassigned_is_passed_in_and_returned():
+    source = """
+    @bp.post("/x")
+    def x():
+        n = request.json["n"]
+        total = request.json.get("start", 0)
+        if n > 1:
+            total = n * 2
+        db.session.commit()
+        return jsonify(total=total)
+    """
+    outputs, findings = run(source, min_statements=3)
+    assert findings == []
+    assert "    total = services.x(n, total)\n" in outputs["app/views.py"]
+
+
+def test_input_that_may_be_unbound_is_refused():
+    source = """
+    @bp.post("/x")
+    def x():
+        if request.args:
+            n = 1
+        total = n * 2
+        db.session.commit()
+        return jsonify(total=total)
+    """
+    outputs, findings = run(source)
+    assert outputs == {}
+    assert "`n` may be unbound" in only_finding(findings).message
+
+
+def test_closure_defined_before_the_region_is_refused():
+    source = """
+    @bp.post("/x")
+    def x():
+        def describe():
+            return f"{order}"
+        name = request.args["name"]
+        order = Order(name=name)
+        db.session.add(order)
+        db.session.commit()
+        return jsonify(text=describe())
+    """
+    outputs, findings = run(source, min_statements=3)
+    assert outputs == {}
+    assert "read by a function defined at line" in only_finding(findings).message
+
+
+def test_late_binding_lambda_in_the_region_is_refused():
+    source = """
+    @bp.post("/x")
+    def x():
+        factor = int(request.args["f"])
+        scale = lambda v: v * factor
+        db.session.commit()
+        flash("scaled")
+        factor = 0
+        return jsonify(v=scale(2))
+    """
+    outputs, findings = run(source)
+    assert outputs == {}
+    assert "late binding" in only_finding(findings).message
+
+
+def test_proxy_held_in_a_local_is_a_hidden_request_read():
+    source = """
+    @bp.post("/x")
+    def x():
+        user = g.user
+        box = g
+        name = box.name
+        order = Order(name=name)
+        db.session.add(order)
+        return jsonify(id=order.id)
+    """
+    outputs, findings = run(source, min_statements=3)
+    assert outputs == {}
+    message = only_finding(findings).message
+    assert "`box` holds a request-context proxy" in message
+
+
+def test_request_read_inside_a_loop_is_named():
+    source = """
+    @bp.post("/x")
+    def x():
+        orders = []
+        for key in ("a", "b"):
+            orders.append(Order(name=request.form[key]))
+        db.session.add_all(orders)
+        return jsonify(n=len(orders))
+    """
+    outputs, findings = run(source, min_statements=3)
+    assert outputs == {}
+    assert f"reads `request.form` inside a loop at line {view_line(source, 'request.form[key]')}" in \
+        only_finding(findings).message
+
+
+def test_global_and_generator_views_are_refused():
+    source = """
+    COUNT = 0
+
+    @bp.get("/count")
+    def count():
+        global COUNT
+        COUNT += 1
+        total = COUNT * 2
+        half = total // 2
+        return jsonify(total=total, half=half)
+
+    @bp.get("/stream")
+    def stream():
+        rows = Order.query.all()
+        names = [r.name for r in rows]
+        yield ",".join(names)
+    """
+    outputs, findings = run(source)
+    assert outputs == {}
+    messages = sorted(f.message for f in findings)
+    assert "`global` statement" in messages[0]
+    assert "yield (a generator view)" in messages[1]
+
+
+def test_helper_from_a_module_that_reads_the_request_is_refused():
+    files = {"app/auth.py": "from flask import session\n\n\ndef owner():\n    return session['user']\n"}
+    source = """
+    from .auth import owner
+
+    @bp.post("/x")
+    def x():
+        name = request.form["name"]
+        order = Order(name=name, owner=owner())
+        db.session.add(order)
+        return jsonify(id=order.id)
+    """
+    outputs, findings = run(source, files)
+    assert outputs == {}
+    assert "from app.auth, which may read the request context (imports flask.session)" in \
+        only_finding(findings).message
+
+
+def test_module_that_imports_the_views_would_close_a_cycle():
+    files = {"app/reports.py": "from .views import bp\n\n\ndef total(orders):\n    return len(orders)\n"}
+    source = """
+    from .reports import total
+
+    @bp.get("/x")
+    def x():
+        orders = Order.query.all()
+        count = total(orders)
+        return jsonify(count=count)
+    """
+    outputs, findings = run(source, files)
+    assert outputs == {}
+    assert "which imports app.views (an import cycle)" in only_finding(findings).message
+
+
+@pytest.mark.parametrize("test_code", [
+    'from unittest import mock\n\n@mock.patch("app.views.db")\ndef test_it(db):\n    pass\n',
+    'from app import views\n\ndef test_it(monkeypatch):\n    monkeypatch.setattr(views, "db", None)\n',
+])
+def test_names_the_tests_patch_on_the_views_module_stay(test_code):
+    outputs, findings = run(FORM_VIEW, {"tests/test_views.py": test_code})
+    assert outputs == {}
+    assert "patches as `app.views.db` (the moved code would escape the patch)" in only_finding(findings).message
+
+
+def test_names_defined_in_the_views_module_and_module_dunders_stay():
+    source = """
+    import logging
+    TAX = 21
+    log = logging.getLogger(__name__)
+
+    @bp.get("/x")
+    def x():
+        orders = Order.query.all()
+        total = sum(o.total for o in orders) * TAX
+        name = __name__
+        return jsonify(total=total, name=name)
+    """
+    outputs, findings = run(source, min_statements=3)
+    assert outputs == {}
+    message = only_finding(findings).message
+    assert "uses `TAX`, defined in app/views.py itself" in message
+
+
+def test_frame_builtins_del_and_paginate_stay():
+    source = """
+    @bp.get("/x")
+    def x():
+        rows = Order.query.paginate()
+        data = locals()
+        tmp = 1
+        del tmp
+        return jsonify(n=len(data))
+    """
+    outputs, findings = run(source)
+    assert outputs == {}
+    message = only_finding(findings).message
+    assert "calls .paginate(), which reads the request," in message
+    assert "calls `locals`" in message and "`del`" in message
+
+
+def test_async_view_gets_an_awaited_async_service():
+    source = """
+    import asyncio
+
+    @bp.post("/x")
+    async def x():
+        n = request.json["n"]
+        await asyncio.sleep(0)
+        order = Order(n=n)
+        db.session.add(order)
+        return jsonify(id=order.id)
+    """
+    outputs, findings = run(source)
+    assert findings == []
+    assert "    order = await services.x(n)\n" in outputs["app/views.py"]
+    assert "async def x(n):\n" in outputs["app/services.py"]
+    assert "import asyncio\n" in outputs["app/services.py"]
+
+
+def test_existing_services_module_is_extended_without_collisions():
+    existing = ('"""Hand-written services."""\nfrom .extensions import db\n\n\n'
+                'def create(sku):\n    return sku\n')
+    outputs, findings = run(FORM_VIEW, {"app/services.py": existing})
+    assert findings == []
+    services = outputs["app/services.py"]
+    assert services.startswith('"""Hand-written services."""\nfrom .extensions import db\n'
+                               'from .models import Order\n\n\ndef create(sku):\n    return sku\n')
+    assert "\n\n\ndef create_service(sku, qty):\n" in services
+    assert "services.create_service(sku, qty)" in outputs["app/views.py"]
+
+
+def test_a_name_meaning_something_else_in_services_blocks_the_move():
+    existing = "from .legacy import Order\n"
+    outputs, findings = run(FORM_VIEW, {"app/services.py": existing, "app/legacy.py": "Order = dict\n"},
+                            min_statements=3)
+    assert outputs == {}
+    assert "`Order` already means something else in app/services.py" in only_finding(findings).message
+
+
+def test_service_names_from_the_option_and_a_taken_one_is_an_error():
+    outputs, findings = run(FORM_VIEW, names=["create=place_order"])
+    assert "order = services.place_order(sku, qty)" in outputs["app/views.py"]
+    outputs, findings = run(FORM_VIEW, {"app/services.py": "def place_order():\n    pass\n"},
+                            names=["app.views.create=place_order"])
+    assert outputs == {}
+    assert only_finding(findings).severity == Severity.ERROR
+
+
+def test_option_names_must_be_view_equals_service():
+    with pytest.raises(ValueError, match="expected VIEW=SERVICE"):
+        get("extract-services")(names=["create"])
+
+
+def test_taken_services_name_in_the_views_module_gets_an_alias():
+    source = "services = ['shipping']\n" + FORM_VIEW
+    outputs, _ = run(source)
+    assert "from . import services as services_module\n" in outputs["app/views.py"]
+    assert "order = services_module.create(sku, qty)" in outputs["app/views.py"]
+
+
+def test_future_imports_follow_the_code():
+    header = "from __future__ import annotations\n\n" + HEADER
+    outputs, _ = run(FORM_VIEW, header=header)
+    assert outputs["app/services.py"].splitlines()[1] == "from __future__ import annotations"
+    assert outputs["app/views.py"].startswith("from __future__ import annotations\n")
+
+
+def test_flat_layout_imports_the_services_module_by_name():
+    views = ("from flask import Flask, request, jsonify\nfrom models import Order, db\n\n"
+             "app = Flask(__name__)\n\n\n@app.post('/x')\ndef x():\n    n = request.json['n']\n"
+             "    order = Order(n=n)\n    db.session.add(order)\n    db.session.commit()\n"
+             "    return jsonify(id=order.id)\n")
+    project = Project.from_texts({"web.py": views, "models.py": "db = None\nOrder = dict\n"})
+    result = pipeline.run_on_project(project, [get("extract-services")(max_statements=0)], jobs=1)
+    outputs = {o.path: o.new for o in result.outcomes}
+    assert "from models import Order, db\nimport services\n" in outputs["web.py"]
+    assert outputs["services.py"].splitlines()[1] == "from models import Order, db"
+
+
+def test_small_views_are_left_alone():
+    outputs, findings = run(FORM_VIEW, max_statements=25, max_lines=40)
+    assert outputs == {} and findings == []
+
+
+def test_two_views_modules_share_one_services_module():
+    second = HEADER.replace('Blueprint("shop"', 'Blueprint("admin"') + textwrap.dedent("""
+    @bp.post("/archive")
+    def archive():
+        sku = request.form["sku"]
+        order = Order.query.filter_by(sku=sku).one()
+        order.archived = True
+        db.session.commit()
+        return redirect(url_for("admin.list"))
+
+    @bp.post("/create")
+    def create():
+        qty = request.form["qty"]
+        order = Order(qty=qty)
+        db.session.add(order)
+        return jsonify(id=order.id)
+    """)
+    outputs, findings = run(FORM_VIEW, {"app/admin.py": second})
+    assert findings == []
+    services = outputs["app/services.py"]
+    assert services.count("from .models import Order\n") == 1
+    assert [line for line in services.splitlines() if line.startswith("def ")] == [
+        "def archive(sku):", "def create(qty):", "def create_service(sku, qty):"]
+    assert "order = services.create(qty)" in outputs["app/admin.py"]
+    assert "order = services.create_service(sku, qty)" in outputs["app/views.py"]
+
+
+def test_existing_services_module_with_import_time_work_is_not_imported_newly():
+    existing = "import logging\n\nlogging.basicConfig()\n\n\ndef helper():\n    pass\n"
+    outputs, findings = run(FORM_VIEW, {"app/services.py": existing})
+    assert outputs == {}
+    assert "would run its module-level code (line 3)" in only_finding(findings).message
+
+
+def test_a_region_that_fails_is_retried_smaller():
+    source = """
+    @bp.post("/x")
+    def x():
+        n = request.json["n"]
+        order = Order(n=n)
+        db.session.add(order)
+        db.session.commit()
+        if n > 1:
+            note = "bulk"
+        return jsonify(id=order.id, note=note)
+    """
+    outputs, findings = run(source, min_statements=3)
+    assert findings == []
+    assert "    order = services.x(n)\n    if n > 1:\n        note = \"bulk\"\n" in outputs["app/views.py"]
+
+
+def test_crlf_and_tab_indentation_are_kept_in_both_files():
+    views = (HEADER + textwrap.dedent(FORM_VIEW)).replace("    ", "\t").replace("\n", "\r\n")
+    outputs, findings = run("", {"app/views.py": views})
+    assert findings == []
+    assert "\r\n\torder = services.create(sku, qty)\r\n" in outputs["app/views.py"]
+    services = outputs["app/services.py"]
+    assert "\n" not in services.replace("\r\n", "")
+    assert "\r\n\tdb.session.commit()\r\n\treturn order\r\n" in services
