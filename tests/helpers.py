@@ -108,7 +108,7 @@ def serve_requests(app_dir: Path, target: str, requests: list[dict], env: dict |
     completed = subprocess.run(
         [sys.executable, str(RUNNER), str(app_dir), target],
         input=json.dumps(requests), capture_output=True, text=True, timeout=timeout,
-        cwd=app_dir, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
+        cwd=app_dir, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", **(env or {})},
     )
     if completed.returncode != 0:
         raise AssertionError(f"harness failed for {app_dir} ({target}):\n{completed.stderr[-4000:]}")

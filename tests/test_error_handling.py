@@ -1,0 +1,270 @@
+"""`error-handling` beyond the fixture pairs: the fixture apps' own test suites pass
+before and after, routing 405s keep their Allow header, the handler reproduces jsonify's
+debug-mode bytes, raise-to-abort keeps every constructor argument, and the Exception
+handler logs with the traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from werkzeug.exceptions import default_exceptions
+
+from helpers import FIXTURES, copy_tree, run_codemods, serve_requests
+
+from flask_refactor.codemods.support.errors import http_errors
+
+CASES = FIXTURES / "error-handling"
+SUITES = ["json_api", "html_app", "mixed"]
+FIXED_HASH = {"PYTHONHASHSEED": "0"}  # Allow lists a set: fix its order across interpreters
+
+
+def run_suite(tree: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=tree, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+
+
+@pytest.mark.parametrize("case", SUITES)
+def test_fixture_apps_own_suites_pass_before_and_after(case, tmp_path):
+    for side in ("before", "after"):
+        completed = run_suite(copy_tree(CASES / case / side, tmp_path / side))
+        assert completed.returncode == 0, f"{case}/{side}:\n{completed.stdout[-3000:]}{completed.stderr[-2000:]}"
+
+
+def test_the_codemod_output_is_what_the_after_suite_ran(tmp_path):
+    tree = copy_tree(CASES / "json_api" / "before", tmp_path / "tree")
+    run_codemods(tree, ["error-handling"])
+    completed = run_suite(tree)
+    assert completed.returncode == 0, completed.stdout[-3000:]
+
+
+def test_routing_errors_and_unauthorized_keep_headers(tmp_path):
+    requests = [
+        {"method": "PATCH", "path": "/api/items"},
+        {"method": "PUT", "path": "/api/items/1"},
+        {"method": "GET", "path": "/api/nowhere"},
+        {"method": "POST", "path": "/api/items", "json": {"name": "x"}},
+    ]
+    before = serve_requests(copy_tree(CASES / "json_api" / "before", tmp_path / "b"), "inventory:create_app()",
+                            requests, env=FIXED_HASH)
+    after = serve_requests(copy_tree(CASES / "json_api" / "after", tmp_path / "a"), "inventory:create_app()",
+                           requests, env=FIXED_HASH)
+    assert after == before
+    assert before[0]["status"] == 405 and "GET" in before[0]["headers"]["Allow"]
+    assert before[3]["status"] == 401
+
+
+def write_app(root: Path, source: str) -> Path:
+    root.mkdir(parents=True)
+    (root / "app.py").write_text(textwrap.dedent(source).lstrip())
+    return root
+
+
+def converted(tmp_path: Path, source: str) -> tuple[Path, Path, str]:
+    before = write_app(tmp_path / "before", source)
+    after = copy_tree(before, tmp_path / "after")
+    run_codemods(after, ["error-handling"])
+    return before, after, (after / "app.py").read_text()
+
+
+def test_handler_reproduces_jsonify_debug_indentation(tmp_path):
+    before, after, text = converted(tmp_path, '''
+        from flask import Flask, jsonify
+
+        app = Flask(__name__)
+        app.config["DEBUG"] = True
+
+
+        @app.route("/things/<int:thing_id>")
+        def thing(thing_id):
+            return jsonify({"error": f"no thing {thing_id}"}), 404
+    ''')
+    assert 'abort(404, description=f"no thing {thing_id}")' in text
+    requests = [{"path": "/things/3"}, {"path": "/missing"}]
+    old, new = serve_requests(before, "app:app", requests), serve_requests(after, "app:app", requests)
+    assert new == old
+    assert old[0]["body"] == '{\n  "error": "no thing 3"\n}\n'
+
+
+def test_raise_becomes_abort_with_every_argument_by_keyword(tmp_path):
+    before, after, text = converted(tmp_path, '''
+        from flask import Flask
+        from werkzeug.datastructures import WWWAuthenticate
+        from werkzeug.exceptions import MethodNotAllowed, NotFound, Unauthorized
+
+        app = Flask(__name__)
+
+
+        @app.route("/gone")
+        def gone():
+            raise NotFound("this page moved away")
+
+
+        @app.route("/only-get")
+        def only_get():
+            raise MethodNotAllowed(["GET"], "use GET")
+
+
+        @app.route("/private")
+        def private():
+            raise Unauthorized("log in first", www_authenticate=WWWAuthenticate("basic", {"realm": "x"}))
+    ''')
+    assert 'abort(404, description="this page moved away")' in text
+    assert 'abort(405, valid_methods=["GET"], description="use GET")' in text
+    assert 'abort(401, description="log in first", www_authenticate=WWWAuthenticate(' in text
+    assert "MethodNotAllowed" not in text and "from werkzeug.exceptions" not in text
+    requests = [{"path": "/gone"}, {"path": "/only-get"}, {"path": "/private"}]
+    old, new = serve_requests(before, "app:app", requests), serve_requests(after, "app:app", requests)
+    assert new == old
+    assert old[1]["headers"]["Allow"] == "GET" and "use GET" in old[1]["body"]
+    assert old[2]["headers"]["WWW-Authenticate"].startswith("Basic")
+
+
+def test_existing_abort_in_another_view_of_the_scope_keeps_its_page(tmp_path):
+    before, after, text = converted(tmp_path, '''
+        import flask as f
+
+        app = f.Flask(__name__)
+        NAMES = {"ana"}
+
+
+        @app.route("/users/<name>")
+        def user(name):
+            if name not in NAMES:
+                return f.jsonify(error="no such user"), 404
+            return f.jsonify(name=name)
+
+
+        @app.route("/legacy/<name>")
+        def legacy(name):
+            f.abort(404, description="legacy page")
+    ''')
+    assert 'f.abort(404, description="no such user")' in text
+    requests = [{"path": "/users/bob"}, {"path": "/legacy/x"}, {"path": "/nothing"}]
+    old, new = serve_requests(before, "app:app", requests), serve_requests(after, "app:app", requests)
+    assert new == old
+    assert old[0]["content_type"] == "application/json" and old[1]["content_type"].startswith("text/html")
+
+
+def test_abort_codes_come_from_werkzeug():
+    errors = http_errors()
+    assert errors.abort_codes == frozenset(default_exceptions)
+    assert 402 not in errors.abort_codes and 404 in errors.abort_codes
+    assert errors.constructor_parameters[405][0] == "valid_methods"
+    assert errors.constructor_parameters[404][0] == "description"
+    assert errors.exception_codes["werkzeug.exceptions.NotFound"] == 404
+
+
+def test_unexpected_error_handler_logs_the_traceback(tmp_path):
+    tree = copy_tree(CASES / "unexpected_errors_option" / "after", tmp_path / "app")
+    script = textwrap.dedent('''
+        import logging, sys
+        sys.path.insert(0, ".")
+        from app import app
+        records = []
+        handler = logging.Handler()
+        handler.emit = records.append
+        app.logger.addHandler(handler)
+        app.testing = False
+        app.config["PROPAGATE_EXCEPTIONS"] = False
+        client = app.test_client()
+        response = client.get("/ratio/coffee")
+        assert response.status_code == 500 and b"Internal Server Error" in response.data
+        assert client.get("/secret").status_code == 403
+        assert len(records) == 1 and records[0].exc_info[0] is ZeroDivisionError
+        assert "/ratio/coffee [GET]" in records[0].getMessage()
+        app.config["PROPAGATE_EXCEPTIONS"] = None
+        app.testing = True
+        try:
+            client.get("/ratio/coffee")
+        except ZeroDivisionError:
+            print("propagated")
+    ''')
+    completed = subprocess.run([sys.executable, "-c", script], cwd=tree, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip() == "propagated"
+
+
+SITE_CASES = [
+    ('return jsonify({"error": m}), 404', None),
+    ("return jsonify(error=m), 400", None),
+    ('return {"error": m}, 409', None),
+    ("return make_response(jsonify(error=m), 422)", None),
+    ('return "Not found", 404', None),
+    ("return f'no {m}', 410", None),
+    ("return jsonify(error=m), 402", "abort() cannot raise 402"),
+    ('return jsonify(error=m), 404, {"X-A": "1"}', "headers"),
+    ("return jsonify(error=m, field=f), 400", "2 keys"),
+    ('return jsonify(error=m), "404 NOT FOUND"', "status is a string"),
+    ("return jsonify(error=m), status", "not a literal"),
+    ("return jsonify(payload), 400", "not a dict literal"),
+    ("return jsonify(error=lookup(m)), 400", "may be None"),
+]
+
+
+@pytest.mark.parametrize("statement, problem", SITE_CASES)
+def test_site_classification(statement, problem):
+    import libcst as cst
+
+    from flask_refactor.codemods._error_handling_sites import analyse_function
+    from flask_refactor.codemods.support.imports import ImportMap
+
+    source = f"from flask import jsonify, make_response\n\ndef view(m, f, status):\n    if m:\n        {statement}\n"
+    module = cst.parse_module(source)
+    sites = analyse_function(module.body[1], ImportMap.of(module), lambda node: (1, 0))
+    assert len(sites) == 1
+    if problem is None:
+        assert sites[0].skip is None and sites[0].replacement_args[0][0] == "description"
+    else:
+        assert problem in sites[0].skip
+
+
+@pytest.mark.parametrize("wrapper, blocked", [
+    ("try:\n{body}\nexcept Exception:\n    pass", True),
+    ("try:\n{body}\nexcept:\n    pass", True),
+    ("try:\n{body}\nexcept HTTPException:\n    pass", True),
+    ("try:\n{body}\nexcept (KeyError, ValueError):\n    pass", False),
+    ("try:\n{body}\nexcept IntegrityError:\n    pass", False),
+    ("try:\n    pass\nexcept Exception:\n{body}", False),
+    ("try:\n{body}\nfinally:\n    log()", True),
+    ("with db.session.begin():\n{body}", True),
+    ("for x in m:\n{body}", False),
+])
+def test_enclosing_blocks(wrapper, blocked):
+    import libcst as cst
+
+    from flask_refactor.codemods._error_handling_sites import analyse_function
+    from flask_refactor.codemods.support.imports import ImportMap
+
+    block = textwrap.indent(wrapper.format(body="    return jsonify(error='x'), 404"), "    ")
+    source = ("from flask import jsonify\nfrom sqlalchemy.exc import IntegrityError\n"
+              "from werkzeug.exceptions import HTTPException\n\n"
+              f"def view(m):\n{block}\n")
+    module = cst.parse_module(source)
+    sites = analyse_function(module.body[3], ImportMap.of(module), lambda node: (1, 0))
+    assert len(sites) == 1
+    assert (sites[0].skip is not None) == blocked, sites[0].skip
+
+
+def test_without_werkzeug_the_codemod_imports_and_refuses():
+    script = textwrap.dedent('''
+        import sys
+        sys.modules["werkzeug"] = None  # as if flask-refactor ran where Flask is not installed
+        from flask_refactor.codemods.error_handling import ErrorHandling
+        from flask_refactor.project import Project
+        codemod = ErrorHandling()
+        changes = codemod.run(Project.from_texts({"app.py": "from flask import jsonify\\n"}))
+        assert not changes.changes
+        [finding] = changes.findings
+        print(finding.severity.value, "Werkzeug is not installed" in finding.message)
+    ''')
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.split() == ["error", "True"]
