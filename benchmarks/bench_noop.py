@@ -25,3 +25,10 @@ class NoOpB(_NoOp):
 
 class NoOpC(_NoOp):
     name = "bench-noop-c"
+
+
+class NoOpEveryFile(_NoOp):
+    """No prefilter: parses every file, to compare the raw pipeline with libcst's."""
+
+    name = "bench-noop-every-file"
+    needles = ()

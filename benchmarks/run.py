@@ -8,6 +8,7 @@ Flask, then times (wall clock, best of --repeat):
 
 * flask-refactor, a chain of three no-op codemods (each parses what mentions Flask);
 * flask-refactor, the `teardown` codemod (dry run, so the corpus stays as it is);
+* flask-refactor, a no-op codemod without prefilter (every file parsed: the raw pipeline);
 * `python -m libcst.tool codemod noop.NOOPCommand` (libcst parses every file).
 
 It prints lines per second for each and the ratio. Nothing here is asserted: speed is
@@ -112,6 +113,7 @@ def main() -> None:
     runs = {
         "flask-refactor: 3 chained no-op codemods": ours + ["-c", "bench-noop-a", "-c", "bench-noop-b", "-c", "bench-noop-c"],
         "flask-refactor: teardown": ours + ["-c", "teardown"],
+        "flask-refactor: no-op, no prefilter": ours + ["-c", "bench-noop-every-file"],
         "libcst.tool codemod noop.NOOPCommand": [sys.executable, "-P", "-m", "libcst.tool", "codemod", "noop.NOOPCommand",
                                                   "-j", str(args.jobs), "--no-format", "--hide-progress", "-u", "0", "."],
     }
