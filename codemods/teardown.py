@@ -383,6 +383,9 @@ def _insert_in_factory(module: cst.Module, app: AppSite, function: cst.FunctionD
     statements = list(factory.body.body)
     index = max(i for i, stmt in enumerate(statements)
                 if isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], cst.Return))
+    returned = statements[index]
+    if not returned.leading_lines:  # a blank line between the new def and `return app`
+        statements[index] = returned.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
     statements.insert(index, function.with_changes(leading_lines=[cst.EmptyLine(indent=False)]))
     new_factory = factory.with_changes(body=factory.body.with_changes(body=statements))
     return module.with_changes(body=[new_factory if stmt is factory else stmt for stmt in module.body])

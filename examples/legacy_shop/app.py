@@ -14,5 +14,8 @@ db = SQLAlchemy(app)
 # the views register themselves on `app` when imported
 import views  # noqa: E402,F401
 
+with app.app_context():
+    db.create_all()  # first start: create the tables
+
 if __name__ == "__main__":
     app.run(debug=True)

@@ -1,0 +1,378 @@
+"""app-factory beyond the fixture pairs: each fixture app's own test suite passes on the
+migrated tree, the Flask CLI lists the same rules (with qualified endpoints), and the
+migrated app imports in a fresh interpreter without an import cycle."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flask_refactor import pipeline
+from flask_refactor.project import Project
+from flask_refactor.registry import get
+from helpers import FIXTURES, copy_tree
+
+CASES = FIXTURES / "app-factory"
+FLASK = Path(sys.executable).with_name("flask")
+WITH_SUITES = sorted(p.name for p in CASES.iterdir()
+                     if (p / "after").is_dir() and any((p / "before").rglob("test_*.py")))
+
+
+def run(args: list[str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("FLASK_APP", None)
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def pytest_in(tree: Path) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"], tree)
+
+
+@pytest.mark.parametrize("case", WITH_SUITES)
+def test_the_apps_own_suite_passes_before_and_after(case: str, tmp_path):
+    for side in ("before", "after"):
+        tree = copy_tree(CASES / case / side, tmp_path / side)
+        result = pytest_in(tree)
+        assert result.returncode == 0, f"{side}:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}"
+        assert " passed" in result.stdout
+
+
+def routes(tree: Path, target: str | None) -> list[tuple[str, str, str]]:
+    args = [str(FLASK), *(["--app", target] if target else []), "routes", "--sort", "rule"]
+    result = run(args, tree)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split() for line in result.stdout.splitlines()[2:] if line.strip()]
+    return [(row[0], row[1], row[-1]) for row in rows]
+
+
+@pytest.mark.parametrize("case, target, blueprints", [
+    ("single-module", "app", {"": "main"}),
+    ("package-circular", "myapp", {"": "views", "login": "auth", "logout": "auth"}),
+    ("flat-extensions", "app", {"": "views", "login": "auth", "logout": "auth"}),
+])
+def test_flask_routes_lists_the_same_rules_with_qualified_endpoints(case, target, blueprints, tmp_path):
+    before = routes(copy_tree(CASES / case / "before", tmp_path / "before"), target)
+    after_tree = copy_tree(CASES / case / "after", tmp_path / "after")
+    after = routes(after_tree, target)
+    assert [rule for _, _, rule in after] == [rule for _, _, rule in before]
+    expected = [(endpoint if endpoint == "static" else f"{blueprints.get(endpoint, blueprints[''])}.{endpoint}",
+                 methods, rule) for endpoint, methods, rule in before]
+    assert after == expected
+    # bare `flask routes` finds the generated wsgi.py; the factory can be named too
+    assert routes(after_tree, None) == expected
+    assert routes(after_tree, f"{target}:create_app()") == expected
+
+
+@pytest.mark.parametrize("case, module", [
+    ("single-module", "app"),
+    ("package-circular", "myapp"),
+    ("flat-extensions", "app"),
+])
+def test_migrated_app_imports_in_a_fresh_interpreter(case, module, tmp_path):
+    tree = copy_tree(CASES / case / "after", tmp_path / "after")
+    code = (f"import {module}, wsgi, flask\n"
+            f"assert not any(isinstance(v, flask.Flask) for v in vars({module}).values())\n"
+            f"assert isinstance({module}.create_app(), flask.Flask)\n"
+            "assert isinstance(wsgi.app, flask.Flask) and wsgi.application is wsgi.app\n")
+    result = run([sys.executable, "-c", code], tree)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_python_app_py_still_starts_the_app(tmp_path):
+    """The `__main__` block builds the app with the factory (FLASK_RUN_FROM_CLI makes
+    app.run() return at once instead of serving)."""
+    tree = copy_tree(CASES / "single-module" / "after", tmp_path / "after")
+    env_run = subprocess.run([sys.executable, "app.py"], cwd=tree, capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "FLASK_RUN_FROM_CLI": "true", "PYTHONDONTWRITEBYTECODE": "1"})
+    assert env_run.returncode == 0, env_run.stderr[-2000:]
+    assert "Ignoring a call to 'app.run()'" in env_run.stdout + env_run.stderr
+
+
+# -- in-memory cases: one property each ------------------------------------------------
+
+
+
+def migrate(texts: dict[str, str], broken: tuple[str, ...] = (), **options):
+    result = pipeline.run_on_project(Project.from_texts(texts), [get("app-factory")(**options)], jobs=1)
+    assert [path for path, _ in result.errors] == list(broken)
+    return {o.path: o.new for o in result.outcomes}, result.findings
+
+
+HEADER = "from flask import Flask, url_for\n\napp = Flask(__name__)\n"
+
+
+def refused(texts: dict[str, str], broken: tuple[str, ...] = ()) -> list[str]:
+    outputs, findings = migrate(texts, broken)
+    assert outputs == {}
+    assert any(f.severity.value == "error" and "no file was changed" in f.message for f in findings)
+    return [f.message for f in findings if f.severity.value == "warning"]
+
+
+def test_a_value_read_from_the_app_at_import_time_is_refused():
+    messages = refused({"app.py": HEADER + "PER_PAGE = app.config['PER_PAGE']\n"})
+    assert len(messages) == 1 and "used at import time" in messages[0]
+
+
+def test_wrapping_the_app_object_is_refused_with_the_fix():
+    messages = refused({"app.py": "from werkzeug.middleware.proxy_fix import ProxyFix\n" + HEADER
+                        + "app = ProxyFix(app)\n"})
+    assert "app.wsgi_app = ProxyFix(app.wsgi_app)" in messages[0]
+
+
+def test_positional_extension_arguments_are_refused():
+    messages = refused({"app.py": "from flask_sqlalchemy import SQLAlchemy\n" + HEADER
+                        + "db = SQLAlchemy(app, None)\n"})
+    assert "positional arguments" in messages[0]
+
+
+def test_several_module_level_apps_are_left_alone():
+    outputs, findings = migrate({"a.py": HEADER, "b.py": HEADER})
+    assert outputs == {}
+    assert sorted(f.path for f in findings) == ["a.py", "b.py"]
+
+
+def test_sqlalchemy_2_style_create_all_runs_in_an_app_context_in_the_factory():
+    outputs, _ = migrate({"app.py": "from flask_sqlalchemy import SQLAlchemy\n" + HEADER
+                          + "db = SQLAlchemy(app)\ndb.create_all()\n"})
+    assert ("    db.init_app(app)\n    with app.app_context():\n        db.create_all()\n"
+            "    return app\n") in outputs["app.py"]
+    assert "db.create_all()\n\n" not in outputs["app.py"].split("def create_app")[0]
+
+
+def test_relative_endpoints_and_existing_blueprint_names():
+    outputs, _ = migrate({
+        "app.py": HEADER + "from admin import admin\napp.register_blueprint(admin)\n\n"
+                  "@app.route('/')\ndef index():\n    return url_for('.index')\n",
+        "admin.py": "from flask import Blueprint\nadmin = Blueprint('main', __name__)\n",
+    })
+    app = outputs["app.py"]
+    assert 'bp = Blueprint("main_views", __name__)' in app
+    assert "url_for('main_views.index')" in app
+    assert "    app.register_blueprint(admin)\n    app.register_blueprint(bp)\n" in app
+
+
+def test_functions_with_their_own_app_are_untouched():
+    outputs, _ = migrate({"app.py": HEADER + "\ndef configure(app):\n    app.debug = True\n\n"
+                          "@app.route('/')\ndef index():\n    return str(app.debug)\n"})
+    app = outputs["app.py"]
+    assert "def configure(app):\n    app.debug = True\n" in app
+    assert "return str(current_app.debug)" in app
+
+
+def test_second_run_is_a_no_op():
+    texts = {"app.py": "from flask_sqlalchemy import SQLAlchemy\n" + HEADER
+             + "db = SQLAlchemy(app)\n\n@app.route('/')\ndef index():\n    return url_for('index')\n",
+             "models.py": "from app import db\n"}
+    outputs, _ = migrate(texts)
+    again, findings = migrate({**texts, **outputs})
+    assert again == {} and findings == []
+
+
+def test_endpoint_names_are_qualified_wherever_python_holds_them():
+    outputs, _ = migrate({"app.py": "from flask import Flask, request, url_for\n\napp = Flask(__name__)\n\n"
+                          "@app.route('/')\ndef index():\n"
+                          "    if request.endpoint == 'index' or request.endpoint in ('index', 'other'):\n"
+                          "        return app.view_functions['index'].__name__\n"
+                          "    return url_for(endpoint='index', _external=True)\n"})
+    app = outputs["app.py"]
+    assert "request.endpoint == 'main.index' or request.endpoint in ('main.index', 'other')" in app
+    assert "current_app.view_functions['main.index']" in app
+    assert "url_for(endpoint='main.index', _external=True)" in app
+
+
+def test_module_level_logger_becomes_the_same_named_logger():
+    outputs, _ = migrate({"app.py": HEADER + "log = app.logger\n\n@app.route('/')\ndef index():\n"
+                          "    log.info('x')\n    return ''\n"})
+    app = outputs["app.py"]
+    assert "log = logging.getLogger(__name__)" in app and "import logging" in app
+    assert "    app.logger  # noqa: B018" in app
+
+
+# Interpreters with old releases installed (e.g. Flask 1.1.4 + Flask-SQLAlchemy 2.5.1),
+# separated by os.pathsep; the generated code must run there too. Skipped when unset.
+LEGACY_PYTHONS = [p for p in os.environ.get("APP_FACTORY_LEGACY_PYTHONS", "").split(os.pathsep) if p]
+
+
+@pytest.mark.skipif(not LEGACY_PYTHONS, reason="APP_FACTORY_LEGACY_PYTHONS not set")
+@pytest.mark.parametrize("case", WITH_SUITES)
+def test_the_migrated_suite_passes_on_older_flask_releases(case, tmp_path):
+    for index, python in enumerate(LEGACY_PYTHONS):
+        tree = copy_tree(CASES / case / "after", tmp_path / f"after{index}")
+        result = run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"], tree)
+        assert result.returncode == 0, f"{python}:\n{result.stdout[-3000:]}"
+
+
+@pytest.mark.parametrize("case", ["package-circular", "flat-extensions", "single-module"])
+def test_every_migrated_module_imports_first_in_a_fresh_interpreter(case, tmp_path):
+    """Whatever module is imported first, no import cycle is left (legacy models.py could
+    not be imported before app.py)."""
+    tree = copy_tree(CASES / case / "after", tmp_path / "after")
+    modules = sorted(".".join(p.relative_to(tree).with_suffix("").parts).removesuffix(".__init__")
+                     for p in tree.rglob("*.py") if "tests" not in p.parts)
+    code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+    for module in modules:
+        result = run([sys.executable, "-c", code, module, *modules], tree)
+        assert result.returncode == 0, f"importing {module} first:\n{result.stderr[-2000:]}"
+
+
+HOOKS = {  # legacy decorator -> what it becomes (None: registered by create_app)
+    "before_request": "@bp.before_app_request", "after_request": "@bp.after_app_request",
+    "teardown_request": "@bp.teardown_app_request", "context_processor": "@bp.app_context_processor",
+    "url_value_preprocessor": "@bp.app_url_value_preprocessor", "url_defaults": "@bp.app_url_defaults",
+    "errorhandler(404)": "@bp.app_errorhandler(404)", "template_filter()": "@bp.app_template_filter()",
+    "template_test('odd')": "@bp.app_template_test('odd')", "template_global()": "@bp.app_template_global()",
+    "teardown_appcontext": None, "shell_context_processor": None, "before_first_request": None,
+}
+
+
+def test_app_wide_hooks_stay_app_wide():
+    source = HEADER + "".join(f"\n@app.{hook}\ndef hook_{i}(*args):\n    return args\n"
+                              for i, hook in enumerate(HOOKS))
+    source += "\n@app.cli.command('init-db')\ndef init_db():\n    pass\n"
+    app = migrate({"app.py": source})[0]["app.py"]
+    for i, (hook, new) in enumerate(HOOKS.items()):
+        if new is None:
+            assert f"\ndef hook_{i}(*args):" in app and f"    app.{hook}(hook_{i})\n" in app
+        else:
+            assert f"{new}\ndef hook_{i}(*args):" in app
+    assert 'bp = Blueprint("main", __name__, cli_group=None)' in app and "@bp.cli.command('init-db')" in app
+
+
+def test_a_factory_hook_under_another_decorator_is_refused():
+    messages = refused({"app.py": HEADER + "import functools\n\n@functools.lru_cache()\n@app.teardown_appcontext\n"
+                        "def close(exc):\n    pass\n"})
+    assert "outermost" in messages[0]
+
+
+def test_an_unparseable_module_that_may_import_the_app_stops_the_migration():
+    messages = refused({"app.py": HEADER + "\n@app.route('/')\ndef index():\n    return ''\n",
+                        "views.py": "from app import app\nprint 'python 2'\n"}, broken=("views.py",))
+    assert any("views.py cannot be read or parsed" in m for m in messages)
+
+
+def test_calls_that_configure_the_app_move_into_the_factory_in_order():
+    outputs, _ = migrate({"app.py": "from flask_cors import CORS\nfrom ext import cache\n" + HEADER
+                          + "app.config['A'] = 1\nCORS(app, origins='*')\ncache.init_app(app)\n"
+                          "app.jinja_env.globals['year'] = 2024\n"})
+    assert ("    app.config['A'] = 1\n    if config is not None:\n        app.config.from_mapping(config)\n"
+            "    CORS(app, origins='*')\n    cache.init_app(app)\n    app.jinja_env.globals['year'] = 2024\n"
+            "    return app\n") in outputs["app.py"]
+
+
+def test_url_building_fields_are_qualified():
+    outputs, _ = migrate({"app.py": "from flask_marshmallow import Marshmallow\nfrom flask_restful import fields\n"
+                          + HEADER + "ma = Marshmallow(app)\n\n@app.route('/u/<int:id>')\ndef user(id):\n"
+                          "    return ''\n\nclass UserSchema(ma.Schema):\n"
+                          "    url = ma.URLFor('user', values={'id': '<id>'})\n"
+                          "\nuser_fields = {'uri': fields.Url('user')}\n"})
+    app = outputs["app.py"]
+    assert "ma.URLFor('main.user'" in app and "fields.Url('main.user')" in app
+
+
+def test_main_block_builds_the_app_and_gives_create_all_a_context():
+    source = ("from flask_sqlalchemy import SQLAlchemy\n" + HEADER + "db = SQLAlchemy(app)\n\n"
+              "if __name__ == '__main__':\n    db.create_all()\n    app.run()\n")
+    app = migrate({"app.py": source})[0]["app.py"]
+    assert app.endswith("if __name__ == '__main__':\n    app = create_app()\n"
+                        "    with app.app_context():\n        db.create_all()\n    app.run()\n")
+
+
+def test_helpers_the_app_imports_use_current_app():
+    outputs, _ = migrate({
+        "app.py": HEADER + "import helpers\n\n@app.route('/')\ndef index():\n    return helpers.title()\n",
+        "helpers.py": "from app import app as application  # the app\n\n\ndef title():\n"
+                      "    from app import app\n    return application.config['TITLE'] + app.name\n",
+    })
+    assert outputs["helpers.py"] == (
+        "from flask import current_app\n\n# the app\n\n\ndef title():\n"
+        "    from flask import current_app as app\n    return current_app.config['TITLE'] + app.name\n")
+
+
+def test_app_module_inside_a_package_with_relative_imports():
+    outputs, _ = migrate({
+        "myapp/__init__.py": "",
+        "myapp/app.py": "from flask import Flask\nfrom flask_sqlalchemy import SQLAlchemy\n\n"
+                        "app = Flask(__name__)\ndb = SQLAlchemy(app)\n\nfrom . import views  # noqa: E402\n",
+        "myapp/views.py": "from flask import url_for\n\nfrom .app import app, db\n\n\n@app.route('/')\n"
+                          "def index():\n    return url_for('index')\n",
+    })
+    assert "from .extensions import db\n" in outputs["myapp/app.py"]
+    assert "    from myapp import views\n    app.register_blueprint(views.bp)\n" in outputs["myapp/app.py"]
+    assert outputs["myapp/views.py"] == (
+        "from flask import Blueprint, url_for\n\nfrom .extensions import db\n\n"
+        "bp = Blueprint(\"main\", __name__)\n\n\n@bp.route('/')\ndef index():\n    return url_for('main.index')\n")
+    assert outputs["myapp/extensions.py"].endswith("db = SQLAlchemy()\n")
+    assert outputs["wsgi.py"].startswith('"""') and "from myapp.app import create_app\n" in outputs["wsgi.py"]
+
+
+def test_computed_endpoints_can_be_allowed_and_are_then_each_reported():
+    texts = {"app.py": HEADER + "\n@app.route('/')\ndef index():\n    return url_for(request_name())\n",
+             "templates/nav.html": "{% macro link(endpoint) %}{{ url_for(endpoint) }}{% endmacro %}\n"}
+    assert refused(texts)
+    outputs, findings = migrate(texts, allow_dynamic_endpoints="true")
+    assert "def create_app(config=None):" in outputs["app.py"]
+    assert sorted((f.path, f.line, f.severity.value) for f in findings) == [
+        ("app.py", 7, "warning"), ("templates/nav.html", 1, "warning")]
+
+
+def test_cli_commands_keep_their_top_level_names(tmp_path):
+    outputs = []
+    for side in ("before", "after"):
+        tree = copy_tree(CASES / "single-module" / side, tmp_path / side)
+        result = run([str(FLASK), "--app", "app", "seed", "2"], tree)
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs.append(result.stdout)
+        assert "db" in run([str(FLASK), "--app", "app", "--help"], tree).stdout  # Flask-Migrate's group
+    assert outputs[0] == outputs[1] == "added 2\n"
+
+
+def test_functions_that_use_the_app_called_at_import_time_run_in_the_factory():
+    source = (HEADER + "\ndef connect():\n    return app.config['DB']\n\n\ndef init_db():\n    connect()\n\n\n"
+              "init_db()\n\nif __name__ == '__main__':\n    init_db()\n    app.run()\n")
+    app = migrate({"app.py": source})[0]["app.py"]
+    assert "    with app.app_context():\n        init_db()\n    return app\n" in app
+    assert "    app = create_app()\n    with app.app_context():\n        init_db()\n    app.run()\n" in app
+    assert "\ninit_db()\n" not in app
+
+
+def test_a_value_computed_at_import_time_by_such_a_function_is_refused():
+    messages = refused({"app.py": HEADER + "\ndef db_path():\n    return app.config['DB']\n\n\nPATH = db_path()\n"})
+    assert "db_path() uses `app` and is called at import time" in messages[0]
+
+
+def test_tests_reading_the_app_through_its_module_read_it_from_wsgi():
+    outputs, _ = migrate({"app.py": HEADER + "VISITS = []\n",
+                          "tests/test_it.py": "import app as app_module\n\n\ndef test_it(monkeypatch):\n"
+                                              "    monkeypatch.setattr(app_module, 'VISITS', [])\n"
+                                              "    assert app_module.app.test_client()\n"})
+    assert outputs["tests/test_it.py"] == (
+        "import app as app_module\nimport wsgi\n\n\ndef test_it(monkeypatch):\n"
+        "    monkeypatch.setattr(app_module, 'VISITS', [])\n    assert wsgi.app.test_client()\n")
+
+
+def test_a_tests_own_app_does_not_block_the_migration():
+    outputs, findings = migrate({"app.py": HEADER, "tests/test_util.py": HEADER})
+    assert "def create_app(config=None):" in outputs["app.py"] and "tests/test_util.py" not in outputs
+    assert [(f.path, f.severity.value) for f in findings] == [("tests/test_util.py", "info")]
+
+
+def test_an_extension_bound_in_another_module_stays_there_unbound():
+    outputs, _ = migrate({
+        "app.py": HEADER + "from flask_migrate import Migrate\n\nimport models  # noqa: E402\n\n"
+                  "@app.route('/')\ndef index():\n    return str(models.User.query.count())\n",
+        "models.py": "from flask_sqlalchemy import SQLAlchemy\nfrom flask_migrate import Migrate\n\n"
+                     "from app import app\n\nBase = object\n"
+                     "db = SQLAlchemy(app, model_class=Base)  # bound here\nmigrate = Migrate(app, db)\n\n\n"
+                     "class User(db.Model):\n    id = db.Column(db.Integer, primary_key=True)\n",
+    })
+    assert outputs["models.py"] == (
+        "from flask_sqlalchemy import SQLAlchemy\nfrom flask_migrate import Migrate\n\n"
+        "Base = object\ndb = SQLAlchemy(model_class=Base)  # bound here\nmigrate = Migrate()\n\n\n"
+        "class User(db.Model):\n    id = db.Column(db.Integer, primary_key=True)\n")
+    assert ("        app.config.from_mapping(config)\n    import models\n    models.db.init_app(app)\n"
+            "    models.migrate.init_app(app, models.db)\n    app.register_blueprint(bp)\n    return app\n"
+            ) in outputs["app.py"]
