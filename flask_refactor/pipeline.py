@@ -9,6 +9,7 @@ in the coordinator, on lazily parsed modules. Only the coordinator validates and
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import sys
@@ -94,7 +95,7 @@ def run_on_project(
         if isinstance(stage[0], FileCodemod):
             changesets = _run_file_stage(project, stage, jobs, progress)
         else:
-            changesets = [_run_project_codemod(project, stage[0])]
+            changesets = [_run_project_codemod(project, stage[0], progress)]
         for changes in changesets:
             _record(project, changes, touched, result)
             if changes.unit and len(changes.changes) > 1:
@@ -114,12 +115,24 @@ def _stages(codemods: list[Codemod]) -> list[list[Codemod]]:
     return stages
 
 
-def _run_project_codemod(project: Project, codemod: Codemod) -> ChangeSet:
+def _run_project_codemod(project: Project, codemod: Codemod, progress: Progress | None) -> ChangeSet:
+    if progress:
+        # A project-wide codemod parses lazily; its prefilter's candidates are the likely
+        # work, so progress counts parses against them.
+        total = len(project.candidates(codemod.needles))
+        count = itertools.count(1)
+
+        def parsed_one(path: str) -> None:
+            progress(codemod.name, min(next(count), total), total)
+
+        project.on_parse = parsed_one
     try:
         return codemod.run(project)
     except Exception as exc:  # one codemod's bug must not lose the others' work
         project.errors.add(f"<{codemod.name}>", _crash_message(codemod.name, exc))
         return codemod.new_changeset()
+    finally:
+        project.on_parse = None
 
 
 def _crash_message(name: str, exc: BaseException) -> str:

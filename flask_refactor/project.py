@@ -76,6 +76,7 @@ class Project:
         self.revision = 0
         self._facts: dict[str, tuple[int, Any]] = {}
         self._positions: dict[int, Callable[[cst.CSTNode], tuple[int, int]]] = {}
+        self.on_parse: Callable[[str], None] | None = None  # progress reporting: called per parse
 
     # -- building ------------------------------------------------------------------
     @classmethod
@@ -146,6 +147,8 @@ class Project:
                 file.tree = cst.parse_module(text)
             except (cst.ParserSyntaxError, SyntaxError, ValueError) as exc:
                 self._fail(file, describe_syntax_error(exc, text))
+            if self.on_parse:
+                self.on_parse(path)
         return file.tree
 
     def modules(self, needles: Iterable[str] = ()) -> Iterable[tuple[str, cst.Module]]:

@@ -130,6 +130,19 @@ def test_colour_on_a_terminal_and_never_with_no_color(app_dir):
     assert "\x1b[" not in flag
 
 
+def test_long_runs_show_progress_on_a_terminal_only(tmp_path):
+    tree = tmp_path / "many"
+    tree.mkdir()
+    for i in range(60):
+        (tree / f"db{i}.py").write_text("from sqlalchemy.orm import scoped_session, sessionmaker\n"
+                                        f"Session{i} = scoped_session(sessionmaker())\n")
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    shown = _run_in_pty(["diff", "-c", "teardown"], tree, {**env, "TERM": "xterm-256color"})
+    assert "60/60" in shown
+    piped = cli("diff", "-c", "teardown", cwd=tree)
+    assert "60/60" not in piped.stderr and "\x1b[" not in piped.stderr
+
+
 def test_apply_refuses_a_dirty_file_unless_allowed(app_dir):
     git("init", "-q", cwd=app_dir)
     git("add", ".", cwd=app_dir)

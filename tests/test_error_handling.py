@@ -265,6 +265,7 @@ def test_without_werkzeug_the_codemod_imports_and_refuses():
         [finding] = changes.findings
         print(finding.severity.value, "Werkzeug is not installed" in finding.message)
     ''')
-    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    # -P: the source tree (the working directory) must not shadow the installed package
+    completed = subprocess.run([sys.executable, "-P", "-c", script], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stdout.split() == ["error", "True"]
