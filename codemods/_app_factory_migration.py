@@ -16,9 +16,10 @@ from .support.imports import ImportMap, add_import, resolve_relative
 from ._app_factory_appmodule import AppModuleSplit, AppModuleSplitter, is_main_block
 from ._app_factory_endpoints import DynamicEndpointFinder, EndpointQualifier
 from ._app_factory_syntax import (
-    calls_to, functions_using, import_from_flask, indent_code, name_uses, refs_outside_function_bodies,
-    reindents_cleanly, statement_code,
+    LINT_PRAGMAS, calls_to, functions_using, import_from_flask, indent_code, name_uses,
+    refs_outside_function_bodies, reindents_cleanly, statement_code,
 )
+from ._app_factory_redundant import RemovedImports, drop_module_imports
 from ._app_factory_templates import (
     ENTRY_POINT_FILES, TEMPLATE_SUFFIXES, dynamic_url_for_lines, qualify_template, rewrite_entry_points,
 )
@@ -29,8 +30,6 @@ EXTENSIONS_MODULE = "extensions"
 WSGI_MODULE = "wsgi"
 FLASK_BLUEPRINT = frozenset({"flask.Blueprint", "flask.blueprints.Blueprint"})
 FLASK_CURRENT_APP = frozenset({"flask.current_app", "flask.globals.current_app"})
-# Trailing comments that only instruct linters about the line they end; dropped with it.
-LINT_PRAGMAS = ("# noqa", "# type:", "# pylint:", "# isort:", "# pragma")
 
 
 class Migration:
@@ -47,6 +46,7 @@ class Migration:
         self.endpoints: dict[str, str] = {}
         self.split: AppModuleSplit | None = None
         self.view_plans: list[BlueprintPlan] = []  # other modules the factory imports
+        self.removed_imports = RemovedImports([])  # their module-level imports, now redundant
         self.templates: dict[str, str] = {}
         self.users: dict[str, tuple[str, str]] = {}
 
@@ -214,7 +214,9 @@ class Migration:
             names = ", ".join(e.var for e in split.extensions)
             source = f".{EXTENSIONS_MODULE}" if "." in self.ext_module else self.ext_module
             ext_import = cst.parse_statement(f"from {source} import {names}\n", config=module.config_for_parsing)
-        for item in split.body:
+        self.removed_imports = drop_module_imports(split.body, self._redundant_imports(split), self.app_module,
+                                                   is_package(path))
+        for item in self.removed_imports.body:
             if item in ("BLUEPRINT", "EXTENSIONS") and ext_import is not None:
                 # the extensions import goes where the app or the first extension was,
                 # whichever came first (importing extensions.py earlier changes nothing)
@@ -250,6 +252,28 @@ class Migration:
         if new is not None:
             self.modules[path] = new
             self.plans.append(plan)
+
+    def _redundant_imports(self, split: AppModuleSplit) -> set[str]:
+        """View modules create_app imports that the app module also imported only for their
+        side effects: nothing left at module level names them, nor do other files reach
+        them through the app module (`from app import views`, `app_module.views`)."""
+        kept = [s for s in split.body if not isinstance(s, str) and not _is_import_line(s)]
+        used = {n.value for stmt in [*kept, split.creation, *split.config] for n in name_uses(stmt)}
+        return {plan.module_name for plan in self.view_plans
+                if (stem := plan.module_name.rsplit(".", 1)[-1]) not in used
+                and self._factory_local(plan) == stem and not self._reached_through_app_module(stem)}
+
+    def _reached_through_app_module(self, stem: str) -> bool:
+        for path in self.project.paths():
+            imports = import_map(self.project, path) if path.endswith(".py") and path != self.site.path else None
+            if imports is None:
+                continue
+            if not is_package(self.site.path) and f"{self.app_module}.{stem}" in imports.names.values():
+                return True
+            text = self.project.text(path) or ""
+            if any(f"{local}.{stem}" in text for local, target in imports.names.items() if target == self.app_module):
+                return True
+        return False
 
     def _blueprint_plan(self, path, module_name, app_var, bp_name, module) -> BlueprintPlan:
         bp_var = "bp"
@@ -289,7 +313,12 @@ class Migration:
         parts.append(f"{indent}if config is not None:\n{indent}{indent}{app}.config.from_mapping(config)\n")
         parts += [f"{indent}{call}\n" for call in split.init_order]
         imported: set[str] = set()
+        # A module the app module no longer imports is imported before the moved setup: its
+        # import side effects (e.g. its models, for db.create_all()) came first before.
+        early = self.removed_imports.modules if split.setup or split.context_setup else set()
         for other in sorted(self.view_plans, key=self._import_position):
+            if other.module_name in early:
+                parts.append(self._import_in_factory(other, indent, imported))
             if other.extension_inits:  # extensions other modules bound: in the legacy order
                 parts.append(self._import_in_factory(other, indent, imported))
                 local = self._factory_local(other)
@@ -323,7 +352,10 @@ class Migration:
         imported.add(local)
         package, _, stem = plan.module_name.rpartition(".")
         alias = "" if local == stem else f" as {local}"
-        return f"{indent}from {package} import {stem}{alias}\n" if package else f"{indent}import {stem}{alias}\n"
+        moved_comments = self.removed_imports.comments.get(plan.module_name, [])
+        comments = "".join(f"{indent}{comment}\n" for comment in moved_comments)
+        return comments + (f"{indent}from {package} import {stem}{alias}\n" if package
+                           else f"{indent}import {stem}{alias}\n")
 
     def _import_position(self, plan: BlueprintPlan) -> tuple[int, str]:
         """Register blueprints in the order the legacy app module imported their modules."""
@@ -720,6 +752,11 @@ def _drop_unused_imports(module: cst.Module, candidates: set[str]) -> cst.Module
                 stmt = stmt.with_changes(body=[small.with_changes(names=keep)])
         body.append(stmt)
     return module.with_changes(body=body)
+
+
+def _is_import_line(stmt: cst.CSTNode) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and all(
+        isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body)
 
 
 def _bound_name(alias: cst.ImportAlias) -> str:

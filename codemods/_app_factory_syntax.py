@@ -10,6 +10,8 @@ import tokenize
 import libcst as cst
 
 CURRENT_APP = "current_app"
+# Trailing comments that only instruct linters about the line they end; dropped with it.
+LINT_PRAGMAS = ("# noqa", "# type:", "# pylint:", "# isort:", "# pragma")
 
 
 class _Loads(cst.CSTVisitor):

@@ -14,8 +14,9 @@ from flask_refactor.project import Project
 
 from ._error_handling_sites import Shape, Site
 from .support.errors import ABORT_FUNCTIONS, INTERNAL_SERVER_ERROR
-from .support.flask import assigned_name, decorator_method, module_defines
+from .support.flask import assigned_name, module_defines
 from .support.imports import ImportMap
+from .support.routes import decorator_registrations
 
 if TYPE_CHECKING:
     from .error_handling import Handler
@@ -25,8 +26,7 @@ if TYPE_CHECKING:
 
 def recognise_own_handler(func: cst.FunctionDef) -> tuple[str, Shape, set] | None:
     """(owner, shape, pairs) when `func` is a handler this codemod generated."""
-    owners = {(decorator_method(d) or ("", ""))[0] for d in func.decorators
-              if (decorator_method(d) or ("", ""))[1] == "errorhandler"}
+    owners = {r.owner for r in decorator_registrations(func) if r.method == "errorhandler"}
     if len(owners) != 1 or not isinstance(func.body, cst.IndentedBlock):
         return None
     pairs, shape = None, None

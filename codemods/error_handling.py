@@ -26,13 +26,15 @@ from ._error_handling_code import (
 from ._error_handling_sites import ErrorSource, Shape, Site, SourceFinder, analyse_function
 from .support.errors import (
     ABORT_FUNCTIONS, DECORATOR_CODES, DECORATOR_NAME_CODES, WerkzeugMissing, http_errors,
-    JSONIFY, RESTFUL_RESOURCES, HandlerRegistration, endpoints_of, find_blueprints,
-    local_blueprints, registrations_in, route_owner, status_code,
+    JSONIFY, HandlerRegistration, registrations_in, status_code,
 )
-from .support.flask import decorator_method, find_apps, import_map
+from .support.flask import RESTFUL_RESOURCES, find_apps, import_map
 from .support.imports import ImportMap
+from .support.routes import (
+    BEFORE_REQUEST_HOOKS, decorator_registrations, endpoints_of, find_blueprints, local_blueprints, route_owner,
+)
 
-BEFORE_REQUEST = frozenset({"before_request", "before_app_request"})
+# Functions registered with these are hooks, not helpers: their error returns are not reported.
 NOT_HANDLERS = frozenset({"errorhandler", "app_errorhandler", "before_request", "before_app_request",
                           "after_request", "after_app_request", "teardown_request", "teardown_app_request",
                           "teardown_appcontext", "context_processor", "app_context_processor"})
@@ -564,7 +566,7 @@ def _app_scope(owner: str, path: str, container: cst.CSTNode, module_name: str |
 
 
 def _is_registered_hook(func: cst.FunctionDef) -> bool:
-    return any((decorator_method(d) or ("", ""))[1] in NOT_HANDLERS for d in func.decorators)
+    return any(registration.method in NOT_HANDLERS for registration in decorator_registrations(func))
 
 
 def _view_sources(func, imports, positions, module, module_name, helper_codes) -> tuple[list[ErrorSource], bool]:
@@ -667,7 +669,7 @@ def _hook_sources(project: Project, helper_codes: dict[str, ErrorSource]) -> lis
         positions = project.position_lookup(path)
         module_name = project.module_name(path)
         for _, func in _functions(module):
-            if any((decorator_method(d) or ("", ""))[1] in BEFORE_REQUEST for d in func.decorators):
+            if any(r.method in BEFORE_REQUEST_HOOKS for r in decorator_registrations(func)):
                 for source in _view_sources(func, imports, positions, module, module_name, helper_codes)[0]:
                     found.append(ErrorSource(source.codes, f"the before_request hook {func.name.value}() "
                                              f"({path}:{source.line})"))

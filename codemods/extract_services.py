@@ -21,11 +21,11 @@ from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
 from flask_refactor.project import Project
 
 from ._extract_services_flow import Blocker, ModuleFacts, Region, ViewFlow, count_statements, routine
-from .support.flask import import_map, is_package
+from .support.flask import import_map, is_package, project_module_of
 from .support.imports import ImportMap, resolve_relative
+from .support.routes import is_view
 from .support.views import (
-    is_request_free_object, is_view, module_reads_request, patched_attributes, project_module_of,
-    reaches_on_import,
+    is_request_free_object, module_reads_request, patched_attributes, reaches_on_import,
 )
 
 LINE_LIMIT = 88  # wrap generated calls and signatures longer than this

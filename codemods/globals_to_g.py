@@ -11,6 +11,7 @@ Only what is provably per-request moves; everything else is reported and left al
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,9 +28,9 @@ from flask_refactor.project import Project
 from .support.context import (
     ContextMap, FunctionRef, context_map, is_before_request_hook, iter_functions, view_blueprint,
 )
-from .support.flask import EXTENSIONS, assigned_name, import_map
+from .support.flask import EXTENSIONS, assigned_name, decorator_method, import_map
 from .support.imports import ImportMap, resolve_relative
-from .support.names import flask_name, import_from_flask, preferred_quote
+from .support.names import flask_name, import_from_flask, names_used, preferred_quote
 
 MUTATING_METHODS = frozenset({
     "append", "extend", "insert", "remove", "pop", "popitem", "clear", "update", "setdefault",
@@ -47,6 +48,15 @@ MUTATED = ("mutated in place: process-wide mutable state shared between requests
            "guard it with a lock or move it to an external store")
 G_METHODS = frozenset({"get", "pop", "setdefault"})
 CONSTANT_NAME = re.compile(r"^_*[A-Z][A-Z0-9_]*$")
+# Calls whose first argument becomes the response body.
+RESPONSE_CLASSES = frozenset({"flask.Response", "flask.wrappers.Response", "werkzeug.Response",
+                              "werkzeug.wrappers.Response", "werkzeug.wrappers.response.Response"})
+STREAM_WITH_CONTEXT = frozenset({"flask.stream_with_context", "flask.helpers.stream_with_context"})
+GENERATOR = ("used in a generator, lambda or nested function (line {line}) that may run after the request has "
+             "ended (only a generator defined in a view and returned there, alone or in a Response, is wrapped "
+             "in stream_with_context)")
+TEARDOWN_REQUEST_ROLES = {"hook:teardown_request": "teardown_request",
+                          "hook:teardown_app_request": "teardown_app_request"}
 # Hooks that also run when a before_request hook returned early or raised before writing.
 RUN_WITHOUT_BEFORE_HOOKS = ("hook:after_request", "hook:after_app_request", "hook:teardown_request",
                             "hook:teardown_app_request", "hook:errorhandler", "hook:app_errorhandler",
@@ -83,12 +93,39 @@ class Candidate:
 
 
 @dataclass
+class Resource:
+    """A per-request resource (a connection) opened by a before_request hook and closed by
+    a teardown: it becomes Flask's `get_X()` + `X = g.pop("X", None)` pattern."""
+
+    name: str
+    getter: str  # get_conn
+    hook: str  # the before_request hook that opens it
+    opening: list  # the hook's statements that open and configure it: they move into the getter
+    closer: str  # the teardown that closes it
+    closer_kind: str  # teardown_request, teardown_app_request or teardown_appcontext
+    quote: str
+
+
+@dataclass
+class Streamed:
+    """A generator defined in a view whose generator object the view returns as the body."""
+
+    view: str
+    generator: str
+    line: int
+    unwrapped: list  # the `gen()` calls still to wrap in stream_with_context
+
+
+@dataclass
 class Plan:
     """How one global is rewritten: `g.X` for these reads, `g.get(X, default)` for those."""
 
     candidate: Candidate
     plain_reads: set = field(default_factory=set)
     defaulted_reads: dict = field(default_factory=dict)  # node -> quote for the name in g.get("name", ...)
+    resource: Resource | None = None
+    streamed: list = field(default_factory=list)  # Streamed generators that read it
+    not_a_resource: str | None = None  # why a closed-in-teardown global is not the get_X() pattern
 
 
 class Rejected(Exception):
@@ -120,6 +157,21 @@ requests (`if "uid" in session: current_user = ...`) and the global had a litera
 module-level default, reads become `g.get("current_user", None)`: a request that does not
 set it now sees the default instead of the previous request's value.
 
+A per-request resource opened in a before_request hook (`conn = sqlite3.connect(...)`,
+then only `conn.attr = ...` / `conn.method(...)` set-up), read by the views it covers
+and closed by a teardown (`if conn is not None: conn.close()`, registered with
+teardown_request or teardown_appcontext) becomes Flask's documented pattern: a
+`get_conn()` that opens it once per request on g, called from the same hook (so the same
+requests still open it, at the same point), views calling `get_conn()`, and the teardown
+starting with `conn = g.pop("conn", None)`, so a request where the hook never opened it
+closes nothing. When that shape does not fit (other late readers, more set-up, the name
+taken) the global is moved as above and the reason reported.
+
+A generator defined in a view that reads the global, and whose every generator object
+the view returns as the body (`return Response(gen(), ...)`, `return gen()`), is wrapped
+in `stream_with_context` so that it runs in its own request: g stays readable, and the
+request context (with its teardown callbacks) ends when the stream does, which is reported.
+
 Left alone and reported, with the reason: globals imported or patched by other modules
 (they hold their own binding); names `g` already uses (`g.user` set elsewhere, or in a
 template) or that are methods of `g` (`get`, `pop`, `setdefault`);
@@ -128,7 +180,8 @@ state shared between requests and threads); counters (`hits += 1`); caches and l
 singletons (read before they are written); locks, clients, executors and other
 infrastructure; ALL_CAPS constants; values carried from one request to another (written in
 one view, read in another); globals read at import time, in threads, tasks or CLI commands,
-or in generators and nested functions that may run after the request.
+or in generators (other than the streamed ones above, and what they call), lambdas and
+nested functions that may run after the request.
 
 Note: up to Flask 3.1 a request reuses an app context that is already pushed, so requests
 made inside `with app.app_context():` (test fixtures, CLI scripts) share one `g`; a value
@@ -181,7 +234,12 @@ After:
                                    rejected.severity)
             if not plans:
                 continue
+            noted = set()
             for plan in plans:
+                for note in plan_notes(plan):
+                    if note not in noted:  # a generator reading two globals is wrapped once
+                        noted.add(note)
+                        changes.report(path, note[0], note[1], Severity.INFO)
                 if plan.defaulted_reads:
                     readers = sorted({u.function for u in plan.candidate.uses if u.node in plan.defaulted_reads})
                     name = plan.candidate.name
@@ -189,9 +247,32 @@ After:
                                    f"{name} is now read with g.get() in {', '.join(r + '()' for r in readers)}: "
                                    f"on a request where no hook has set it, it is the module default there instead "
                                    "of the previous request's value", Severity.INFO)
-            new = rewrite(module, path, project, plans)
+            new = rewrite(module, path, project, plans, analysis)
             changes.modify(path, new, "per-request module globals moved to flask.g")
         return changes
+
+
+def plan_notes(plan: Plan) -> list[tuple[int, str]]:
+    """What a reviewer should know about how a moved global is now kept."""
+    c, notes = plan.candidate, []
+    resource = plan.resource
+    if resource is not None:
+        notes.append((c.line, f"{c.name} is now opened by {resource.getter}() (called from {resource.hook}()) and "
+                              f"closed in {resource.closer}() after g.pop(): when {resource.hook}() did not open it "
+                              f"(an earlier hook returned or it raised), {resource.closer}() closes nothing instead of "
+                              f"the previous request's {c.name}"))
+        if resource.closer_kind == "teardown_appcontext":
+            notes.append((c.line, f"{resource.closer}() is a teardown_appcontext: requests made inside an outer "
+                                  f"`with app.app_context():` (Flask <= 3.1) now share one {c.name}"))
+    elif plan.not_a_resource:
+        notes.append((c.line, f"{c.name} is kept as g.{c.name}, not a get_{c.name}() function: "
+                              f"{plan.not_a_resource}"))
+    for streamed in plan.streamed:
+        if streamed.unwrapped:
+            notes.append((streamed.line, f"{streamed.view}() now streams {streamed.generator.rpartition('.')[2]}() "
+                                         "through stream_with_context, so that it reads this request's g: the "
+                                         "request context, and the teardown callbacks, now end when the stream does"))
+    return notes
 
 
 # -- facts about the whole project ---------------------------------------------------------
@@ -437,8 +518,34 @@ class ModuleAnalysis:
         writers = c.in_functions("write")
         if not writers:
             raise Rejected("never written inside a function")
+        resource, not_a_resource = self._resource(c, writers)
+        if resource is not None:
+            try:
+                plan = self._checked_plan(c, writers, closer=resource.closer)
+            except Rejected as rejected:
+                plan, not_a_resource = None, rejected.reason
+            if plan is not None and not plan.defaulted_reads:
+                plan.resource = resource
+                return plan
+            if plan is not None:
+                readers = sorted({u.function for u in c.uses if u.node in plan.defaulted_reads})
+                not_a_resource = (f"{', '.join(r + '()' for r in readers)} may read it when {resource.hook}() "
+                                  "has not opened it")
+        try:
+            plan = self._checked_plan(c, writers)
+        except Rejected as rejected:
+            if not_a_resource:
+                raise Rejected(f"{rejected.reason}; and it cannot become a get_{c.name}() function: "
+                               f"{not_a_resource}", rejected.severity) from None
+            raise
+        plan.not_a_resource = not_a_resource
+        return plan
+
+    def _checked_plan(self, c: Candidate, writers: dict[str, list[Use]], closer: str | None = None) -> Plan:
+        """The plan for a global every request writes; `closer`, a teardown that will read
+        the value popped from g into a local of the same name, is left out."""
         for use in c.uses:
-            if use.kind not in ("read", "write", "mutation"):
+            if use.kind not in ("read", "write", "mutation") or use.function == closer:
                 continue
             ref = FunctionRef(self.path, use.function)
             if use.function in self.redefined:
@@ -446,14 +553,196 @@ class ModuleAnalysis:
             if ref in self.cmap.background:
                 raise Rejected(f"used in {use.function}() (line {use.line}), {self.cmap.background[ref]}, "
                                "which runs outside any request")
+            if self._teardowns.get(use.function) == "teardown_appcontext":
+                raise Rejected(f"used in {use.function}() (line {use.line}), a teardown_appcontext, which also runs "
+                               "when an app context without a request ends")
             if ref not in self.cmap.request:
                 raise Rejected(f"used in {use.function}() (line {use.line}), which is not known to run in a request")
-            if use.nested or self.cmap.functions[ref].is_generator:
-                raise Rejected(f"used in a generator, lambda or nested function (line {use.line}) that may run after "
-                               "the request has ended")
+            if (use.nested or self.cmap.functions[ref].is_generator) and not self._streams(use):
+                raise Rejected(GENERATOR.format(line=use.line))
+            if ref in self._lazy:
+                raise Rejected(f"used in {use.function}() (line {use.line}), which a generator calls while the "
+                               "response streams, after the request has ended")
         for function, uses in writers.items():
             self._check_blind_writer(c, function, uses)
-        return self._plan_reads(c, writers)
+        plan = self._plan_reads(c, writers, closer)
+        plan.streamed = self._streamed_readers(c, writers)
+        return plan
+
+    # streaming generators (stream_with_context)
+    @functools.cached_property
+    def _streamed(self) -> dict[str, Streamed]:
+        """Generators defined in a view whose every generator object the view returns as the
+        response body (`return Response(gen(), ...)`, `return gen()`): wrapped in
+        stream_with_context, they run inside the request that created them."""
+        found = {}
+        for node, qualname in self.functions.items():
+            facts = self.cmap.functions.get(FunctionRef(self.path, qualname))
+            view = facts.nested_in if facts is not None else None
+            if (view is None or not facts.is_generator or node.asynchronous or qualname in self.redefined
+                    or qualname != f"{view}.{node.name.value}"):
+                continue
+            view_facts = self.cmap.functions.get(FunctionRef(self.path, view))
+            if view_facts is None or "view" not in view_facts.roles or view_facts.is_generator:
+                continue
+            decorators = [self.imports.resolve(d.decorator) for d in node.decorators]
+            if any(d not in STREAM_WITH_CONTEXT for d in decorators):
+                continue
+            calls = self._returned_calls(node)
+            if calls:
+                unwrapped = [] if decorators else [call for call, wrapped in calls if not wrapped]
+                found[qualname] = Streamed(view, qualname, self.positions(node)[0], unwrapped)
+        return found
+
+    def _returned_calls(self, generator: cst.FunctionDef) -> list[tuple[cst.Call, bool]] | None:
+        """Each call creating the generator, and whether it is already wrapped in
+        stream_with_context; None unless the view returns every one as the response body."""
+        scope = self.scopes.get(generator)
+        if scope is None:
+            return None
+        assignments = list(scope.assignments[generator.name.value])
+        if len(assignments) != 1 or assignments[0].node is not generator:
+            return None
+        calls = []
+        for access in assignments[0].references:
+            call = self.parents.get(access.node)
+            if not (isinstance(call, cst.Call) and call.func is access.node):
+                return None  # passed around: it may be iterated anywhere
+            wrapper = self._stream_wrapper(call)
+            if not self._returned_as_body(wrapper or call, scope):
+                return None
+            calls.append((call, wrapper is not None))
+        return calls
+
+    def _stream_wrapper(self, call: cst.Call) -> cst.Call | None:
+        arg = self.parents.get(call)
+        holder = self.parents.get(arg) if isinstance(arg, cst.Arg) else None
+        if (isinstance(holder, cst.Call) and holder.args[0] is arg
+                and self.imports.resolve(holder.func) in STREAM_WITH_CONTEXT):
+            return holder
+        return None
+
+    def _returned_as_body(self, expr: cst.BaseExpression, scope) -> bool:
+        """`return expr`, `return expr, 200`, `return Response(expr, ...)` (or its tuple) in `scope`."""
+        parent = self.parents.get(expr)
+        if isinstance(parent, cst.Arg):
+            response = self.parents.get(parent)
+            body_argument = (isinstance(response, cst.Call) and not parent.star
+                             and (response.args[0] is parent and parent.keyword is None
+                                  or parent.keyword is not None and parent.keyword.value == "response"))
+            if not body_argument or self.imports.resolve(response.func) not in RESPONSE_CLASSES:
+                return False
+            expr, parent = response, self.parents.get(response)
+        if isinstance(parent, cst.Element):
+            returned = self.parents.get(parent)
+            if not (isinstance(returned, cst.Tuple) and returned.elements[0] is parent):
+                return False
+            expr, parent = returned, self.parents.get(returned)
+        return isinstance(parent, cst.Return) and self.scopes.get(parent) is scope
+
+    def _streams(self, use: Use) -> bool:
+        """Whether `use` reads the global right in the body of a streamed generator."""
+        if use.kind != "read" or use.function not in self._streamed:
+            return False
+        scope = self.scopes.get(use.node)
+        while isinstance(scope, ComprehensionScope):
+            scope = scope.parent
+        return isinstance(scope, FunctionScope) and scope.node is self.by_qualname[use.function]
+
+    @functools.cached_property
+    def _lazy(self) -> set[FunctionRef]:
+        """Functions run by generators left unwrapped: they may run after the request ended."""
+        return self._reach([ref for ref, facts in self.cmap.functions.items() if facts.is_generator
+                            and not (ref.path == self.path and ref.qualname in self._streamed)])
+
+    def _reach(self, roots: list[FunctionRef]) -> set[FunctionRef]:
+        stack, reached = list(roots), set(roots)
+        while stack:
+            for callee in self.cmap.functions[stack.pop()].calls:
+                if callee not in reached and callee in self.cmap.functions:
+                    reached.add(callee)
+                    stack.append(callee)
+        return reached
+
+    def _streamed_readers(self, c: Candidate, writers: dict[str, list[Use]]) -> list[Streamed]:
+        """The streamed generators that read the global (themselves or through a helper)."""
+        readers = {FunctionRef(self.path, u.function) for u in c.uses if u.function and u.kind in ("read", "mutation")}
+        found = []
+        for streamed in self._streamed.values():
+            if not readers & self._reach([FunctionRef(self.path, streamed.generator)]):
+                continue
+            late = sorted(w for w in writers if FunctionRef(self.path, w) in self._late)
+            if late:
+                raise Rejected(f"read while {streamed.view}() streams and written in {late[0]}(), which runs "
+                               "before the stream today but after it once the stream keeps the request context")
+            found.append(streamed)
+        return found
+
+    # per-request resources (get_X() + g.pop in the teardown)
+    @functools.cached_property
+    def _teardowns(self) -> dict[str, str]:
+        """Teardown functions of this module: qualname -> registering method."""
+        found = {ref.qualname: TEARDOWN_REQUEST_ROLES[role] for ref, facts in self.cmap.functions.items()
+                 if ref.path == self.path for role in facts.roles if role in TEARDOWN_REQUEST_ROLES}
+        # the shared context map does not list teardown_appcontext among the request hooks
+        for node, qualname in self.functions.items():
+            if any((decorator_method(d) or ("", ""))[1] == "teardown_appcontext" for d in node.decorators):
+                found.setdefault(qualname, "teardown_appcontext")
+        for stmt in self.module.body:
+            call = stmt.body[0].value if isinstance(stmt, cst.SimpleStatementLine) and isinstance(
+                stmt.body[0], cst.Expr) else None
+            if (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and len(call.args) == 1
+                    and call.func.attr.value == "teardown_appcontext" and isinstance(call.args[0].value, cst.Name)):
+                found.setdefault(call.args[0].value.value, "teardown_appcontext")
+        return found
+
+    def _resource(self, c: Candidate, writers: dict[str, list[Use]]) -> tuple[Resource | None, str | None]:
+        """The get_X()/g.pop shape for a global a teardown closes: (resource, None), or
+        (None, why not) when a teardown closes it but the shape does not fit, or (None, None)."""
+        closers = sorted({u.function for u in c.uses if u.function in self._teardowns})
+        closing = [f for f in closers if _closes(self.by_qualname[f], c.name)]
+        if not closing:
+            return None, None
+        closer = closing[0]
+        getter = f"get_{c.name}"
+        hook = next(iter(writers)) if len(writers) == 1 else None
+        facts = self.cmap.functions.get(FunctionRef(self.path, hook)) if hook else None
+        reason = None
+        if len(closers) > 1:
+            reason = f"read by more than one teardown ({', '.join(f + '()' for f in closers)})"
+        elif closer in writers or "." in closer:
+            reason = f"{closer}() assigns it too, or is nested in another function"
+        elif hook is None:
+            reason = f"assigned in more than one function ({', '.join(sorted(f + '()' for f in writers))})"
+        elif facts is None or is_before_request_hook(facts, self.blueprints) is None:
+            reason = f"opened in {hook}(), not in a before_request hook"
+        elif "." in hook or self.by_qualname[hook].asynchronous:
+            reason = f"{hook}() is nested in another function or async"
+        elif getter in names_used(self.module):
+            reason = f"the name {getter} is already used in this module"
+        if reason:
+            return None, reason
+        opening = self._opening(c.name, self.by_qualname[hook])
+        if isinstance(opening, str):
+            return None, opening
+        return Resource(c.name, getter, hook, opening, closer, self._teardowns[closer], self.quote), None
+
+    def _opening(self, name: str, hook: cst.FunctionDef) -> list | str:
+        """The consecutive statements of `hook` that assign `name` and then set it up, when
+        nothing else in the hook mentions it and they use no local of the hook; else why not."""
+        body = _body(hook)
+        mentions = [i for i, stmt in enumerate(body) if _mentions(stmt, name) and not _is_global_statement(stmt)]
+        run = body[mentions[0]:mentions[-1] + 1] if mentions else []
+        if (not run or len(run) != len(mentions) or not _assigns_name(run[0], name)
+                or not all(_sets_up(stmt, name) for stmt in run[1:])):
+            return (f"{hook.name.value}() does more with it than assign it and then set it up "
+                    f"(`{name}.attr = ...`, `{name}.method(...)`) in consecutive statements")
+        scope = self.scopes.get(run[0].body[0])
+        local = {a.name for a in scope.assignments} if isinstance(scope, FunctionScope) else set()
+        used = sorted(other for other in local - {name} if any(_mentions(stmt, other) for stmt in run))
+        if used:  # the getter, at module level, would not see them
+            return f"opening it uses {', '.join(used)}, local to {hook.name.value}()"
+        return run
 
     def _infrastructure(self, c: Candidate) -> str | None:
         values = [c.default_value] if c.default_value is not None else []
@@ -483,7 +772,7 @@ class ModuleAnalysis:
                 raise Rejected(f"{function}() computes it from its previous value (line {write.line}): "
                                "a value carried between requests")
 
-    def _plan_reads(self, c: Candidate, writers: dict[str, list[Use]]) -> Plan:
+    def _plan_reads(self, c: Candidate, writers: dict[str, list[Use]], closer: str | None = None) -> Plan:
         hooks = {}  # writer qualname -> (scope, always writes)
         for function in writers:
             facts = self.cmap.functions[FunctionRef(self.path, function)]
@@ -492,14 +781,16 @@ class ModuleAnalysis:
                 hooks[function] = (scope, self._always_writes_first(c, function))
         plan = Plan(c)
         for use in c.uses:
-            if use.kind not in ("read", "mutation"):
+            if use.kind not in ("read", "mutation") or use.function == closer:
                 continue
             if self._written_earlier_in(c, use) or self._callers_write_first(c, use.function):
                 plan.plain_reads.add(use.node)
                 continue
+            # a streamed generator runs for its view's request: the view's hooks cover it
+            reader = self._streamed[use.function].view if use.function in self._streamed else use.function
             covering = [always for writer, (scope, always) in hooks.items()
-                        if writer != use.function and self._hook_covers(writer, scope, use.function)]
-            if covering and all(covering) and not self._may_run_without_hook(use.function):
+                        if writer != use.function and self._hook_covers(writer, scope, reader)]
+            if covering and all(covering) and not self._may_run_without_hook(reader):
                 plan.plain_reads.add(use.node)
             elif use.kind == "mutation":
                 # changing a value this request may not have set: the default, or another request's
@@ -652,6 +943,65 @@ def _mentions(node: cst.CSTNode, name: str) -> bool:
     return Finder.found
 
 
+def _is_global_statement(stmt: cst.CSTNode) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and all(isinstance(s, cst.Global) for s in stmt.body)
+
+
+def _single(stmt: cst.CSTNode) -> cst.BaseSmallStatement | None:
+    if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1:
+        return stmt.body[0]
+    return None
+
+
+def _is_name(node: cst.CSTNode, name: str) -> bool:
+    return isinstance(node, cst.Name) and node.value == name
+
+
+def _assigns_name(stmt: cst.CSTNode, name: str) -> bool:
+    """`name = value` (value not using name)."""
+    small = _single(stmt)
+    return (isinstance(small, cst.Assign) and len(small.targets) == 1 and _is_name(small.targets[0].target, name)
+            and not _mentions(small.value, name))
+
+
+def _sets_up(stmt: cst.CSTNode, name: str) -> bool:
+    """`name.attr = value` or `name.method(...)`."""
+    small = _single(stmt)
+    if isinstance(small, cst.Assign):
+        return all(isinstance(t.target, cst.Attribute) and _is_name(t.target.value, name) for t in small.targets)
+    if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+        func = small.value.func
+        return isinstance(func, cst.Attribute) and _is_name(func.value, name)
+    return False
+
+
+def _closes(teardown: cst.FunctionDef, name: str) -> bool:
+    """Whether the teardown's only mention of `name` is `if name [is not None]: name.close()`."""
+    closing = [stmt for stmt in _body(teardown) if _mentions(stmt, name)]
+    if len(closing) != 1 or not isinstance(closing[0], cst.If) or closing[0].orelse is not None:
+        return False
+    test, body = closing[0].test, _body(closing[0])
+    guarded = _is_name(test, name) or (
+        isinstance(test, cst.Comparison) and _is_name(test.left, name) and len(test.comparisons) == 1
+        and isinstance(test.comparisons[0].operator, cst.IsNot) and _is_name(test.comparisons[0].comparator, "None"))
+    call = _single(body[0]) if len(body) == 1 else None
+    return (guarded and isinstance(call, cst.Expr) and isinstance(call.value, cst.Call) and not call.value.args
+            and isinstance(call.value.func, cst.Attribute) and _is_name(call.value.func.value, name)
+            and call.value.func.attr.value == "close")
+
+
+def _contains(node: cst.CSTNode, target: cst.CSTNode) -> bool:
+    class Finder(cst.CSTVisitor):
+        found = False
+
+        def on_visit(self, n: cst.CSTNode) -> bool:
+            if n is target:
+                Finder.found = True
+            return not Finder.found
+    node.visit(Finder())
+    return Finder.found
+
+
 def _calls_function(node: cst.CSTNode, name: str) -> bool:
     class Finder(cst.CSTVisitor):
         found = False
@@ -721,26 +1071,39 @@ def _is_literal(node: cst.BaseExpression | None) -> bool:
 
 # -- the rewrite ---------------------------------------------------------------------------
 
-def rewrite(module: cst.Module, path: str, project: Project, plans: list[Plan]) -> cst.Module:
+def rewrite(module: cst.Module, path: str, project: Project, plans: list[Plan],
+            analysis: ModuleAnalysis) -> cst.Module:
     imports = import_map(project, path) or ImportMap()
     g_text, needed = flask_name(module, imports, "g")
-    new = module.visit(_Rewriter(plans, g_text))
-    if needed:
-        name, alias = needed
-        new = import_from_flask(new, name, alias)
+    wrap_text, wrap_needed = None, None
+    if any(streamed.unwrapped for plan in plans for streamed in plan.streamed):
+        wrap_text, wrap_needed = flask_name(module, imports, "stream_with_context")
+    new = module.visit(_Rewriter(plans, g_text, wrap_text, analysis))
+    for needed_name in (needed, wrap_needed):
+        if needed_name:
+            name, alias = needed_name
+            new = import_from_flask(new, name, alias)
     return new
 
 
 class _Rewriter(cst.CSTTransformer):
-    def __init__(self, plans: list[Plan], g_text: str) -> None:
+    def __init__(self, plans: list[Plan], g_text: str, wrap_text: str | None, analysis: ModuleAnalysis) -> None:
         self.g = cst.parse_expression(g_text)
         self.g_text = g_text
+        self.config = analysis.module.config_for_parsing
         self.names = {p.candidate.name for p in plans}
         self.plain: set = set()
         self.defaulted: dict = {}
         self.writes: set = set()
         self.globals: set = set()
         self.defaults: set = set()
+        self.getter_reads: dict = {}  # node -> getter name
+        self.kept: set = set()  # reads of the local a teardown pops from g
+        self.openers: dict = {}  # the opening hook's FunctionDef -> Resource
+        self.closers: dict = {}  # the closing teardown's FunctionDef -> Resource
+        self.getters: dict = {}  # getter name -> the statements moved into it
+        self.wrap = cst.parse_expression(wrap_text) if wrap_text else None
+        self.unwrapped = {call for plan in plans for streamed in plan.streamed for call in streamed.unwrapped}
         for plan in plans:
             c = plan.candidate
             self.plain |= plan.plain_reads
@@ -749,10 +1112,52 @@ class _Rewriter(cst.CSTTransformer):
             self.globals |= {stmt for _, stmt in c.globals}
             if c.default is not None:
                 self.defaults.add(c.default)
+            resource = plan.resource
+            if resource is not None:
+                self.kept |= {u.node for u in c.uses if u.function == resource.closer}
+                self.getter_reads.update({node: resource.getter for node in plan.plain_reads
+                                          if not any(_contains(stmt, node) for stmt in resource.opening)})
+                self.openers[analysis.by_qualname[resource.hook]] = resource
+                self.closers[analysis.by_qualname[resource.closer]] = resource
         self.doomed: dict[int, cst.CSTNode] = {}  # kept alive so that ids are never reused
         self.moved: dict[int, str] = {}  # removed default -> where the value lives now
 
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
+        if original_node in self.unwrapped:
+            return cst.Call(func=self.wrap, args=[cst.Arg(updated_node)])
+        return updated_node
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef):
+        resource = self.openers.get(original_node)
+        if resource is None:
+            return updated_node
+        return cst.FlattenSentinel([self._getter(resource, updated_node), self._after_getter(updated_node)])
+
+    def _getter(self, resource: Resource, hook: cst.FunctionDef) -> cst.FunctionDef:
+        """def get_conn():
+            if "conn" not in g:
+                <the hook's statements that opened it>
+            return g.conn"""
+        key = f"{resource.quote}{resource.name}{resource.quote}"
+        opening = cst.If(test=cst.parse_expression(f"{key} not in {self.g_text}", config=self.config),
+                         body=cst.IndentedBlock(self.getters[resource.getter]))
+        result = cst.parse_statement(f"return {self.g_text}.{resource.name}\n", config=self.config)
+        blank = list(itertools.takewhile(lambda line: line.comment is None, hook.leading_lines))
+        return cst.FunctionDef(name=cst.Name(resource.getter), params=cst.Parameters(),
+                               body=cst.IndentedBlock([opening, result]), leading_lines=blank)
+
+    @staticmethod
+    def _after_getter(hook: cst.FunctionDef) -> cst.FunctionDef:
+        if hook.leading_lines and hook.leading_lines[0].comment is None:
+            return hook
+        return hook.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *hook.leading_lines])
+
     def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.BaseExpression:
+        if original_node in self.kept:
+            return updated_node
+        getter = self.getter_reads.get(original_node)
+        if getter is not None:
+            return cst.Call(func=cst.Name(getter))
         if original_node in self.plain or original_node in self.writes:
             return cst.Attribute(value=self.g, attr=cst.Name(original_node.value))
         defaulted = self.defaulted.get(original_node)
@@ -789,10 +1194,46 @@ class _Rewriter(cst.CSTTransformer):
         return updated_node.with_changes(body=body)
 
     def leave_IndentedBlock(self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock):
+        function = self._function_of_block.get(original_node)
+        if function in self.openers:
+            updated_node = self._open_with_getter(self.openers[function], original_node, updated_node)
+        elif function in self.closers:
+            updated_node = self._pop_first(self.closers[function], updated_node)
         body, footer = self._without_doomed(updated_node.body, updated_node.footer)
         if not body:
             body = [cst.SimpleStatementLine([cst.Pass()])]
         return updated_node.with_changes(body=body, footer=footer)
+
+    @functools.cached_property
+    def _function_of_block(self) -> dict:
+        return {function.body: function for function in [*self.openers, *self.closers]}
+
+    def _open_with_getter(self, resource: Resource, original: cst.IndentedBlock,
+                          updated: cst.IndentedBlock) -> cst.IndentedBlock:
+        """The hook's opening statements move into the getter; the hook calls it in their place."""
+        body, moved = [], []
+        for before, after in zip(original.body, updated.body):
+            if before is resource.opening[0]:
+                call = cst.parse_statement(f"{resource.getter}()\n", config=self.config)
+                body.append(call.with_changes(leading_lines=after.leading_lines))
+                moved.append(after.with_changes(leading_lines=[]))
+            elif any(before is stmt for stmt in resource.opening):
+                moved.append(after)
+            else:
+                body.append(after)
+        self.getters[resource.getter] = moved
+        return updated.with_changes(body=body)
+
+    def _pop_first(self, resource: Resource, updated: cst.IndentedBlock) -> cst.IndentedBlock:
+        """`conn = g.pop("conn", None)` first (after a docstring): the teardown's reads of
+        the global become reads of this local."""
+        key = f"{resource.quote}{resource.name}{resource.quote}"
+        pop = cst.parse_statement(f"{resource.name} = {self.g_text}.pop({key}, None)\n", config=self.config)
+        body = list(updated.body)
+        first = _single(body[0]) if body else None
+        docstring = isinstance(first, cst.Expr) and isinstance(first.value, (cst.SimpleString, cst.ConcatenatedString))
+        at = 1 if docstring else 0
+        return updated.with_changes(body=[*body[:at], pop, *body[at:]])
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         body, footer = self._without_doomed(updated_node.body, updated_node.footer)

@@ -105,6 +105,7 @@ def serve_requests(app_dir: Path, target: str, requests: list[dict], env: dict |
                    timeout: float = 120) -> list[dict]:
     """Import `target` ("module:attr" or "module:factory()") from `app_dir` in a fresh
     interpreter, send `requests` through its test client, return the responses."""
+    app_dir = Path(app_dir).resolve()  # it goes on sys.path of a process that runs inside it
     completed = subprocess.run(
         [sys.executable, str(RUNNER), str(app_dir), target],
         input=json.dumps(requests), capture_output=True, text=True, timeout=timeout,

@@ -19,6 +19,7 @@ SUITES = {
     "legacy-request-user": "tests/test_concurrency.py::test_concurrent_requests_keep_their_own_user",
     "factory-blueprint": "tests/test_cart.py::test_concurrent_carts_stay_apart",
     "connection-per-request": "tests/test_threads.py::test_concurrent_readers_use_their_own_connection",
+    "streaming-report": "tests/test_stream.py::test_concurrent_downloads_keep_their_own_viewer",
 }
 
 
@@ -432,3 +433,145 @@ def test_module_importing_only_flask_uses_its_g():
     assert "    f.g.user = f.request.headers.get('X-User')\n" in text
     assert "return '%s %s' % (f.g.user, g)" in text
     assert text.startswith("import flask as f\n\napp") and findings == []
+
+
+def rewrite_once(files: dict[str, str]):
+    """rewrite(), checking that a second run on the output changes nothing."""
+    out, findings = rewrite(files)
+    for path, text in out.items():
+        compile(text, path, "exec")
+        assert rewrite({**files, **out})[0] == {}, f"second run changed {path}"
+    return out, findings
+
+
+DB_HEAD = "import sqlite3\nfrom flask import Flask, request\n\napp = Flask(__name__)\nconn = None\n\n"
+OPEN_DB = "@app.before_request\ndef open_db():\n    global conn\n    conn = sqlite3.connect('x.db')\n\n"
+CLOSE_DB = ("@app.teardown_appcontext\ndef close_db(exc):\n    '''Give the connection back.'''\n"
+            "    if conn:\n        conn.close()\n\n")
+DB_VIEW = "@app.route('/')\ndef index():\n    return str(conn.execute('select 1').fetchone())\n"
+
+
+def test_connection_closed_in_teardown_appcontext_becomes_a_get_function():
+    out, findings = rewrite_once({"db_app.py": DB_HEAD + OPEN_DB + CLOSE_DB + DB_VIEW})
+    text = out["db_app.py"]
+    assert ("def get_conn():\n    if 'conn' not in g:\n        g.conn = sqlite3.connect('x.db')\n"
+            "    return g.conn\n\n@app.before_request\ndef open_db():\n    get_conn()\n") in text
+    assert ("'''Give the connection back.'''\n    conn = g.pop('conn', None)\n"
+            "    if conn:\n        conn.close()\n") in text
+    assert "return str(get_conn().execute('select 1').fetchone())" in text
+    messages = [f.message for f in findings]
+    assert "conn is now opened by get_conn() (called from open_db()) and closed in close_db()" in messages[0]
+    assert "outer `with app.app_context():` (Flask <= 3.1) now share one conn" in messages[1]
+
+
+def test_connection_read_by_an_error_handler_stays_a_g_attribute():
+    late_reader = ("\n@app.errorhandler(500)\ndef failed(error):\n    if conn is not None:\n"
+                   "        conn.rollback()\n    return 'sorry', 500\n")
+    close_request = CLOSE_DB.replace("teardown_appcontext", "teardown_request")
+    out, findings = rewrite_once({"db_app.py": DB_HEAD + OPEN_DB + close_request + DB_VIEW + late_reader})
+    text = out["db_app.py"]
+    assert "get_conn" not in text and "if g.get('conn', None):\n        g.get('conn', None).close()" in text
+    assert any("conn is kept as g.conn, not a get_conn() function: failed() may read it when open_db() has not "
+               "opened it" in f.message for f in findings)
+    # with teardown_appcontext there is no fallback: that teardown also runs outside requests
+    out, findings = rewrite({"db_app.py": DB_HEAD + OPEN_DB + CLOSE_DB + DB_VIEW + late_reader})
+    assert out == {}
+    assert "a teardown_appcontext, which also runs when an app context without a request ends; and it " \
+           "cannot become a get_conn() function: failed() may read it" in findings[0].message
+
+
+def test_connection_opened_from_a_local_of_the_hook_is_not_moved_into_a_getter():
+    opened_from_local = OPEN_DB.replace("    conn = sqlite3.connect('x.db')",
+                                        "    path = request.args.get('db', 'x.db')\n    conn = sqlite3.connect(path)")
+    out, findings = rewrite({"db_app.py": DB_HEAD + opened_from_local + CLOSE_DB + DB_VIEW})
+    assert out == {}
+    assert "cannot become a get_conn() function: opening it uses path, local to open_db()" in findings[0].message
+    taken = DB_HEAD + OPEN_DB + CLOSE_DB.replace("teardown_appcontext", "teardown_request") + DB_VIEW + (
+        "\ndef get_conn():\n    return None\n")
+    out, findings = rewrite_once({"db_app.py": taken})
+    assert "g.conn = sqlite3.connect('x.db')" in out["db_app.py"]
+    assert any("not a get_conn() function: the name get_conn is already used" in f.message for f in findings)
+
+
+def test_connection_pattern_answers_failed_opens_and_early_returns_alike(tmp_path):
+    """A request whose before_request fails to connect, one answered by an earlier hook
+    (the connection never opened: the teardown still runs), then normal requests: the
+    get_conn()/g.pop version answers exactly as the global did."""
+    script = (
+        "import json, sqlite3, app\n"
+        "real, failing = sqlite3.connect, [False]\n"
+        "def connect(*args, **kwargs):\n"
+        "    if failing[0]:\n"
+        "        raise sqlite3.OperationalError('unable to open database file')\n"
+        "    return real(*args, **kwargs)\n"
+        "sqlite3.connect = connect\n"
+        "app.app.config['PROPAGATE_EXCEPTIONS'] = False\n"
+        "client, out = app.app.test_client(), []\n"
+        "out.append(client.post('/notes', json={'author': 'ada', 'body': 'one'}).status_code)\n"
+        "failing[0] = True\n"
+        "out.append(client.get('/notes/ada').status_code)\n"
+        "failing[0] = False\n"
+        "out.append(client.post('/notes', data='author=ada').status_code)\n"
+        "out.append(client.get('/notes/ada').get_json())\n"
+        "print(json.dumps(out))\n"
+    )
+    answers = {}
+    for side in ("before", "after"):
+        tree = copy_tree(FIXTURES / "globals-to-g" / "connection-per-request" / side, tmp_path / side)
+        completed = subprocess.run([sys.executable, "-c", script], cwd=tree, capture_output=True, text=True,
+                                   timeout=60, env={**os.environ, "NOTES_DB": str(tmp_path / f"{side}.db")})
+        assert completed.returncode == 0, completed.stderr[-2000:]
+        answers[side] = completed.stdout.splitlines()[-1]
+    assert answers["after"] == answers["before"]
+    assert answers["after"].startswith("[201, 500, 415, ")
+
+
+STREAM_HEAD = (
+    "from flask import Flask, Response, request, stream_with_context as swc\n\n"
+    "app = Flask(__name__)\nuser = None\n\n"
+    "@app.before_request\ndef load():\n    global user\n    user = request.headers.get('X-User')\n\n"
+)
+
+
+def test_generator_returned_bare_is_wrapped_and_so_is_what_it_calls():
+    source = STREAM_HEAD + (
+        "def label():\n    return 'user ' + str(user)\n\n"
+        "@app.route('/')\ndef index():\n"
+        "    def gen():\n        yield label()\n        yield ''.join(c for c in user)\n"
+        "    return gen()\n"
+    )
+    out, findings = rewrite_once({"stream_app.py": source})
+    text = out["stream_app.py"]
+    assert "return 'user ' + str(g.user)" in text and "''.join(c for c in g.user)" in text
+    assert "    return swc(gen())\n" in text  # the module's own alias of stream_with_context
+    assert [f.line for f in findings] == [16] and "index() now streams gen()" in findings[0].message
+
+
+def test_generator_already_streamed_with_context_is_not_wrapped_again():
+    source = STREAM_HEAD + (
+        "@app.route('/')\ndef index():\n"
+        "    def gen():\n        yield user\n"
+        "    return Response(response=swc(gen()), mimetype='text/plain'), 201\n"
+    )
+    out, findings = rewrite_once({"stream_app.py": source})
+    assert "return Response(response=swc(gen()), mimetype='text/plain'), 201" in out["stream_app.py"]
+    assert "yield g.user" in out["stream_app.py"] and findings == []
+
+
+@pytest.mark.parametrize("view, reason", [
+    ("@app.route('/')\ndef index():\n    def gen():\n        yield user\n    resp = Response(gen())\n    return resp\n",
+     "used in a generator, lambda or nested function (line 14)"),
+    ("@app.route('/')\ndef index():\n    yield user\n", "used in a generator, lambda or nested function (line 13)"),
+    ("@app.route('/')\ndef index():\n    def gen():\n        yield (lambda: user)()\n    return Response(gen())\n",
+     "used in a generator, lambda or nested function (line 14)"),
+    ("def label():\n    return str(user)\n\ndef rows():\n    yield label()\n\n"
+     "@app.route('/')\ndef index():\n    return Response(rows())\n",
+     "used in label() (line 12), which a generator calls while the response streams"),
+    ("@app.teardown_request\ndef reset(exc):\n    global user\n    user = None\n\n"
+     "@app.route('/')\ndef index():\n    def gen():\n        yield str(user)\n    return Response(gen())\n",
+     "written in reset(), which runs before the stream today but after it"),
+])
+def test_generators_that_cannot_be_streamed_in_their_request_are_reported(view, reason):
+    out, findings = rewrite({"stream_app.py": STREAM_HEAD + view})
+    assert out == {}
+    assert len(findings) == 1 and reason in findings[0].message, findings

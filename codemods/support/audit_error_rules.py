@@ -12,10 +12,11 @@ from flask_refactor.audit import Rule
 from flask_refactor.codemod import Finding, Severity
 from flask_refactor.project import Project
 
-from .audit_common import string_value, walk_module
+from .audit_common import string_value
 from .audit_views import body_nodes, functions, is_test_path, routes
-from .flask import decorator_method, find_apps, import_map
+from .flask import find_apps, import_map
 from .imports import ImportMap
+from .routes import ERROR_HANDLER_METHODS, registrations
 
 
 # -- FR109 / FR110 ---------------------------------------------------------------------
@@ -87,18 +88,10 @@ def catch_all_handlers(project: Project) -> list[tuple[str, int]]:
     for path, module in project.modules(("errorhandler", "register_error_handler")):
         imports = import_map(project, path) or ImportMap()
         positions = project.position_lookup(path)
-        for node in walk_module(module):
-            argument = None
-            if isinstance(node, cst.Decorator) and isinstance(node.decorator, cst.Call):
-                method = decorator_method(node)
-                if method and method[1] in ("errorhandler", "app_errorhandler") and node.decorator.args:
-                    argument = node.decorator.args[0].value
-            elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
-                    and node.func.attr.value in ("register_error_handler", "errorhandler", "app_errorhandler") \
-                    and node.args:
-                argument = node.args[0].value
-            if argument is not None and _catches_unexpected(argument, imports):
-                found.append((path, positions(node)[0]))
+        for registration in registrations(module):
+            if registration.method in ERROR_HANDLER_METHODS and registration.call and registration.call.args \
+                    and _catches_unexpected(registration.call.args[0].value, imports):
+                found.append((path, positions(registration.node)[0]))
     return found
 
 

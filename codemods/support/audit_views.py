@@ -12,9 +12,10 @@ from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
 
-from .flask import ROUTE_DECORATORS, decorator_method, import_map
+from .context import iter_functions
+from .flask import RESTFUL_RESOURCES, VIEW_CLASSES, import_map
+from .routes import HTTP_METHOD_HANDLERS, call_registrations, decorator_registration, view_classes
 
-SHORTCUT_METHODS = {"get": "GET", "post": "POST", "put": "PUT", "delete": "DELETE", "patch": "PATCH"}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Web frameworks whose route decorators look like Flask's: their modules are not Flask views.
 OTHER_FRAMEWORKS = ("fastapi", "quart", "sanic", "starlette", "django", "bottle", "litestar")
@@ -59,35 +60,15 @@ def is_test_path(path: str) -> bool:
 
 
 def functions(project: Project) -> dict[FunctionKey, cst.FunctionDef]:
-    """Every function and method of the project (nested ones by their dotted path)."""
+    """Every function and method of the project (nested ones by their dotted path; of two
+    defs with one name, the first)."""
     def compute(proj: Project) -> dict[FunctionKey, cst.FunctionDef]:
         found: dict[FunctionKey, cst.FunctionDef] = {}
         for path, module in proj.modules(("def ",)):
-            _collect(module.body, "", path, found)
+            for qualname, func, _ in iter_functions(module):
+                found.setdefault(FunctionKey(path, qualname), func)
         return found
     return project.fact("audit.functions", compute)
-
-
-def _collect(body, prefix: str, path: str, found: dict) -> None:
-    for stmt in body:
-        if isinstance(stmt, cst.FunctionDef):
-            qualname = prefix + stmt.name.value
-            found.setdefault(FunctionKey(path, qualname), stmt)
-            if isinstance(stmt.body, cst.IndentedBlock):
-                _collect(stmt.body.body, qualname + ".", path, found)
-        elif isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
-            _collect(stmt.body.body, prefix + stmt.name.value + ".", path, found)
-        elif isinstance(stmt, (cst.If, cst.Try, cst.With)):
-            _collect(_inner(stmt), prefix, path, found)
-
-
-def _inner(stmt) -> list:
-    blocks = [stmt.body]
-    if isinstance(stmt, cst.If) and stmt.orelse is not None:
-        blocks.append(stmt.orelse.body if isinstance(stmt.orelse, cst.Else) else cst.IndentedBlock(body=[stmt.orelse]))
-    if isinstance(stmt, cst.Try):
-        blocks += [h.body for h in stmt.handlers]
-    return [s for block in blocks if isinstance(block, cst.IndentedBlock) for s in block.body]
 
 
 def is_flask_module(project: Project, path: str) -> bool:
@@ -123,23 +104,18 @@ def routes(project: Project) -> list[Route]:
     return project.fact("audit.routes", compute)
 
 
-VIEW_CLASSES = frozenset({"flask.views.MethodView", "flask.views.View", "flask_restful.Resource",
-                          "flask_restx.Resource", "flask_smorest.MethodView"})
-HTTP_METHODS = frozenset({"get", "post", "put", "patch", "delete", "head", "options"})
+# Classes whose HTTP-method handlers are views, for Flask or for an extension's router.
+CLASS_VIEW_BASES = VIEW_CLASSES | RESTFUL_RESOURCES | {"flask_smorest.MethodView"}
 
 
 def _class_views(project: Project, path: str, module: cst.Module, known: dict) -> list[Route]:
     """Handler methods of MethodView / Flask-RESTful Resource subclasses (`get` is GET)."""
     imports = import_map(project, path)
     found = []
-    for stmt in module.body:
-        if not isinstance(stmt, cst.ClassDef) or imports is None:
-            continue
-        if not any(imports.resolve(base.value) in VIEW_CLASSES for base in stmt.bases):
-            continue
+    for stmt in view_classes(module, imports, CLASS_VIEW_BASES) if imports is not None else ():
         for key in [k for k in known if k.path == path and k.qualname.startswith(stmt.name.value + ".")]:
             method = key.qualname[len(stmt.name.value) + 1:]
-            if method in HTTP_METHODS:
+            if method in HTTP_METHOD_HANDLERS:
                 func = known[key]
                 found.append(Route(path, key.qualname, key.qualname, frozenset({method.upper()}),
                                    project.position_lookup(path)(func)[0], func.asynchronous is not None))
@@ -148,29 +124,25 @@ def _class_views(project: Project, path: str, module: cst.Module, known: dict) -
 
 def _url_rules(project: Project, path: str, module: cst.Module, known: dict) -> list[Route]:
     found = []
-    for node in nodes_of(module):
-        if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
-                and node.func.attr.value == "add_url_rule" and node.args):
+    for registration in call_registrations(module):
+        if registration.method != "add_url_rule" or registration.function is None:
             continue
-        rule = node.args[0].value.evaluated_value if isinstance(node.args[0].value, cst.SimpleString) else None
-        positional = [a.value for a in node.args if a.keyword is None]
-        keywords = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
-        view = keywords.get("view_func", positional[2] if len(positional) > 2 else None)
-        if not isinstance(rule, str) or view is None:
+        rule_arg = registration.argument("rule", 0)
+        rule = rule_arg.evaluated_value if isinstance(rule_arg, cst.SimpleString) else None
+        if not isinstance(rule, str):
             continue
-        target = resolve_callee(project, path, cst.Call(func=view))
+        target = resolve_callee(project, path, cst.Call(func=registration.function))
         if target is None or target not in known:
             continue
-        methods = _literal_methods(keywords["methods"]) if "methods" in keywords else frozenset({"GET"})
-        found.append(Route(target.path, target.qualname, rule, methods, project.position_lookup(target.path)(
-            known[target])[0], known[target].asynchronous is not None))
+        found.append(Route(target.path, target.qualname, rule, registration.methods, project.position_lookup(
+            target.path)(known[target])[0], known[target].asynchronous is not None))
     return found
 
 
 def _route(key: FunctionKey, func: cst.FunctionDef, decorator: cst.Decorator, project: Project) -> Route | None:
-    method = decorator_method(decorator)
-    call = decorator.decorator
-    if method is None or method[1] not in ROUTE_DECORATORS or not isinstance(call, cst.Call) or not call.args:
+    registration = decorator_registration(decorator)
+    call = registration.call if registration is not None and registration.is_route else None
+    if call is None or not call.args:
         return None
     first = call.args[0]
     if first.keyword is not None or not isinstance(first.value, cst.SimpleString):
@@ -180,26 +152,8 @@ def _route(key: FunctionKey, func: cst.FunctionDef, decorator: cst.Decorator, pr
         return None
     if not is_flask_module(project, key.path):
         return None
-    if method[1] in SHORTCUT_METHODS:
-        methods: frozenset[str] | None = frozenset({SHORTCUT_METHODS[method[1]]})
-    else:
-        methods = frozenset({"GET"})
-        for arg in call.args[1:]:
-            if arg.keyword is not None and arg.keyword.value == "methods":
-                methods = _literal_methods(arg.value)
     line = project.position_lookup(key.path)(func)[0]
-    return Route(key.path, key.qualname, rule, methods, line, func.asynchronous is not None)
-
-
-def _literal_methods(node: cst.BaseExpression) -> frozenset[str] | None:
-    if not isinstance(node, (cst.List, cst.Tuple, cst.Set)):
-        return None
-    found = set()
-    for element in node.elements:
-        if not isinstance(element.value, cst.SimpleString):
-            return None
-        found.add(str(element.value.evaluated_value).upper())
-    return frozenset(found)
+    return Route(key.path, key.qualname, rule, registration.methods, line, func.asynchronous is not None)
 
 
 # -- calls --------------------------------------------------------------------------------

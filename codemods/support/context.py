@@ -22,23 +22,12 @@ from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
 
-from .flask import BLUEPRINT_CLASSES, FLASK_APP_CLASSES, ROUTE_DECORATORS, decorator_method, import_map
+from .flask import decorator_method, import_map
 from .imports import ImportMap
-
-# Registration methods whose function runs while a request is being handled.
-REQUEST_HOOKS = frozenset({
-    "before_request", "before_app_request",
-    "after_request", "after_app_request",
-    "teardown_request", "teardown_app_request",
-    "errorhandler", "app_errorhandler", "register_error_handler",
-    "context_processor", "app_context_processor",
-    "url_value_preprocessor", "app_url_value_preprocessor",
-})
-# Hooks that run before the view, for every request the registering object handles.
-BEFORE_REQUEST_HOOKS = frozenset({"before_request", "before_app_request"})
-
-VIEW_CLASSES = frozenset({"flask.views.View", "flask.views.MethodView"})
-VIEW_METHODS = frozenset({"dispatch_request", "get", "post", "put", "patch", "delete", "head", "options"})
+from .routes import (
+    BEFORE_REQUEST_HOOKS, REQUEST_HOOKS, blueprint_variables, call_registrations, decorator_registration,
+    view_class_methods,
+)
 
 THREAD_CLASSES = frozenset({"threading.Thread", "threading.Timer"})
 PROCESS_CLASSES = frozenset({"multiprocessing.Process", "multiprocessing.context.Process"})
@@ -290,21 +279,6 @@ def _project_executors(project: Project) -> tuple[set[str], set[str]]:
 
 # -- building the map --------------------------------------------------------------------
 
-def _registrar_names(module: cst.Module, imports: ImportMap, classes: frozenset[str]) -> set[str]:
-    names: set[str] = set()
-
-    class Visitor(cst.CSTVisitor):
-        def visit_Assign(self, node: cst.Assign) -> None:
-            if isinstance(node.value, cst.Call) and imports.resolve(node.value.func) in classes:
-                for target in node.targets:
-                    name = get_full_name_for_node(target.target)
-                    if name:
-                        names.add(name)
-
-    module.visit(Visitor())
-    return names
-
-
 def _decorator_roles(func: cst.FunctionDef, imports: ImportMap) -> list[tuple[str, str]]:
     roles = []
     for decorator in func.decorators:
@@ -316,64 +290,33 @@ def _decorator_roles(func: cst.FunctionDef, imports: ImportMap) -> list[tuple[st
         if qualified in TASK_DECORATORS:
             roles.append(("task", qualified))
             continue
-        method = decorator_method(decorator)
-        if not method:
+        registration = decorator_registration(decorator)
+        if registration is not None:
+            if registration.is_route:
+                roles.append(("view", registration.owner))
+            elif registration.method in REQUEST_HOOKS:
+                roles.append((f"hook:{registration.method}", registration.owner))
             continue
-        owner, name = method
-        if name in ROUTE_DECORATORS:
-            roles.append(("view", owner))
-        elif name in REQUEST_HOOKS:
-            roles.append((f"hook:{name}", owner))
-        elif name == "command" or name == "group":
-            roles.append(("cli", owner))
-        elif name == "task":
-            roles.append(("task", owner))
+        method = decorator_method(decorator)
+        if method and method[1] in ("command", "group"):
+            roles.append(("cli", method[0]))
+        elif method and method[1] == "task":
+            roles.append(("task", method[0]))
     return roles
 
 
-class _CallRegistrations(cst.CSTVisitor):
-    """`app.before_request(fn)`, `bp.add_url_rule("/", view_func=fn)`,
+def _call_roles(module: cst.Module) -> list[tuple[str, str, cst.BaseExpression]]:
+    """(role, owner, function expression) for registrations in call form:
+    `app.before_request(fn)`, `bp.add_url_rule("/", view_func=fn)`,
     `app.register_error_handler(404, fn)`, `app.errorhandler(404)(fn)`."""
-
-    def __init__(self) -> None:
-        self.found: list[tuple[str, str, cst.BaseExpression]] = []  # (role, owner, function expr)
-
-    def visit_Call(self, node: cst.Call) -> None:
-        func = node.func
-        if isinstance(func, cst.Call) and isinstance(func.func, cst.Attribute) and node.args:
-            # app.errorhandler(404)(fn)
-            owner = get_full_name_for_node(func.func.value)
-            if owner and func.func.attr.value in REQUEST_HOOKS | ROUTE_DECORATORS:
-                role = "view" if func.func.attr.value in ROUTE_DECORATORS else f"hook:{func.func.attr.value}"
-                self.found.append((role, owner, node.args[0].value))
-            return
-        if not isinstance(func, cst.Attribute):
-            return
-        owner = get_full_name_for_node(func.value)
-        method = func.attr.value
-        if not owner:
-            return
-        if method == "add_url_rule":
-            view = next((a.value for a in node.args if a.keyword and a.keyword.value == "view_func"), None)
-            positional = [a for a in node.args if a.keyword is None]
-            if view is None and len(positional) >= 3:
-                view = positional[2].value
-            if view is not None:
-                self.found.append(("view", owner, view))
-        elif method == "register_error_handler" and len(node.args) >= 2:
-            self.found.append(("hook:register_error_handler", owner, node.args[1].value))
-        elif method in REQUEST_HOOKS and len(node.args) == 1 and not node.args[0].keyword:
-            self.found.append((f"hook:{method}", owner, node.args[0].value))
-
-
-def _view_class_methods(module: cst.Module, imports: ImportMap) -> set[str]:
-    """Qualnames of the request-handling methods of View/MethodView subclasses."""
-    found = set()
-    for stmt in module.body:
-        if isinstance(stmt, cst.ClassDef) and any(imports.resolve(b.value) in VIEW_CLASSES for b in stmt.bases):
-            for item in _block(stmt.body):
-                if isinstance(item, cst.FunctionDef) and item.name.value in VIEW_METHODS:
-                    found.add(f"{stmt.name.value}.{item.name.value}")
+    found = []
+    for registration in call_registrations(module):
+        if not registration.owner or registration.function is None:
+            continue
+        if registration.is_route:
+            found.append(("view", registration.owner, registration.function))
+        elif registration.method in REQUEST_HOOKS:
+            found.append((f"hook:{registration.method}", registration.owner, registration.function))
     return found
 
 
@@ -390,18 +333,14 @@ def _build(project: Project) -> ContextMap:
         module_functions[path] = {q for q, _, _ in listed[path]}
 
     functions: dict[FunctionRef, FunctionFacts] = {}
-    blueprints: dict[str, set[str]] = {}
-    apps: dict[str, set[str]] = {}
     positions_of = {}
     for path, module in parsed.items():
         imports = import_map(project, path) or ImportMap()
         resolver = Resolver(project, path, module_functions)
         positions = project.position_lookup(path)
         positions_of[path] = positions
-        blueprints[path] = _registrar_names(module, imports, BLUEPRINT_CLASSES)
-        apps[path] = _registrar_names(module, imports, FLASK_APP_CLASSES)
         executors, process_executors = executors_in(project, path, module)
-        view_methods = _view_class_methods(module, imports)
+        view_methods = view_class_methods(module, imports)
         for qualname, node, enclosing in listed[path]:
             ref = FunctionRef(path, qualname)
             facts = functions.setdefault(ref, FunctionFacts(ref, 0))  # maybe already seen as a callee
@@ -422,9 +361,7 @@ def _build(project: Project) -> ContextMap:
                     started = resolver.function(target[1].value, qualname)
                     if started:
                         functions.setdefault(started, FunctionFacts(started, 0)).roles.add("thread-target")
-        registrations = _CallRegistrations()
-        module.visit(registrations)
-        for role, owner, expr in registrations.found:
+        for role, owner, expr in _call_roles(module):
             ref = resolver.function(expr)
             if ref:
                 facts = functions.setdefault(ref, FunctionFacts(ref, 0))
@@ -438,19 +375,10 @@ def _build(project: Project) -> ContextMap:
                 if started:
                     functions.setdefault(started, FunctionFacts(started, 0)).roles.add("thread-target")
 
-    _add_imported_blueprints(project, blueprints)
+    blueprints = blueprint_variables(project)
     request = _reach(functions, lambda f: _request_reason(f))
     background = _reach(functions, lambda f: _background_reason(f))
     return ContextMap(functions, request, background, blueprints)
-
-
-def _add_imported_blueprints(project: Project, blueprints: dict[str, set[str]]) -> None:
-    """`from .views import bp` makes `bp` a blueprint name in the importing module too."""
-    qualified = {f"{project.module_name(path)}.{name}" for path, names in blueprints.items()
-                 for name in names if project.module_name(path) and "." not in name}
-    for path in list(blueprints):
-        imports = import_map(project, path) or ImportMap()
-        blueprints[path] |= {local for local, target in imports.names.items() if target in qualified}
 
 
 def _module_level_calls(module: cst.Module) -> list[cst.Call]:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
-from .flask import BLUEPRINT_CLASSES, ROUTE_DECORATORS, assigned_name, decorator_method, import_map, is_call_to
 from .imports import ImportMap
+from .routes import ERROR_HANDLER_METHODS, registrations
 
 WERKZEUG_EXCEPTIONS = "werkzeug.exceptions"
 
@@ -74,7 +74,6 @@ INTERNAL_SERVER_ERROR = f"{WERKZEUG_EXCEPTIONS}.InternalServerError"
 
 JSONIFY = frozenset({"flask.jsonify", "flask.json.jsonify"})
 MAKE_RESPONSE = frozenset({"flask.make_response", "flask.helpers.make_response"})
-RESTFUL_RESOURCES = frozenset({"flask_restful.Resource", "flask_restx.Resource"})
 
 # View decorators of extensions that end requests with these codes themselves.
 DECORATOR_CODES: dict[str, frozenset[int]] = {
@@ -103,8 +102,6 @@ REQUEST_MULTIDICTS = frozenset({"form", "args", "files", "values", "cookies", "h
 
 # `with` contexts that commit on success and roll back when an exception leaves them.
 TRANSACTION_METHODS = frozenset({"begin", "begin_nested", "atomic", "transaction"})
-
-HANDLER_METHODS = frozenset({"errorhandler", "app_errorhandler", "register_error_handler"})
 
 
 def status_code(node: cst.BaseExpression, imports: ImportMap) -> int | None:
@@ -155,117 +152,15 @@ def registrations_in(module: cst.Module, path: str, imports: ImportMap, blueprin
     `blueprints` maps local names of Blueprint objects to their qualified name;
     `app_errorhandler` on a blueprint registers on the app."""
     found: list[HandlerRegistration] = []
-
-    def add(owner: str, method: str, argument: cst.BaseExpression, function: str, node: cst.CSTNode) -> None:
-        code, catch_all = handler_key(argument, imports)  # (None, False): an app-specific exception class
-        blueprint = blueprints.get(owner) if method != "app_errorhandler" else None
+    for registration in registrations(module):
+        if registration.method not in ERROR_HANDLER_METHODS or registration.call is None or not registration.call.args:
+            continue
+        code, catch_all = handler_key(registration.call.args[0].value, imports)  # (None, False): an app's own class
+        owner = registration.owner or ""
+        blueprint = blueprints.get(owner) if registration.method != "app_errorhandler" else None
+        if registration.decorated is not None:
+            function, node = registration.decorated.name.value, registration.decorated
+        else:
+            function, node = get_full_name_for_node(registration.function) or "?", registration.node
         found.append(HandlerRegistration(path, positions(node)[0], blueprint, code, catch_all, function))
-
-    class Visitor(cst.CSTVisitor):
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-            for decorator in node.decorators:
-                method = decorator_method(decorator)
-                if method and method[1] in HANDLER_METHODS and isinstance(decorator.decorator, cst.Call) \
-                        and decorator.decorator.args:
-                    add(method[0], method[1], decorator.decorator.args[0].value, node.name.value, node)
-
-        def visit_Call(self, node: cst.Call) -> None:
-            func = node.func
-            if isinstance(func, cst.Call):  # app.errorhandler(404)(handler)
-                inner = func.func
-                if isinstance(inner, cst.Attribute) and inner.attr.value in HANDLER_METHODS and func.args and node.args:
-                    add(get_full_name_for_node(inner.value) or "", inner.attr.value, func.args[0].value,
-                        get_full_name_for_node(node.args[0].value) or "?", node)
-            elif isinstance(func, cst.Attribute) and func.attr.value == "register_error_handler" and len(node.args) >= 2:
-                add(get_full_name_for_node(func.value) or "", "register_error_handler", node.args[0].value,
-                    get_full_name_for_node(node.args[1].value) or "?", node)
-
-    module.visit(Visitor())
     return found
-
-
-def route_owner(func: cst.FunctionDef) -> tuple[str, list[cst.Decorator]] | None:
-    """For a view (`@x.route(...)`, `@x.get(...)`, ...): the owner's text and its route decorators."""
-    owner, routes = None, []
-    for decorator in func.decorators:
-        method = decorator_method(decorator)
-        if method and method[1] in ROUTE_DECORATORS and isinstance(decorator.decorator, cst.Call):
-            if owner is not None and owner != method[0]:
-                return None  # one function on two apps/blueprints: not a simple view
-            owner = method[0]
-            routes.append(decorator)
-    return (owner, routes) if owner else None
-
-
-def endpoints_of(func: cst.FunctionDef, routes: list[cst.Decorator]) -> list[str] | None:
-    """Endpoint names a view is registered under (without the blueprint prefix); None
-    when an `endpoint=` argument is not a literal."""
-    names = []
-    for decorator in routes:
-        name = func.name.value
-        for arg in decorator.decorator.args:
-            if arg.keyword and arg.keyword.value == "endpoint":
-                if not isinstance(arg.value, cst.SimpleString):
-                    return None
-                name = arg.value.evaluated_value
-        if name not in names:
-            names.append(name)
-    return names
-
-
-def find_blueprints(project) -> dict[str, str | None]:
-    """Qualified name of every module-level Blueprint object -> its name (None when the
-    name is not a literal). Computed once per project revision."""
-    def compute(proj) -> dict[str, str | None]:
-        found: dict[str, str | None] = {}
-        for path, module in proj.modules(("Blueprint",)):
-            imports = import_map(proj, path)
-            module_name = proj.module_name(path) or path
-            for stmt in module.body:
-                assigned = assigned_name(stmt)
-                if not assigned or not is_call_to(assigned[1], imports, BLUEPRINT_CLASSES):
-                    continue
-                call = assigned[1]
-                name_arg = next((a.value for a in call.args if a.keyword and a.keyword.value == "name"), None)
-                if name_arg is None and call.args and call.args[0].keyword is None:
-                    name_arg = call.args[0].value
-                name = name_arg.evaluated_value if isinstance(name_arg, cst.SimpleString) else None
-                found[f"{module_name}.{assigned[0]}"] = name
-        _forget_renamed(proj, found)
-        return found
-
-    return project.fact("errors.blueprints", compute)
-
-
-def local_blueprints(module: cst.Module, module_name: str | None, path: str, imports: ImportMap,
-                     blueprints: dict[str, str | None]) -> dict[str, str]:
-    """Local names of Blueprint objects in a module -> their qualified names."""
-    local = {}
-    prefix = f"{module_name or path}."
-    for qualified in blueprints:
-        if qualified.startswith(prefix) and "." not in qualified[len(prefix):]:
-            local[qualified[len(prefix):]] = qualified
-        for name in imports.local_names_for(qualified):
-            local[name] = qualified
-    return local
-
-
-def _forget_renamed(project, found: dict[str, str | None]) -> None:
-    """A blueprint registered under another name (`name=`) or nested in another blueprint
-    gets other endpoint names: treat its name as unknown."""
-    for path, module in project.modules(("register_blueprint",)):
-        imports = import_map(project, path)
-        local = local_blueprints(module, project.module_name(path), path, imports, found)
-
-        class Visitor(cst.CSTVisitor):
-            def visit_Call(self, node: cst.Call) -> None:
-                func = node.func
-                if not (isinstance(func, cst.Attribute) and func.attr.value == "register_blueprint" and node.args):
-                    return
-                target = local.get(get_full_name_for_node(node.args[0].value) or "")
-                renamed = any(a.keyword and a.keyword.value == "name" for a in node.args)
-                nested = (get_full_name_for_node(func.value) or "") in local
-                if target and (renamed or nested):
-                    found[target] = None
-
-        module.visit(Visitor())

@@ -1,7 +1,8 @@
 """Flask knowledge shared by every codemod: which names are Flask's, which calls create
 apps and extensions, which decorators register views and hooks, and where the apps of a
 project are. Facts about a whole project are computed once per run through
-`Project.fact`.
+`Project.fact`. Reading what a project registers (views, hooks, blueprints) from its
+code is `routes.py`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from .imports import ImportMap
 
 FLASK_APP_CLASSES = frozenset({"flask.Flask", "flask.app.Flask"})
 BLUEPRINT_CLASSES = frozenset({"flask.Blueprint", "flask.blueprints.Blueprint"})
+# Class-based views: their HTTP-method handlers (and `dispatch_request`) are views.
+VIEW_CLASSES = frozenset({"flask.views.View", "flask.views.MethodView"})
+# Extensions' class-based resources, routed by the extension's own `Api` object.
+RESTFUL_RESOURCES = frozenset({"flask_restful.Resource", "flask_restx.Resource"})
 
 # Request-bound proxies: reading them needs a request context.
 REQUEST_PROXIES = frozenset({"flask.request", "flask.session", "flask.g"})
@@ -203,15 +208,22 @@ def project_imports(project: Project) -> dict[str, set[str]]:
             imports = import_map(proj, path)
             targets = set()
             for qualified in [*imports.names.values(), *imports.star_modules]:
-                parts = qualified.split(".")
-                for cut in range(len(parts), 0, -1):
-                    candidate = ".".join(parts[:cut])
-                    if proj.path_of_module(candidate):
-                        targets.add(candidate)
-                        break
+                target = project_module_of(proj, qualified)
+                if target:
+                    targets.add(target)
             graph[name] = targets
         return graph
     return project.fact("flask.import-graph", compute)
+
+
+def project_module_of(project: Project, qualified: str) -> str | None:
+    """The longest prefix of `qualified` that is a module of the project."""
+    parts = qualified.split(".")
+    for cut in range(len(parts), 0, -1):
+        candidate = ".".join(parts[:cut])
+        if project.path_of_module(candidate):
+            return candidate
+    return None
 
 
 def imports_transitively(project: Project, source: str, target: str) -> bool:

@@ -1,16 +1,14 @@
-"""What a view function is and what in a view needs the request: the Flask knowledge
-behind moving view code elsewhere (extract-services), kept apart from `flask.py`.
+"""What in a view needs the request: the Flask knowledge behind moving view code
+elsewhere (extract-services), kept apart from `flask.py`. What a view is: `routes.py`.
 """
 
 from __future__ import annotations
 
 import re
 
-import libcst as cst
-
 from flask_refactor.project import Project
 
-from .flask import ROUTE_DECORATORS, assigned_name, decorator_method, import_map, is_call_to
+from .flask import assigned_name, import_map, is_call_to, project_module_of
 from .imports import ImportMap
 
 # Packages whose objects are bound to the request (or app) context or build the
@@ -43,22 +41,6 @@ REQUEST_READING_METHODS = frozenset({"paginate", "validate_on_submit", "is_submi
 
 def is_request_bound(qualified: str) -> bool:
     return any(qualified == pkg or qualified.startswith(pkg + ".") for pkg in REQUEST_BOUND_PACKAGES)
-
-
-def is_view(func: cst.FunctionDef, imports: ImportMap, project: Project) -> bool:
-    """A function registered as a view by a route decorator (`@app.route`, `@bp.post`, ...).
-
-    The decorated object must be the module's own or come from the project: a
-    `@mock.patch(...)` or `@responses.get(...)` is not a route."""
-    for decorator in func.decorators:
-        method = decorator_method(decorator)
-        if not method or method[1] not in ROUTE_DECORATORS:
-            continue
-        head = method[0].split(".")[0]
-        qualified = imports.names.get(head)
-        if qualified is None or project_module_of(project, qualified) is not None:
-            return True
-    return False
 
 
 # Extension objects whose use in business logic reads nothing of the request (a module
@@ -112,16 +94,6 @@ def _module_edges(project: Project, module_name: str) -> list[tuple[str, str | N
         if target and target != module_name:
             edges.append((target, qualified[len(target) + 1:].split(".")[0] or None))
     return edges
-
-
-def project_module_of(project: Project, qualified: str) -> str | None:
-    """The longest prefix of `qualified` that is a module of the project."""
-    parts = qualified.split(".")
-    for cut in range(len(parts), 0, -1):
-        candidate = ".".join(parts[:cut])
-        if project.path_of_module(candidate):
-            return candidate
-    return None
 
 
 def is_request_free_object(project: Project, module_name: str, attribute: str | None) -> bool:

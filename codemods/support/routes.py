@@ -1,0 +1,333 @@
+"""Where a project registers code with Flask: views (route decorators, `add_url_rule`,
+class-based views), request hooks and error handlers (decorator and call forms), and
+the blueprints they are registered on.
+
+This is the one place that answers "is this a view or a hook, registered on what,
+under which endpoint names and HTTP methods"; the Flask names it matches (route
+decorators, hooks, view classes) are in `flask.py`. Callers that need a narrower notion
+(only routes with a literal rule, only objects of the project) filter what these
+functions return or pass the documented parameter, instead of matching decorators again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+from libcst.helpers import get_full_name_for_node
+
+from flask_refactor.project import Project
+
+from .flask import (
+    APP_HOOKS, BLUEPRINT_CLASSES, ROUTE_DECORATORS, VIEW_CLASSES, assigned_name, decorator_method, import_map,
+    is_call_to, project_module_of,
+)
+from .imports import ImportMap
+
+# Every method that registers a hook on an app or a blueprint.
+HOOK_METHODS = frozenset(APP_HOOKS) | frozenset(m for m in APP_HOOKS.values() if m) | {"register_error_handler"}
+ERROR_HANDLER_METHODS = frozenset({"errorhandler", "app_errorhandler", "register_error_handler"})
+# Hooks whose call form registers its first argument (`app.before_request(load_user)`);
+# the others take a key first (`errorhandler(404)`, `template_filter("name")`).
+FUNCTION_FIRST_HOOKS = HOOK_METHODS - ERROR_HANDLER_METHODS - {
+    name for name in HOOK_METHODS if name.startswith(("template_", "app_template_"))}
+# Hooks whose function runs while a request is being handled.
+REQUEST_HOOKS = frozenset({
+    "before_request", "before_app_request",
+    "after_request", "after_app_request",
+    "teardown_request", "teardown_app_request",
+    "errorhandler", "app_errorhandler", "register_error_handler",
+    "context_processor", "app_context_processor",
+    "url_value_preprocessor", "app_url_value_preprocessor",
+})
+# Hooks that run before the view, for every request the registering object handles.
+BEFORE_REQUEST_HOOKS = frozenset({"before_request", "before_app_request"})
+
+# The route shortcuts and the one method each accepts.
+SHORTCUT_METHODS = {"get": "GET", "post": "POST", "put": "PUT", "delete": "DELETE", "patch": "PATCH"}
+HTTP_METHOD_HANDLERS = frozenset({"get", "post", "put", "patch", "delete", "head", "options"})
+# Methods of a View/MethodView subclass that handle requests.
+VIEW_METHODS = HTTP_METHOD_HANDLERS | {"dispatch_request"}
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One registration on an app or a blueprint: a decorator `@owner.method` /
+    `@owner.method(...)` on a def, or a call `owner.add_url_rule(...)`,
+    `owner.register_error_handler(code, f)`, `owner.before_request(f)`,
+    `owner.errorhandler(404)(f)`."""
+
+    owner: str | None  # the app or blueprint as written (`app`, `main.bp`); None: not a dotted name
+    method: str  # `route`, `get`, `add_url_rule`, `before_request`, `errorhandler`, ...
+    node: cst.CSTNode  # the decorator, or the registering call
+    call: cst.Call | None  # the call holding the arguments (rule, code, endpoint=); None: a bare decorator
+    function: cst.BaseExpression | None  # call forms: what is registered; None for decorators
+    decorated: cst.FunctionDef | None = None  # decorator form: the function
+
+    @property
+    def is_route(self) -> bool:
+        return self.method in ROUTE_DECORATORS or self.method == "add_url_rule"
+
+    def argument(self, keyword: str, position: int) -> cst.BaseExpression | None:
+        """The argument passed as `keyword=`, else the `position`-th one without a keyword."""
+        return None if self.call is None else _argument(self.call, keyword, position)
+
+    @property
+    def methods(self) -> frozenset[str] | None:
+        """The HTTP methods of a route: a shortcut's own, else `methods=` (None when it is not
+        a literal), else GET."""
+        if self.method in SHORTCUT_METHODS:
+            return frozenset({SHORTCUT_METHODS[self.method]})
+        keywords = [a.value for a in self.call.args if a.keyword is not None and a.keyword.value == "methods"] \
+            if self.call is not None else []
+        return literal_methods(keywords[-1]) if keywords else frozenset({"GET"})
+
+
+def _argument(call: cst.Call, keyword: str, position: int) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == keyword:
+            return arg.value
+    positional = [a.value for a in call.args if a.keyword is None]
+    return positional[position] if len(positional) > position else None
+
+
+def literal_methods(node: cst.BaseExpression) -> frozenset[str] | None:
+    """`["GET", "post"]` -> {"GET", "POST"}; None when not a literal list, tuple or set of strings."""
+    if not isinstance(node, (cst.List, cst.Tuple, cst.Set)):
+        return None
+    found = set()
+    for element in node.elements:
+        if not isinstance(element.value, cst.SimpleString):
+            return None
+        found.add(str(element.value.evaluated_value).upper())
+    return frozenset(found)
+
+
+# -- decorator and call forms ------------------------------------------------------------
+
+def decorator_registration(decorator: cst.Decorator, decorated: cst.FunctionDef | None = None
+                           ) -> Registration | None:
+    """The route or hook a decorator (of `decorated`) registers (`@app.route("/")`,
+    `@bp.before_request`), or None."""
+    method = decorator_method(decorator)
+    if method is None or (method[1] not in ROUTE_DECORATORS and method[1] not in HOOK_METHODS):
+        return None
+    call = decorator.decorator if isinstance(decorator.decorator, cst.Call) else None
+    return Registration(method[0], method[1], decorator, call, None, decorated)
+
+
+def decorator_registrations(func: cst.FunctionDef) -> list[Registration]:
+    """The routes and hooks a function's decorators register it as, outermost first."""
+    found = (decorator_registration(decorator, func) for decorator in func.decorators)
+    return [registration for registration in found if registration is not None]
+
+
+def call_registration(node: cst.Call) -> Registration | None:
+    """The registration a call makes: `owner.errorhandler(404)(f)`, `owner.route("/")(f)`,
+    `owner.add_url_rule(...)` (`function` None when no view is given),
+    `owner.register_error_handler(code, f)`, `owner.before_request(f)`; else None."""
+    func = node.func
+    if isinstance(func, cst.Call) and isinstance(func.func, cst.Attribute):
+        method = func.func.attr.value
+        if node.args and (method in ROUTE_DECORATORS or method in HOOK_METHODS):
+            return Registration(get_full_name_for_node(func.func.value), method, node, func, node.args[0].value)
+        return None
+    if not isinstance(func, cst.Attribute):
+        return None
+    owner, method = get_full_name_for_node(func.value), func.attr.value
+    if method == "add_url_rule":
+        return Registration(owner, method, node, node, _argument(node, "view_func", 2))
+    if method == "register_error_handler" and len(node.args) >= 2:
+        return Registration(owner, method, node, node, node.args[1].value)
+    if method in FUNCTION_FIRST_HOOKS and len(node.args) == 1 and not node.args[0].keyword:
+        return Registration(owner, method, node, node, node.args[0].value)
+    return None
+
+
+def call_registrations(module: cst.CSTNode) -> list[Registration]:
+    """Every registration in call form anywhere in `module`, in source order."""
+    return [r for r in registrations(module) if r.decorated is None]
+
+
+def registrations(module: cst.CSTNode) -> list[Registration]:
+    """Every registration anywhere in `module` (in nested functions too), decorator and
+    call forms, in source order."""
+    found: list[Registration] = []
+
+    class Visitor(cst.CSTVisitor):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+            found.extend(decorator_registrations(node))
+
+        def visit_Call(self, node: cst.Call) -> None:
+            registration = call_registration(node)
+            if registration is not None:
+                found.append(registration)
+
+    module.visit(Visitor())
+    return found
+
+
+# -- views ---------------------------------------------------------------------------------
+
+def is_view(func: cst.FunctionDef, imports: ImportMap | None = None, project: Project | None = None) -> bool:
+    """Whether a route decorator (`@app.route`, `@bp.post`, ...) registers `func` as a view.
+
+    Given `imports` and `project`, the decorator's object must also be the module's own or
+    come from the project, so that `@mock.patch(...)` or `@responses.get(...)` is not taken
+    for a route (extract-services moves code out of views and must not touch tests')."""
+    for registration in decorator_registrations(func):
+        if not registration.is_route:
+            continue
+        if imports is None or project is None:
+            return True
+        qualified = imports.names.get(registration.owner.split(".")[0])
+        if qualified is None or project_module_of(project, qualified) is not None:
+            return True
+    return False
+
+
+def route_owner(func: cst.FunctionDef) -> tuple[str, list[Registration]] | None:
+    """For a view registered by route decorators with arguments (`@x.route(...)`,
+    `@x.get(...)`): the owner's text and those routes; None when there are none or they
+    are on two different objects (not a simple view)."""
+    owner, routes = None, []
+    for registration in decorator_registrations(func):
+        if registration.is_route and registration.call is not None:
+            if owner is not None and owner != registration.owner:
+                return None
+            owner = registration.owner
+            routes.append(registration)
+    return (owner, routes) if owner else None
+
+
+def endpoints_of(func: cst.FunctionDef, routes: list[Registration]) -> list[str] | None:
+    """Endpoint names a view is registered under by its route decorators (without the
+    blueprint prefix); None when an `endpoint=` argument is not a literal."""
+    names = []
+    for route in routes:
+        name = func.name.value
+        for arg in route.call.args if route.call is not None else ():
+            if arg.keyword and arg.keyword.value == "endpoint":
+                if not isinstance(arg.value, cst.SimpleString):
+                    return None
+                name = arg.value.evaluated_value
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def view_classes(module: cst.Module, imports: ImportMap, bases: frozenset[str] = VIEW_CLASSES) -> list[cst.ClassDef]:
+    """Module-level classes deriving directly from one of `bases` (by default Flask's
+    View and MethodView; pass extension resources to include theirs)."""
+    return [stmt for stmt in module.body if isinstance(stmt, cst.ClassDef)
+            and any(imports.resolve(base.value) in bases for base in stmt.bases)]
+
+
+def view_class_methods(module: cst.Module, imports: ImportMap) -> set[str]:
+    """Qualnames (`UserAPI.get`) of the request-handling methods of View/MethodView subclasses."""
+    found = set()
+    for cls in view_classes(module, imports):
+        for item in cls.body.body if isinstance(cls.body, cst.IndentedBlock) else ():
+            if isinstance(item, cst.FunctionDef) and item.name.value in VIEW_METHODS:
+                found.add(f"{cls.name.value}.{item.name.value}")
+    return found
+
+
+# -- blueprints ------------------------------------------------------------------------------
+
+def find_blueprints(project: Project) -> dict[str, str | None]:
+    """Qualified name of every module-level Blueprint object -> its name (None when the
+    name is not a literal, or the blueprint is registered renamed or nested).
+    Computed once per project revision."""
+    def compute(proj: Project) -> dict[str, str | None]:
+        found: dict[str, str | None] = {}
+        for path, module in proj.modules(("Blueprint",)):
+            imports = import_map(proj, path)
+            module_name = proj.module_name(path) or path
+            for stmt in module.body:
+                assigned = assigned_name(stmt)
+                if not assigned or not is_call_to(assigned[1], imports, BLUEPRINT_CLASSES):
+                    continue
+                call = assigned[1]
+                name_arg = next((a.value for a in call.args if a.keyword and a.keyword.value == "name"), None)
+                if name_arg is None and call.args and call.args[0].keyword is None:
+                    name_arg = call.args[0].value
+                name = name_arg.evaluated_value if isinstance(name_arg, cst.SimpleString) else None
+                found[f"{module_name}.{assigned[0]}"] = name
+        _forget_renamed(proj, found)
+        return found
+
+    return project.fact("routes.blueprints", compute)
+
+
+def local_blueprints(module: cst.Module, module_name: str | None, path: str, imports: ImportMap,
+                     blueprints: dict[str, str | None]) -> dict[str, str]:
+    """Local names of Blueprint objects in a module (defined or imported there) -> their
+    qualified names; `blueprints` is `find_blueprints(project)`."""
+    local = {}
+    prefix = f"{module_name or path}."
+    for qualified in blueprints:
+        if qualified.startswith(prefix) and "." not in qualified[len(prefix):]:
+            local[qualified[len(prefix):]] = qualified
+        for name in imports.local_names_for(qualified):
+            local[name] = qualified
+    return local
+
+
+def blueprint_variables(project: Project) -> dict[str, set[str]]:
+    """Path -> the names that hold a Blueprint object in that module: assigned anywhere
+    (`bp = Blueprint(...)`, also inside an app factory, `self.bp = Blueprint(...)`) or
+    imported from the module that binds them. Unlike `find_blueprints` this needs no
+    literal name: it answers "is this object a blueprint", not "what are its endpoints
+    called". Computed once per project revision."""
+    def compute(proj: Project) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for path in proj.paths():
+            module = proj.parse(path)
+            if module is not None:
+                found[path] = _assigned_instances(module, import_map(proj, path) or ImportMap(), BLUEPRINT_CLASSES)
+        defined = {f"{proj.module_name(path)}.{name}" for path, names in found.items()
+                   for name in names if proj.module_name(path) and "." not in name}
+        for path in found:
+            imports = import_map(proj, path) or ImportMap()
+            found[path] |= {local for local, target in imports.names.items() if target in defined}
+        return found
+
+    return project.fact("routes.blueprint-variables", compute)
+
+
+def _assigned_instances(module: cst.Module, imports: ImportMap, classes: frozenset[str]) -> set[str]:
+    """Names (`bp`, `self.bp`) assigned anywhere in the module a new instance of `classes`."""
+    names: set[str] = set()
+
+    class Visitor(cst.CSTVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            if isinstance(node.value, cst.Call) and imports.resolve(node.value.func) in classes:
+                for target in node.targets:
+                    name = get_full_name_for_node(target.target)
+                    if name:
+                        names.add(name)
+
+    module.visit(Visitor())
+    return names
+
+
+def _forget_renamed(project: Project, found: dict[str, str | None]) -> None:
+    """A blueprint registered under another name (`name=`) or nested in another blueprint
+    gets other endpoint names: treat its name as unknown."""
+    for path, module in project.modules(("register_blueprint",)):
+        imports = import_map(project, path)
+        local = local_blueprints(module, project.module_name(path), path, imports, found)
+
+        class Visitor(cst.CSTVisitor):
+            def visit_Call(self, node: cst.Call) -> None:
+                func = node.func
+                if not (isinstance(func, cst.Attribute) and func.attr.value == "register_blueprint" and node.args):
+                    return
+                target = local.get(get_full_name_for_node(node.args[0].value) or "")
+                renamed = any(a.keyword and a.keyword.value == "name" for a in node.args)
+                nested = (get_full_name_for_node(func.value) or "") in local
+                if target and (renamed or nested):
+                    found[target] = None
+
+        module.visit(Visitor())
