@@ -11,7 +11,7 @@ from libcst.helpers import get_full_name_for_node
 from flask_refactor.codemod import ChangeSet, Severity
 from flask_refactor.project import Project
 
-from .support.flask import AppSite, assigned_name, import_map, imports_transitively, is_package, module_defines
+from .support.flask import BLUEPRINT_CLASSES, AppSite, assigned_name, import_map, imports_transitively, is_package, module_defines
 from .support.imports import ImportMap, add_import, resolve_relative
 from ._app_factory_appmodule import AppModuleSplit, AppModuleSplitter, is_main_block
 from ._app_factory_endpoints import DynamicEndpointFinder, EndpointQualifier
@@ -28,7 +28,6 @@ from ._app_factory_views import BlueprintPlan, Problem, RegistrationMover, needs
 FACTORY = "create_app"
 EXTENSIONS_MODULE = "extensions"
 WSGI_MODULE = "wsgi"
-FLASK_BLUEPRINT = frozenset({"flask.Blueprint", "flask.blueprints.Blueprint"})
 FLASK_CURRENT_APP = frozenset({"flask.current_app", "flask.globals.current_app"})
 
 
@@ -185,7 +184,7 @@ class Migration:
         for path, module in self.project.modules(("Blueprint",)):
             imports = import_map(self.project, path)
             for node in _calls(module):
-                if imports.resolve(node.func) in FLASK_BLUEPRINT and node.args:
+                if imports.resolve(node.func) in BLUEPRINT_CLASSES and node.args:
                     value = node.args[0].value
                     if isinstance(value, cst.SimpleString) and isinstance(value.evaluated_value, str):
                         names.add(value.evaluated_value)
@@ -382,7 +381,7 @@ class Migration:
     def _add_flask_imports(self, path: str, module: cst.Module, imports: ImportMap,
                            plan: BlueprintPlan) -> cst.Module | None:
         if plan.bp_name:
-            if not self._free_or_flask(path, module, imports, "Blueprint", FLASK_BLUEPRINT):
+            if not self._free_or_flask(path, module, imports, "Blueprint", BLUEPRINT_CLASSES):
                 return None
             module = import_from_flask(module, "Blueprint")
         if plan.current_app_uses:

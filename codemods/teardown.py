@@ -17,10 +17,11 @@ from flask_refactor.project import Project
 
 from .support.flask import (
     AFTER_REQUEST_HOOKS, SCOPED_SESSION, SESSIONMAKER, TEARDOWN_HOOKS, AppSite,
-    assigned_name, decorator_method, factory_function, find_apps, import_map,
+    assigned_name, factory_function, find_apps, import_map,
     imports_transitively, is_call_to,
 )
 from .support.imports import ImportMap, add_import, scan_imports
+from .support.routes import call_registration, decorator_registrations
 
 FUNCTION_NAME = "shutdown_session"
 _HOOK_NEEDLES = ("teardown", "after_request", "after_app_request")  # the name Flask's own SQLAlchemy recipe uses
@@ -262,10 +263,8 @@ class _RemovalFinder(cst.CSTVisitor):
         self.stack.append(name)
         self.local_imports.append(ImportMap.of(cst.Module(body=node.body.body), self.module_name)
                                   if isinstance(node.body, cst.IndentedBlock) else ImportMap())
-        for decorator in node.decorators:
-            method = decorator_method(decorator)
-            if method:
-                self.registrations.setdefault(name, set()).add(method[1])
+        for registration in decorator_registrations(node):
+            self.registrations.setdefault(name, set()).add(registration.method)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self.stack.pop()
@@ -273,10 +272,11 @@ class _RemovalFinder(cst.CSTVisitor):
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in TEARDOWN_HOOKS | AFTER_REQUEST_HOOKS and node.args:
-            target = get_full_name_for_node(node.args[0].value)
+        registration = call_registration(node)  # `app.teardown_appcontext(close_session)`
+        if registration is not None and registration.function is not None:
+            target = get_full_name_for_node(registration.function)
             if target:
-                self.registrations.setdefault(target, set()).add(func.attr.value)
+                self.registrations.setdefault(target, set()).add(registration.method)
         if not self.stack:
             return
         if isinstance(func, cst.Attribute) and func.attr.value == "remove" and not node.args:
