@@ -114,3 +114,12 @@ def serve_requests(app_dir: Path, target: str, requests: list[dict], env: dict |
     if completed.returncode != 0:
         raise AssertionError(f"harness failed for {app_dir} ({target}):\n{completed.stderr[-4000:]}")
     return json.loads(completed.stdout.splitlines()[-1])
+
+
+def run_app_suite(tree: Path, python: str = sys.executable, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a fixture app's own pytest suite (its `tests/`) in a fresh interpreter."""
+    return subprocess.run(
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "tests"],
+        cwd=tree, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
+    )

@@ -5,7 +5,6 @@ handler logs with the traceback."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 from werkzeug.exceptions import default_exceptions
 
-from helpers import FIXTURES, copy_tree, run_codemods, serve_requests
+from helpers import FIXTURES, copy_tree, run_app_suite, run_codemods, serve_requests
 
 from flask_refactor.codemods.support.errors import http_errors
 
@@ -23,25 +22,18 @@ SUITES = ["json_api", "html_app", "mixed"]
 FIXED_HASH = {"PYTHONHASHSEED": "0"}  # Allow lists a set: fix its order across interpreters
 
 
-def run_suite(tree: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-        cwd=tree, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"},
-    )
-
-
 @pytest.mark.parametrize("case", SUITES)
 def test_fixture_apps_own_suites_pass_before_and_after(case, tmp_path):
     for side in ("before", "after"):
-        completed = run_suite(copy_tree(CASES / case / side, tmp_path / side))
+        tree = copy_tree(CASES / case / side, tmp_path / side)
+        completed = run_app_suite(tree, env={"PYTHONPATH": str(tree)})
         assert completed.returncode == 0, f"{case}/{side}:\n{completed.stdout[-3000:]}{completed.stderr[-2000:]}"
 
 
 def test_the_codemod_output_is_what_the_after_suite_ran(tmp_path):
     tree = copy_tree(CASES / "json_api" / "before", tmp_path / "tree")
     run_codemods(tree, ["error-handling"])
-    completed = run_suite(tree)
+    completed = run_app_suite(tree, env={"PYTHONPATH": str(tree)})
     assert completed.returncode == 0, completed.stdout[-3000:]
 
 

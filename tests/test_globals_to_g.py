@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from helpers import FIXTURES, copy_tree
+from helpers import FIXTURES, copy_tree, run_app_suite
 from flask_refactor.project import Project
 from flask_refactor.codemod import Severity
 from flask_refactor.codemods.globals_to_g import GlobalsToG
@@ -23,22 +23,14 @@ SUITES = {
 }
 
 
-def run_suite(tree) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "tests"],
-        cwd=tree, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
-
-
 @pytest.mark.parametrize("case", sorted(SUITES))
 def test_fixture_suite_fails_before_and_passes_after(case, tmp_path):
     directory = FIXTURES / "globals-to-g" / case
-    before = run_suite(copy_tree(directory / "before", tmp_path / "before"))
+    before = run_app_suite(copy_tree(directory / "before", tmp_path / "before"))
     assert before.returncode == 1, before.stdout[-3000:]
     assert f"FAILED {SUITES[case]}" in before.stdout
     assert before.stdout.count("FAILED") == 1, before.stdout[-3000:]
-    after = run_suite(copy_tree(directory / "after", tmp_path / "after"))
+    after = run_app_suite(copy_tree(directory / "after", tmp_path / "after"))
     assert after.returncode == 0, after.stdout[-3000:] + after.stderr[-2000:]
 
 
