@@ -17,7 +17,7 @@ from flask_refactor.project import Project
 
 from .support.flask import (
     AFTER_REQUEST_HOOKS, SCOPED_SESSION, SESSIONMAKER, TEARDOWN_HOOKS, AppSite,
-    assigned_name, factory_function, find_apps, import_map,
+    assigned_name, factory_function, find_apps, import_map, module_level_names,
     imports_transitively, is_call_to,
 )
 from .support.imports import ImportMap, add_import, scan_imports
@@ -207,7 +207,7 @@ After (app.py):
     # -- the edit ------------------------------------------------------------------
     def _insert_teardown(self, project: Project, app: AppSite, module: cst.Module, sessions: list[Session]) -> cst.Module | None:
         imports = import_map(project, app.path)
-        taken = _module_level_names(module)
+        taken = module_level_names(module)
         body_lines, module_imports = [], []
         for session in sessions:
             local = self._local_name(project, app, imports, session)
@@ -328,17 +328,6 @@ def _compute_near_flask(project: Project) -> set[str]:
             if target and target not in near:
                 pending.append(target)
     return near
-
-
-def _module_level_names(module: cst.Module) -> set[str]:
-    names = set(ImportMap.of(module).names)
-    for stmt in module.body:
-        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
-            names.add(stmt.name.value)
-        found = assigned_name(stmt)
-        if found:
-            names.add(found[0])
-    return names
 
 
 def _binds(stmt: cst.CSTNode, name: str) -> bool:

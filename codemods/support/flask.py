@@ -24,10 +24,6 @@ VIEW_CLASSES = frozenset({"flask.views.View", "flask.views.MethodView"})
 # Extensions' class-based resources, routed by the extension's own `Api` object.
 RESTFUL_RESOURCES = frozenset({"flask_restful.Resource", "flask_restx.Resource"})
 
-# Request-bound proxies: reading them needs a request context.
-REQUEST_PROXIES = frozenset({"flask.request", "flask.session", "flask.g"})
-APP_PROXIES = frozenset({"flask.current_app", "flask.g"})
-
 ROUTE_DECORATORS = frozenset({"route", "get", "post", "put", "delete", "patch"})
 
 # Hook registration methods on an app, and the app-wide form on a blueprint (None: a
@@ -185,15 +181,21 @@ def factory_function(module: cst.Module, name: str) -> cst.FunctionDef | None:
     return None
 
 
+def module_level_names(module: cst.Module) -> set[str]:
+    """Names bound at module level: assignments, defs, classes and imports."""
+    names = set(ImportMap.of(module).names)
+    for stmt in module.body:
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            names.add(stmt.name.value)
+        found = assigned_name(stmt)
+        if found:
+            names.add(found[0])
+    return names
+
+
 def module_defines(module: cst.Module, name: str) -> bool:
     """Whether `name` is bound at module level (assignment, def, class or import)."""
-    for stmt in module.body:
-        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)) and stmt.name.value == name:
-            return True
-        found = assigned_name(stmt)
-        if found and found[0] == name:
-            return True
-    return name in ImportMap.of(module).names
+    return name in module_level_names(module)
 
 
 def project_imports(project: Project) -> dict[str, set[str]]:

@@ -105,9 +105,6 @@ class ImportMap:
                 found.append(local + qualified[len(target):])
         return found
 
-    def binds(self, qualified: str) -> bool:
-        return bool(self.local_names_for(qualified))
-
 
 def add_import(module: cst.Module, source: str, name: str | None = None, asname: str | None = None) -> cst.Module:
     """Add `from source import name [as asname]` (or `import source`) unless present.
