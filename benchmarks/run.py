@@ -1,126 +1,165 @@
-"""Throughput of flask-refactor against libcst's own codemod runner, on the same files.
+"""Throughput of flask-refactor against libcst's own codemod runner, on the same trees.
 
-    python benchmarks/run.py [--jobs N] [--flask-share 0.05] [--keep DIR]
+    python benchmarks/run.py [--jobs N] [--shapes a,b,c] [--keep DIR] [--markdown]
 
-Builds a corpus from real Python code (the installed site-packages of the test extra's
-dependencies), adds generated Flask modules until `--flask-share` of the files mention
-Flask, then times (wall clock, best of --repeat):
+Three trees, shaped like users' code:
 
-* flask-refactor, a chain of three no-op codemods (each parses what mentions Flask);
-* flask-refactor, the `teardown` codemod (dry run, so the corpus stays as it is);
-* flask-refactor, a no-op codemod without prefilter (every file parsed: the raw pipeline);
-* `python -m libcst.tool codemod noop.NOOPCommand` (libcst parses every file).
+(a) library: the source of real installed packages (libcst, click, rich, pygments,
+    pytest, jinja2, ...) plus copies of a small multi-module Flask shop (app, views
+    importing the app, models, a scoped_session module, helpers) as distinct packages,
+    until 5% of the files are Flask files. Every codemod acts on every shop.
+(b) big app: one Flask app of ~300 modules (blueprints with views, models, services and
+    utilities importing each other): every file is Flask code.
+(c) cache: (a) run cold (empty index cache) and then warm (the same tree again).
 
-It prints lines per second for each and the ratio. Nothing here is asserted: speed is
-reported, not tested.
+For each, `flask-refactor check` with `--all` and with each codemod alone, and
+`python -m libcst.tool codemod noop.NOOPCommand`, all at the same `--jobs`; it prints
+wall-clock seconds, lines per second, the speed ratio to libcst's no-op and the peak RSS
+of the largest process. Runs are checked to have done their work (each codemod alone
+must change something on (a) and (b)). Nothing is asserted on time: speed is reported,
+never tested.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib.metadata
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-SOURCE_PACKAGES = ["sqlalchemy", "werkzeug", "jinja2", "click", "rich", "pygments", "_pytest", "libcst"]
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-FLASK_MODULE = '''\
-"""Generated Flask module {n} for the benchmark."""
-from flask import Flask, jsonify, request
-from sqlalchemy import create_engine
-from sqlalchemy.orm import scoped_session, sessionmaker
+from corpus import build_big_app, build_library_tree  # noqa: E402
 
-engine = create_engine("sqlite://")
-Session = scoped_session(sessionmaker(bind=engine))
-app = Flask(__name__)
+CODEMODS = ["app-factory", "globals-to-g", "teardown", "thread-context", "error-handling", "extract-services"]
+BASELINE = "libcst noop"
 
 
-@app.route("/items/<int:item_id>")
-def item_{n}(item_id):
-    # look the item up and answer
-    row = Session.execute("SELECT {n}").scalar()
-    if row is None:
-        return jsonify({{"error": "missing"}}), 404
-    return jsonify(id=item_id, value=row, q=request.args.get("q"))
-'''
+@dataclass
+class Timing:
+    seconds: float
+    peak_rss_mb: float
+    changed: int | None  # files the run would change (None for libcst)
 
 
-def build_corpus(target: Path, flask_share: float) -> tuple[int, int, int]:
-    files = []
-    for package in SOURCE_PACKAGES:
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            continue
-        root = Path(next(iter(spec.submodule_search_locations)))
-        for path in sorted(root.rglob("*.py")):
-            data = path.read_bytes()
-            if b"flask" in data or b"Flask" in data or b"@generated" in data:
-                continue  # keep the Flask share exact
-            files.append((f"{package}/{path.relative_to(root)}", data))
-    for rel, data in files:
-        out = target / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(data)
-    flask_files = max(1, round(len(files) * flask_share / (1 - flask_share)))
-    for n in range(flask_files):
-        out = target / "flaskapps" / f"app_{n}" / "app.py"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(FLASK_MODULE.format(n=n))
-    lines = sum(p.read_bytes().count(b"\n") for p in target.rglob("*.py"))
-    return len(files) + flask_files, flask_files, lines
+def measure(command: list[str], cwd: Path, env: dict) -> Timing:
+    """Run `command` from a fresh Python process so that its peak RSS is its own."""
+    probe = (
+        "import json, subprocess, sys, time, resource\n"
+        "cmd, cwd = json.loads(sys.argv[1]), sys.argv[2]\n"
+        "start = time.perf_counter()\n"
+        "done = subprocess.run(cmd, cwd=cwd, capture_output=True)\n"
+        "seconds = time.perf_counter() - start\n"
+        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
+        "sys.stdout.buffer.write(json.dumps({'seconds': seconds, 'peak': peak, 'code': done.returncode,"
+        " 'stdout': done.stdout.decode(errors='replace'), 'stderr': done.stderr.decode(errors='replace')}).encode())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, json.dumps(command), str(cwd)], env=env,
+                          capture_output=True, check=True)
+    result = json.loads(done.stdout)
+    is_libcst = "libcst.tool" in command
+    if result["code"] not in (0, 1) or (is_libcst and "Failed to codemod 0 files" not in result["stderr"]):
+        sys.exit(f"failed ({result['code']}): {' '.join(command)}\n{result['stderr'][-3000:]}")
+    changed = None
+    if not is_libcst:
+        report = json.loads(result["stdout"])
+        if report.get("errors"):
+            sys.exit(f"errors in {' '.join(command)}: {report['errors'][:3]}")
+        changed = len(report["files"])
+    return Timing(result["seconds"], result["peak"], changed)
 
 
-def timed(command: list[str], cwd: Path, env: dict, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-        elapsed = time.perf_counter() - start
-        failed_libcst = "libcst.tool" in command and "Failed to codemod 0 files" not in done.stderr
-        if done.returncode not in (0, 1) or ": error: " in done.stderr or failed_libcst:
-            sys.exit(f"failed: {' '.join(command)}\n{done.stderr[-2000:]}")
-        best = min(best, elapsed)
-    return best
+def count_lines(tree: Path) -> tuple[int, int]:
+    files = [p for p in tree.rglob("*.py") if ".git" not in p.parts]
+    return len(files), sum(p.read_bytes().count(b"\n") for p in files)
+
+
+def bench_tree(name: str, tree: Path, args, env: dict, cache: Path, cold_warm: bool) -> list[tuple[str, Timing]]:
+    ours = [sys.executable, "-P", "-m", "flask_refactor", "check", "--jobs", str(args.jobs), "--format", "json"]
+    libcst = [sys.executable, "-P", "-m", "libcst.tool", "codemod", "noop.NOOPCommand", "-j", str(args.jobs),
+              "--no-format", "--hide-progress", "-u", "0", "."]
+    subprocess.run([sys.executable, "-P", "-m", "libcst.tool", "initialize", "."], cwd=tree, check=True,
+                   capture_output=True)
+    rows = []
+    if cold_warm:
+        shutil.rmtree(cache, ignore_errors=True)
+        rows.append(("--all, cold cache", measure(ours + ["--all", "."], tree, env)))
+        rows.append(("--all, warm cache", measure(ours + ["--all", "."], tree, env)))
+        return rows
+    measure(ours + ["--all", "."], tree, env)  # warm the index cache: the runs below read it
+    rows.append(("--all", measure(ours + ["--all", "."], tree, env)))
+    for codemod in CODEMODS:
+        rows.append((codemod, measure(ours + ["-c", codemod, "."], tree, env)))
+    rows.append((BASELINE, measure(libcst, tree, env)))
+    for label, timing in rows:
+        if timing.changed == 0:
+            sys.exit(f"{name}: `{label}` changed nothing: the tree does not exercise it")
+    return rows
+
+
+def report(title: str, rows: list[tuple[str, Timing]], files: int, lines: int, baseline: float, markdown: bool) -> None:
+    print(f"\n{title}: {files} files, {lines:,} lines")
+    if markdown:
+        print("\n| run | seconds | lines/s | vs libcst no-op | peak RSS |\n|---|---|---|---|---|")
+    for label, timing in rows:
+        ratio = baseline / timing.seconds
+        if markdown:
+            print(f"| {label} | {timing.seconds:.2f} | {lines / timing.seconds:,.0f} | {ratio:.1f}x | "
+                  f"{timing.peak_rss_mb:.0f} MB |")
+        else:
+            print(f"  {label:24s} {timing.seconds:7.2f} s {lines / timing.seconds:11,.0f} lines/s "
+                  f"{ratio:6.1f}x libcst  {timing.peak_rss_mb:6.0f} MB"
+                  + (f"  ({timing.changed} files changed)" if timing.changed is not None else ""))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--shapes", default="a,b,c", help="which trees: a, b, c (comma-separated)")
     parser.add_argument("--flask-share", type=float, default=0.05)
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--keep", type=Path, help="build the corpus here and keep it")
+    parser.add_argument("--big-app-modules", type=int, default=300)
+    parser.add_argument("--keep", type=Path, help="build the trees here and keep them")
+    parser.add_argument("--markdown", action="store_true", help="tables for the README")
     args = parser.parse_args()
+    shapes = set(args.shapes.split(","))
 
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="flask-refactor-bench-"))
-    corpus = workdir / "corpus"
-    if corpus.exists():
-        shutil.rmtree(corpus)
-    corpus.mkdir(parents=True)
-    count, flask_count, lines = build_corpus(corpus, args.flask_share)
-    print(f"corpus: {count} files, {lines} lines, {flask_count} mention Flask "
-          f"({flask_count / count:.1%}); jobs={args.jobs}")
+    cache = workdir / "index-cache"
+    env = {**os.environ, "FLASK_REFACTOR_CACHE_DIR": str(cache), "NO_COLOR": "1"}
+    env.pop("FLASK_REFACTOR_NO_CACHE", None)
+    print(f"jobs={args.jobs}, Python {sys.version.split()[0]}, libcst {importlib.metadata.version('libcst')}")
 
-    env = {**os.environ, "FLASK_REFACTOR_PLUGINS": "bench_noop", "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
-    # -P: the corpus holds copies of real packages; they must not shadow the installed ones
-    ours = [sys.executable, "-P", "-m", "flask_refactor", "diff", "--jobs", str(args.jobs), "--format", "json", "."]
-    subprocess.run([sys.executable, "-P", "-m", "libcst.tool", "initialize", "."], cwd=corpus, check=True, capture_output=True)
-    runs = {
-        "flask-refactor: 3 chained no-op codemods": ours + ["-c", "bench-noop-a", "-c", "bench-noop-b", "-c", "bench-noop-c"],
-        "flask-refactor: teardown": ours + ["-c", "teardown"],
-        "flask-refactor: no-op, no prefilter": ours + ["-c", "bench-noop-every-file"],
-        "libcst.tool codemod noop.NOOPCommand": [sys.executable, "-P", "-m", "libcst.tool", "codemod", "noop.NOOPCommand",
-                                                  "-j", str(args.jobs), "--no-format", "--hide-progress", "-u", "0", "."],
-    }
-    results = {name: timed(command, corpus, env, args.repeat) for name, command in runs.items()}
-    baseline = results["libcst.tool codemod noop.NOOPCommand"]
-    for name, seconds in results.items():
-        print(f"{name:45s} {seconds:7.2f} s  {lines / seconds:10,.0f} lines/s  {baseline / seconds:5.1f}x libcst")
+    library = workdir / "library"
+    if shapes & {"a", "c"}:
+        shutil.rmtree(library, ignore_errors=True)
+        flask_files = build_library_tree(library, args.flask_share)
+        files, lines = count_lines(library)
+        print(f"(a) library tree: {files} files, {lines:,} lines, {flask_files} Flask files "
+              f"({flask_files / files:.1%})")
+    if "a" in shapes:
+        rows = bench_tree("a", library, args, env, cache, cold_warm=False)
+        report("(a) real library code, 5% Flask files", rows, files, lines, dict(rows)[BASELINE].seconds, args.markdown)
+    if "c" in shapes:
+        baseline = measure([sys.executable, "-P", "-m", "libcst.tool", "codemod", "noop.NOOPCommand", "-j",
+                            str(args.jobs), "--no-format", "--hide-progress", "-u", "0", "."], library, env)
+        rows = bench_tree("c", library, args, env, cache, cold_warm=True)
+        report("(c) the library tree, cold then warm index cache", rows + [(BASELINE, baseline)], files, lines,
+               baseline.seconds, args.markdown)
+    if "b" in shapes:
+        big = workdir / "bigapp"
+        shutil.rmtree(big, ignore_errors=True)
+        build_big_app(big, args.big_app_modules)
+        files, lines = count_lines(big)
+        rows = bench_tree("b", big, args, env, cache, cold_warm=False)
+        report(f"(b) one Flask app of {files} modules", rows, files, lines, dict(rows)[BASELINE].seconds, args.markdown)
     if not args.keep:
         shutil.rmtree(workdir)
 

@@ -12,7 +12,7 @@ from flask_refactor.codemod import ChangeSet, Severity
 from flask_refactor.project import Project
 
 from .support.flask import BLUEPRINT_CLASSES, AppSite, assigned_name, import_map, imports_transitively, is_package, module_defines
-from .support.imports import ImportMap, add_import, resolve_relative
+from .support.imports import ImportMap, add_import, imported_modules, resolve_relative
 from ._app_factory_appmodule import AppModuleSplit, AppModuleSplitter, is_main_block
 from ._app_factory_endpoints import DynamicEndpointFinder, EndpointQualifier
 from ._app_factory_syntax import (
@@ -152,9 +152,14 @@ class Migration:
                                       "fix it (or exclude it) and run again")
 
     def _may_import_app(self, path: str) -> bool:
-        """Cheap test before parsing: absolute imports name the module, relative ones start with a dot."""
-        text = self.project.text(path) or ""
-        return "import" in text and (self.app_module.rsplit(".", 1)[-1] in text or "from ." in text)
+        """Cheap test before parsing, on the project index: an import naming the app
+        module or something in it (relative imports resolved). A file the index cannot
+        read may import it: the caller's parse then reports it."""
+        entry = self.project.index(path)
+        if entry is None or entry.error:
+            return True
+        return any(self.app_module in imported_modules(record, self.project.module_name(path), is_package(path))
+                   for record in entry.imports)
 
     def _star_import_line(self, path: str) -> int:
         module = self.project.parse(path)
@@ -470,10 +475,10 @@ class Migration:
     def _fix_imports_only(self, path: str, ext_vars: set[str]) -> None:
         """Modules that do not import the app at module level: extension imports, and
         imports inside functions (a test's `from app import app`)."""
+        if not self._may_import_app(path):
+            return
         module = self.project.parse(path)
         if module is None:
-            return
-        if not self._may_import_app(path):
             return
         name = self.project.module_name(path)
         role = "inner" if name and imports_transitively(self.project, self.app_module, name) else "outer"

@@ -22,6 +22,7 @@ class AppFactory(Codemod):
     summary = "Module-level Flask app -> create_app() factory, extensions.py, views on a Blueprint."
     order = 10
     needles = ("Flask",)
+    uses_index = True
     options = (
         Option("allow_dynamic_endpoints", bool, False,
                "migrate even when url_for() receives computed endpoint names (each is reported: qualify "

@@ -28,7 +28,7 @@ from .support.errors import (
     ABORT_FUNCTIONS, DECORATOR_CODES, DECORATOR_NAME_CODES, WerkzeugMissing, http_errors,
     JSONIFY, HandlerRegistration, registrations_in, status_code,
 )
-from .support.flask import RESTFUL_RESOURCES, find_apps, import_map
+from .support.flask import RESTFUL_RESOURCES, app_modules, find_apps, import_map
 from .support.imports import ImportMap
 from .support.routes import (
     BEFORE_REQUEST_HOOKS, decorator_registrations, endpoints_of, find_blueprints, local_blueprints, route_owner,
@@ -89,6 +89,7 @@ class ErrorHandling(Codemod):
     summary = "Hand-built error responses in views -> abort(code, description=...) plus one handler per shape."
     order = 50
     needles = ("flask",)
+    uses_index = True
     options = (
         Option("unexpected_errors", bool, False,
                "also add an errorhandler(Exception) to apps without one: it logs the traceback and answers "
@@ -349,7 +350,7 @@ After:
             by_path.setdefault(view.path, []).append(view)
         for handler in handlers:
             by_path.setdefault(handler.path, [])
-        if any("aborter" in (project.text(p) or "") for p in project.paths()):
+        if project.candidates(("aborter",)):
             for view in views:
                 for site in (s for s in view.sites if s.kind == "raise" and s.skip is None):
                     site.skip = "the project customises app.aborter, so abort() may raise another class than this raise"
@@ -605,7 +606,7 @@ def _helper_error_codes(project: Project) -> dict[str, ErrorSource]:
     def compute(proj: Project) -> dict[str, ErrorSource]:
         direct: dict[str, ErrorSource] = {}
         calls: dict[str, set[str]] = {}
-        for path, module in proj.modules(("abort", "raise", "_or_404")):
+        for path, module in app_modules(proj, ("abort", "raise", "_or_404")):  # helpers a view can call
             module_name = proj.module_name(path)
             if not module_name:
                 continue

@@ -21,7 +21,7 @@ from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
 from flask_refactor.project import Project
 
 from ._extract_services_flow import Blocker, ModuleFacts, Region, ViewFlow, count_statements, routine
-from .support.flask import import_map, is_package, project_module_of
+from .support.flask import app_modules, import_map, is_package, project_module_of
 from .support.imports import ImportMap, resolve_relative
 from .support.routes import is_view
 from .support.views import (
@@ -71,6 +71,7 @@ class ExtractServices(Codemod):
     order = 60
     safety = "safe"
     needles = ("route", ".get(", ".post(", ".put(", ".delete(", ".patch(")
+    uses_index = True
     options = (
         Option("max_statements", int, 25, "a view with more statements than this is fat"),
         Option("max_lines", int, 40, "a view with more lines than this is fat"),
@@ -148,7 +149,7 @@ After:
         changes = self.new_changeset()
         changes.unit = True  # a view calling a service that was not written would be broken
         services: dict[str, _ServicesFile] = {}
-        for path, module in project.modules(self.needles):
+        for path, module in app_modules(project, self.needles):
             _ViewsModule(self, project, path, module, services, changes).run()
         for services_file in services.values():
             if not services_file.functions:

@@ -28,7 +28,7 @@ from flask_refactor.project import Project
 from .support.context import (
     ContextMap, FunctionRef, context_map, is_before_request_hook, iter_functions, view_blueprint,
 )
-from .support.flask import EXTENSIONS, assigned_name, decorator_method, import_map
+from .support.flask import EXTENSIONS, app_modules, app_scope, assigned_name, decorator_method, import_map
 from .support.imports import ImportMap, resolve_relative
 from .support.names import flask_name, import_from_flask, names_used, preferred_quote
 
@@ -141,6 +141,7 @@ class GlobalsToG(Codemod):
     order = 20
     needles = ("global", "] =", "+=", ".append(", ".extend(", ".insert(", ".update(", ".add(", ".setdefault(",
                ".pop(", ".remove(", ".clear(", "del ")
+    uses_index = True
     explain = '''\
 A module global rebound during a request (`global current_user` in a before_request hook)
 is shared by every thread of a worker: under a threaded server one user's request can
@@ -222,7 +223,7 @@ After:
         changes = self.new_changeset()
         cmap = context_map(project)
         external = external_references(project)
-        for path, module in project.modules(self.needles):
+        for path, module in app_modules(project, self.needles):
             module_name = project.module_name(path)
             analysis = ModuleAnalysis(project, path, module, cmap)
             plans = []
@@ -282,7 +283,7 @@ def external_references(project: Project) -> dict[str, tuple[str, int]]:
     attributes, or name in strings (`monkeypatch.setattr("pkg.state.x", ...)`)."""
     def compute(proj: Project) -> dict[str, tuple[str, int]]:
         found: dict[str, tuple[str, int]] = {}
-        for path in proj.paths():
+        for path in _referencing_paths(proj):
             module = proj.parse(path)
             if module is None:
                 continue
@@ -293,6 +294,16 @@ def external_references(project: Project) -> dict[str, tuple[str, int]]:
             module.visit(collector)
         return found
     return project.fact("globals-to-g.external", compute)
+
+
+def _referencing_paths(project: Project) -> list[str]:
+    """Files that may refer to a global of the app: the app's import-connected files
+    (an import or attribute use needs an import), and any other file naming one of
+    their modules in a string (`monkeypatch.setattr("pkg.state.x", ...)`)."""
+    scope = app_scope(project)
+    names = {project.module_name(path) for path in scope} - {None}
+    strings = project.candidates(sorted(f"{name}." for name in names)) if names else []
+    return sorted({*scope, *strings})
 
 
 class _ReferenceCollector(cst.CSTVisitor):
@@ -335,7 +346,7 @@ class _ReferenceCollector(cst.CSTVisitor):
 def g_attribute_user(project: Project, name: str) -> str | None:
     """The first file (Python or template) that already uses `g.<name>`, if any."""
     pattern = re.compile(rf"\b(?:g|flask_g\d*)\.{re.escape(name)}\b|\bg\.get\(\s*['\"]{re.escape(name)}['\"]")
-    for path in [*project.paths(), *project.other_paths((".html", ".htm", ".jinja", ".jinja2", ".j2", ".txt"))]:
+    for path in [*project.candidates((name,)), *project.other_paths((".html", ".htm", ".jinja", ".jinja2", ".j2", ".txt"))]:
         if pattern.search(project.text(path) or ""):
             return path
     return None

@@ -18,9 +18,9 @@ from flask_refactor.project import Project
 from .support.flask import (
     AFTER_REQUEST_HOOKS, SCOPED_SESSION, SESSIONMAKER, TEARDOWN_HOOKS, AppSite,
     assigned_name, factory_function, find_apps, import_map, module_level_names,
-    imports_transitively, is_call_to,
+    imported_paths, imports_transitively, is_call_to,
 )
-from .support.imports import ImportMap, add_import, scan_imports
+from .support.imports import ImportMap, add_import
 from .support.routes import call_registration, decorator_registrations
 
 FUNCTION_NAME = "shutdown_session"
@@ -45,6 +45,7 @@ class Teardown(Codemod):
     summary = "Remove plain SQLAlchemy scoped_sessions in a teardown_appcontext handler."
     order = 30
     needles = ("scoped_session",)
+    uses_index = True
     explain = '''\
 A `scoped_session` keeps one session per thread. Unless something calls `.remove()`,
 a worker thread reuses the same session, and any transaction a failed request left
@@ -125,8 +126,9 @@ After (app.py):
         mentions Flask (then each is reported: there is no app to attach it to)."""
         sessions = []
         near = _modules_near_flask(project)
-        for path, module in project.modules(self.needles):
-            if near and path not in near:
+        for path in project.candidates(self.needles):
+            module = project.parse(path) if not near or path in near else None
+            if module is None:
                 continue
             imports = import_map(project, path)
             module_name = project.module_name(path)
@@ -313,20 +315,17 @@ def _modules_near_flask(project: Project) -> set[str]:
 
 
 def _compute_near_flask(project: Project) -> set[str]:
-    """Flask-mentioning files plus every project module they import, transitively.
-    Imports are followed by a text scan: this only decides what is worth parsing."""
+    """Flask-mentioning files plus every project module they import, transitively,
+    followed through the project index (no parse)."""
     near: set[str] = set()
     pending = list(project.candidates(("flask",)))
     while pending:
         path = pending.pop()
-        text = project.text(path)
-        if path in near or text is None:
+        if path in near:
             continue
         near.add(path)
-        for dotted in scan_imports(text, project.module_name(path), path.endswith("__init__.py")):
-            target = project.path_of_module(dotted)
-            if target and target not in near:
-                pending.append(target)
+        named, packages = imported_paths(project, path)
+        pending.extend((named | packages) - near)
     return near
 
 

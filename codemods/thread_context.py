@@ -20,7 +20,7 @@ from flask_refactor.project import Project
 from .support.context import (
     ContextMap, FunctionRef, Resolver, body_calls, call_target, context_map, executors_in, iter_functions,
 )
-from .support.flask import EXTENSIONS, assigned_name, import_map
+from .support.flask import EXTENSIONS, app_modules, assigned_name, import_map
 from .support.imports import ImportMap
 from .support.names import flask_name, import_from_flask, import_module, names_used
 
@@ -52,6 +52,7 @@ class ThreadContext(Codemod):
     summary = "Run threads and executor jobs started in a request inside the app (or request) context."
     order = 40
     needles = ("Thread", "Timer", "submit(")
+    uses_index = True
     explain = '''\
 A `threading.Thread(target=f)`, `threading.Timer(delay, f)`, `executor.submit(f, ...)` or
 `executor.map(f, ...)` started while handling a request runs `f` with no Flask context: if
@@ -107,7 +108,7 @@ After:
         cmap = context_map(project)
         analyser = TargetAnalyser(project, cmap)
         server_name = _server_name_configured(project)
-        for path, module in project.modules(self.needles):
+        for path, module in app_modules(project, self.needles):
             site = ModuleSites(project, path, module, cmap, analyser, server_name, changes)
             new = site.rewrite()
             if new is not None:
@@ -116,9 +117,10 @@ After:
 
 
 def _server_name_configured(project: Project) -> bool:
-    texts = [project.text(p) or "" for p in project.paths()]
-    texts += [project.text(p) or "" for p in project.other_paths((".cfg", ".toml", ".env", ".ini", ".json", ".yaml", ".yml"))]
-    return any("SERVER_NAME" in text for text in texts)
+    if project.candidates(("SERVER_NAME",)):
+        return True
+    others = project.other_paths((".cfg", ".toml", ".env", ".ini", ".json", ".yaml", ".yml"))
+    return any("SERVER_NAME" in (project.text(p) or "") for p in others)
 
 
 # -- what a target needs ---------------------------------------------------------------
@@ -187,10 +189,8 @@ def extension_objects(project: Project) -> dict[str, set[str]]:
     qualified names (`pkg.extensions.db`) so that importers are recognised too."""
     def compute(proj: Project) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
-        for path in proj.paths():
-            module = proj.parse(path)
-            if module is None:
-                continue
+        # `db = SQLAlchemy()` names the class, whatever the import looks like
+        for path, module in app_modules(proj, tuple(sorted({q.rpartition(".")[2] for q in EXTENSIONS}))):
             imports = import_map(proj, path) or ImportMap()
             module_name = proj.module_name(path)
             for stmt in module.body:
@@ -416,10 +416,7 @@ def model_classes(project: Project, extensions: dict[str, set[str]]) -> dict[str
     def compute(proj: Project) -> dict[str, set[str]]:
         qualified_extensions = {q for names in extensions.values() for q in names if "." in q}
         found: dict[str, set[str]] = {}
-        for path in proj.candidates(("Model", "Base")):
-            module = proj.parse(path)
-            if module is None:
-                continue
+        for path, module in app_modules(proj, ("Model", "Base")):  # what the app's code can import
             imports = import_map(proj, path) or ImportMap()
             local_extensions = {n for n in extensions.get(path, set()) if "." not in n}
             module_name = proj.module_name(path)

@@ -8,6 +8,7 @@ or input errors.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import __version__, config, git, pipeline, registry, report
+from . import __version__, config, git, index, pipeline, registry, report
 from .codemod import Codemod, Severity
 
 EXIT_OK, EXIT_PENDING, EXIT_ERROR = 0, 1, 2
@@ -88,6 +89,13 @@ class RunOptions:
     jobs: int | None
     fmt: str
     no_color: bool
+    no_cache: bool
+
+
+def _switch_off_cache(ctx, param, value: bool) -> bool:
+    if value:  # in the environment, so that worker processes (batch, verify) see it too
+        os.environ[index.NO_CACHE_ENV] = "1"
+    return value
 
 
 def run_options(func):
@@ -103,6 +111,8 @@ def run_options(func):
                      help="Worker processes [default: the machine's cores]."),
         click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True),
         click.option("--no-color", is_flag=True, help="No colour (NO_COLOR is honoured too)."),
+        click.option("--no-cache", is_flag=True, callback=_switch_off_cache, expose_value=True,
+                     help="Neither read nor write the index cache."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

@@ -144,6 +144,9 @@ class Codemod:
     # Cheap prefilter: a file is worth parsing for this codemod only if its text
     # contains one of these strings. Empty means every Python file.
     needles: ClassVar[tuple[str, ...]] = ()
+    # Whether it asks `Project.index` about files it does not rewrite (imports, names):
+    # the engine then indexes every file up front, in worker processes, from the cache.
+    uses_index: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         known = {opt.name: opt for opt in self.options}

@@ -7,6 +7,7 @@ possible, POSIX separators), which is also what diffs and findings show.
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
@@ -14,6 +15,8 @@ from typing import Any, Callable, Iterable
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from . import index as project_index
+from .index import FileIndex, IndexCache
 from .source import Encoding, SourceError, decode
 
 
@@ -77,6 +80,12 @@ class Project:
         self._facts: dict[str, tuple[int, Any]] = {}
         self._positions: dict[int, Callable[[cst.CSTNode], tuple[int, int]]] = {}
         self.on_parse: Callable[[str], None] | None = None  # progress reporting: called per parse
+        # libcst parses per path, in this process or in workers: what the speed tests
+        # count (a file nothing needs must never be parsed; a file at most once per text)
+        self.parse_counts: Counter[str] = Counter()
+        self.index_cache: IndexCache | None = None  # set by the engine: where index entries persist
+        self._index: dict[str, FileIndex] = {}  # path -> index of the original text
+        self._changed_index: dict[str, tuple[str, FileIndex]] = {}  # path -> (current text, its index)
 
     # -- building ------------------------------------------------------------------
     @classmethod
@@ -125,15 +134,14 @@ class Project:
         """Current text of a file (after earlier codemods), or None if it cannot be read."""
         file = self._files[path]
         if file.text is None and not file.failed:
+            data = self._read(file)
+            if data is None and file.failed:
+                return None
             try:
-                if file.data is None and file.real is not None:
-                    file.data = file.real.read_bytes()
-                file.text, file.encoding = decode(file.data or b"", python=file.python)
+                file.text, file.encoding = decode(data or b"", python=file.python)
                 file.original_text = file.text
             except SourceError as exc:
                 self._fail(file, str(exc))
-            except OSError as exc:
-                self._fail(file, f"cannot read: {exc.strerror or exc}")
         return file.text
 
     def parse(self, path: str) -> cst.Module | None:
@@ -143,6 +151,7 @@ class Project:
             text = self.text(path)
             if text is None:
                 return None
+            self.parse_counts[path] += 1
             try:
                 file.tree = cst.parse_module(text)
             except (cst.ParserSyntaxError, SyntaxError, ValueError) as exc:
@@ -185,6 +194,52 @@ class Project:
             cached = (self.revision, compute(self))
             self._facts[key] = cached
         return cached[1]
+
+    def index(self, path: str) -> FileIndex | None:
+        """The cheap `ast` facts of a Python file's current text (imports, module-level
+        names); None for a file that cannot be read. No libcst parse."""
+        file = self._files.get(path)
+        if file is None or not file.python:
+            return None
+        if file.created or (file.text is not None and file.text != file.original_text):
+            text = self.text(path)
+            memo = self._changed_index.get(path)
+            if memo is None or memo[0] != text:
+                memo = (text, project_index.scan_text(text))
+                self._changed_index[path] = memo
+            return memo[1]
+        if path not in self._index:
+            text = self.text(path)
+            if text is None:
+                return None
+            self._index[path] = project_index.scan_text(text)
+        return self._index[path]
+
+    def build_index(self, scan_many: Callable[[list], list] | None = None) -> None:
+        """Index every Python file up front: entries come from the cache, the rest are
+        scanned by `scan_many` (the engine's worker pool). Files that cannot be scanned
+        are then parsed here so that the usual one-line error is logged for each."""
+        items = []
+        for path in self.paths():
+            if path in self._index:
+                continue
+            data = self._read(self._files[path])
+            if data is not None:
+                items.append((path, data, True))
+        found = project_index.build(items, self.index_cache, scan_many or (lambda batch: [
+            project_index.scan_item(item) for item in batch]))
+        self._index.update(found)
+        for path, entry in sorted(found.items()):
+            if entry.error:
+                self.parse(path)
+
+    def _read(self, file: ProjectFile) -> bytes | None:
+        if file.data is None and file.real is not None and not file.failed:
+            try:
+                file.data = file.real.read_bytes()
+            except OSError as exc:
+                self._fail(file, f"cannot read: {exc.strerror or exc}")
+        return None if file.failed else file.data
 
     # -- what the engine does -----------------------------------------------------
     def file(self, path: str) -> ProjectFile:

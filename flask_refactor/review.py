@@ -21,6 +21,7 @@ from . import pipeline
 from .codemod import Codemod, Finding
 from .diffs import unified_diff
 from .discovery import discover
+from .index import default_cache
 from .project import Project
 
 KEYS = "y,n,a,d,A,q,?"
@@ -96,6 +97,7 @@ def review(paths: Iterable[str], codemods: list[Codemod], ask: Ask, *, excludes:
     """Run the codemods one by one, asking about each change; returns the accepted state."""
     found = discover(list(paths), list(excludes))
     project = Project(found.files, found.errors)
+    project.index_cache = default_cache()
     decisions = _Decisions()
     outcome = Review(pipeline.RunResult([c.name for c in codemods], errors=project.errors, project=project))
     touched: dict[str, list[tuple[str, str]]] = {}

@@ -22,7 +22,7 @@ from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
 
-from .flask import decorator_method, import_map
+from .flask import app_modules, app_scope, decorator_method, import_map
 from .imports import ImportMap
 from .routes import (
     BEFORE_REQUEST_HOOKS, REQUEST_HOOKS, blueprint_variables, call_registrations, decorator_registration,
@@ -250,8 +250,11 @@ def executors_in(project: Project, path: str, module: cst.Module) -> tuple[set[s
     """(thread-pool names, process-pool names) usable in a module: bound there, or
     imported from the project module that binds them."""
     imports = import_map(project, path) or ImportMap()
-    threads = executor_names(module, imports)
-    processes = executor_names(module, imports, PROCESS_EXECUTOR_CLASSES)
+    if "Executor" in (project.text(path) or ""):  # every executor class is named so
+        threads = executor_names(module, imports)
+        processes = executor_names(module, imports, PROCESS_EXECUTOR_CLASSES)
+    else:
+        threads, processes = set(), set()
     shared_threads, shared_processes = _project_executors(project)
     for local, qualified in imports.names.items():
         if qualified in shared_threads:
@@ -265,9 +268,9 @@ def _project_executors(project: Project) -> tuple[set[str], set[str]]:
     def compute(proj: Project) -> tuple[set[str], set[str]]:
         threads: set[str] = set()
         processes: set[str] = set()
-        for path in proj.candidates(("Executor",)):
-            module, name = proj.parse(path), proj.module_name(path)
-            if module is None or not name:
+        for path, module in app_modules(proj, ("Executor",)):
+            name = proj.module_name(path)
+            if not name:
                 continue
             imports = import_map(proj, path) or ImportMap()
             threads |= {f"{name}.{n}" for n in executor_names(module, imports) if "." not in n}
@@ -324,7 +327,7 @@ def _build(project: Project) -> ContextMap:
     parsed: dict[str, cst.Module] = {}
     module_functions: dict[str, set[str]] = {}
     listed: dict[str, list] = {}
-    for path in project.paths():
+    for path in app_scope(project):  # nothing outside it can call or be called from the app
         module = project.parse(path)
         if module is None:
             continue

@@ -8,6 +8,7 @@ code is `routes.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import libcst as cst
 import libcst.matchers as m
@@ -15,7 +16,7 @@ from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
 
-from .imports import ImportMap
+from .imports import ImportMap, imported_modules
 
 FLASK_APP_CLASSES = frozenset({"flask.Flask", "flask.app.Flask"})
 BLUEPRINT_CLASSES = frozenset({"flask.Blueprint", "flask.blueprints.Blueprint"})
@@ -117,8 +118,13 @@ def is_package(path: str) -> bool:
 
 
 def import_map(project: Project, path: str) -> ImportMap | None:
-    """The import map of a file, computed once per project revision."""
+    """The import map of a file, computed once per project revision, from the project
+    index (no libcst parse); None when the file cannot be parsed."""
     def compute(proj: Project) -> ImportMap | None:
+        entry = proj.index(path)
+        if entry is not None and entry.error is None:
+            return ImportMap.from_index(entry.imports, proj.module_name(path), is_package(path))
+        # `ast` could not read it (e.g. syntax newer than this Python): ask libcst
         module = proj.parse(path)
         return None if module is None else ImportMap.of(module, proj.module_name(path), is_package(path))
     return project.fact(f"imports:{path}", compute)
@@ -199,15 +205,15 @@ def module_defines(module: cst.Module, name: str) -> bool:
 
 
 def project_imports(project: Project) -> dict[str, set[str]]:
-    """Import graph between the project's own modules: dotted name -> dotted names it imports."""
+    """Import graph between the project's own modules: dotted name -> dotted names it
+    imports at module level. Built from the project index: nothing is parsed."""
     def compute(proj: Project) -> dict[str, set[str]]:
         graph: dict[str, set[str]] = {}
         for path in proj.paths():
             name = proj.module_name(path)
-            module = proj.parse(path)
-            if not name or module is None:
+            imports = import_map(proj, path) if name else None
+            if imports is None:
                 continue
-            imports = import_map(proj, path)
             targets = set()
             for qualified in [*imports.names.values(), *imports.star_modules]:
                 target = project_module_of(proj, qualified)
@@ -216,6 +222,71 @@ def project_imports(project: Project) -> dict[str, set[str]]:
             graph[name] = targets
         return graph
     return project.fact("flask.import-graph", compute)
+
+
+def app_scope(project: Project) -> list[str]:
+    """The Python files that can take part in a Flask app, sorted: files that mention
+    Flask, and everything connected to them by imports, both ways (what they import,
+    what imports them, transitively). A function outside this set can neither be called
+    from a view nor call into the app, so project-wide analyses (call graphs, references
+    to a module's globals) need look no further. Built from the project index."""
+    return project.fact("flask.app-scope", _compute_app_scope)
+
+
+def _compute_app_scope(project: Project) -> list[str]:
+    forward: dict[str, set[str]] = {}
+    backward: dict[str, set[str]] = {}
+    for path in project.paths():
+        named, packages = imported_paths(project, path)
+        forward[path] = named | packages
+        for target in named:
+            # Only the module an import names leads back: every module importing
+            # something of a package runs its __init__, but calls none of it by that.
+            backward.setdefault(target, set()).add(path)
+    scope: set[str] = set()
+    pending = project.candidates(FLASK_NEEDLES)
+    while pending:
+        path = pending.pop()
+        if path in scope:
+            continue
+        scope.add(path)
+        pending.extend(forward.get(path, ()))
+        pending.extend(backward.get(path, ()))
+    return sorted(scope)
+
+
+FLASK_NEEDLES = ("flask", "Flask")  # Flask itself and every `flask_*` extension
+
+
+def app_modules(project: Project, needles: tuple[str, ...] = ()) -> Iterable[tuple[str, cst.Module]]:
+    """(path, module) for the files of the app scope whose text contains a needle: what a
+    codemod about request-time behaviour looks at. Files outside it are never parsed."""
+    scope = set(app_scope(project))
+    for path in project.candidates(needles):
+        if path in scope:
+            module = project.parse(path)
+            if module is not None:
+                yield path, module
+
+
+def imported_paths(project: Project, path: str) -> tuple[set[str], set[str]]:
+    """Files of the project that `path` imports anywhere in its code (functions too):
+    (the modules its imports name, the packages those live in, run on import)."""
+    entry = project.index(path)
+    if entry is None or entry.error:
+        return set(), set()
+    module_name, package = project.module_name(path), is_package(path)
+    named, packages = set(), set()
+    for record in entry.imports:
+        longest = True
+        for dotted in imported_modules(record, module_name, package):
+            target = project.path_of_module(dotted)
+            if target:
+                (named if longest else packages).add(target)
+                longest = False
+    named.discard(path)
+    packages.discard(path)
+    return named, packages
 
 
 def project_module_of(project: Project, qualified: str) -> str | None:

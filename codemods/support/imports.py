@@ -7,7 +7,6 @@ local names to dotted names; `resolve` follows `Name`/`Attribute` chains through
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -50,6 +49,20 @@ def resolve_relative(module_name: str | None, level: int, target: str | None, is
     return ".".join([*base, *([target] if target else [])]) or None
 
 
+def imported_modules(record, module_name: str | None, is_package: bool = False) -> list[str]:
+    """What an index import record may import, longest first: `from a.b import c` ->
+    [`a.b.c`, `a.b`, `a`] (c may be a module or a name; importing a.b runs a too)."""
+    if record.level == 0 and record.module is None:  # `import a.b`
+        dotted = record.name
+    else:
+        source = resolve_relative(module_name, record.level, record.module, is_package)
+        if not source:
+            return []
+        dotted = source if record.name == "*" else f"{source}.{record.name}"
+    parts = dotted.split(".")
+    return [".".join(parts[:cut]) for cut in range(len(parts), 0, -1)]
+
+
 @dataclass
 class ImportMap:
     names: dict[str, str] = field(default_factory=dict)  # local name -> qualified name
@@ -80,6 +93,29 @@ class ImportMap:
                         name = get_full_name_for_node(alias.name)
                         local = alias.asname.name.value if alias.asname else name
                         result.names[local] = f"{source}.{name}"
+        return result
+
+    @classmethod
+    def from_index(cls, records, module_name: str | None = None, is_package: bool = False) -> "ImportMap":
+        """The same map as `of`, from a file's index records (no libcst parse)."""
+        result = cls()
+        for record in records:
+            if not record.module_level:
+                continue
+            if record.level == 0 and record.module is None:  # `import a.b [as c]`
+                if record.asname:
+                    result.names[record.asname] = record.name
+                else:
+                    top = record.name.split(".")[0]
+                    result.names[top] = top
+                continue
+            source = resolve_relative(module_name, record.level, record.module, is_package)
+            if source is None:
+                continue
+            if record.name == "*":
+                result.star_modules.append(source)
+            else:
+                result.names[record.asname or record.name] = f"{source}.{record.name}"
         return result
 
     def resolve(self, node: cst.BaseExpression | None) -> str | None:
@@ -114,35 +150,3 @@ def add_import(module: cst.Module, source: str, name: str | None = None, asname:
     context = CodemodContext()
     AddImportsVisitor.add_needed_import(context, source, name, asname)
     return AddImportsVisitor(context).transform_module(module)
-
-
-_IMPORT_LINE = re.compile(
-    r"^[ \t]*(?:from[ \t]+(?P<source>\.*[\w.]*)[ \t]+import[ \t]+(?P<names>\([^)]*\)|[^#\n]*)"
-    r"|import[ \t]+(?P<modules>[\w., \t]+))",
-    re.MULTILINE,
-)
-
-
-def scan_imports(text: str, module_name: str | None, is_package: bool = False) -> set[str]:
-    """Dotted names a module's text imports, found by a regular expression, not a parse.
-
-    Approximate on purpose (it may also see imports inside strings): it only decides
-    which modules are worth parsing, at a fraction of the cost of parsing them."""
-    found: set[str] = set()
-    for match in _IMPORT_LINE.finditer(text):
-        if match.group("modules"):
-            for part in match.group("modules").split(","):
-                name = part.split()[0] if part.split() else ""
-                if name:
-                    found.add(name)
-            continue
-        source = match.group("source")
-        level = len(source) - len(source.lstrip("."))
-        base = resolve_relative(module_name, level, source.lstrip(".") or None, is_package)
-        if not base:
-            continue
-        found.add(base)
-        for name in re.split(r"[\s,()]+", match.group("names")):
-            if name.isidentifier() and name != "as":
-                found.add(f"{base}.{name}")
-    return found

@@ -282,15 +282,15 @@ def blueprint_variables(project: Project) -> dict[str, set[str]]:
     called". Computed once per project revision."""
     def compute(proj: Project) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
-        for path in proj.paths():
-            module = proj.parse(path)
-            if module is not None:
-                found[path] = _assigned_instances(module, import_map(proj, path) or ImportMap(), BLUEPRINT_CLASSES)
+        for path, module in proj.modules(("Blueprint",)):  # the class is named wherever one is made
+            found[path] = _assigned_instances(module, import_map(proj, path) or ImportMap(), BLUEPRINT_CLASSES)
         defined = {f"{proj.module_name(path)}.{name}" for path, names in found.items()
                    for name in names if proj.module_name(path) and "." not in name}
-        for path in found:
+        for path in proj.paths() if defined else ():  # importers, from the index: no parse
             imports = import_map(proj, path) or ImportMap()
-            found[path] |= {local for local, target in imports.names.items() if target in defined}
+            imported = {local for local, target in imports.names.items() if target in defined}
+            if imported:
+                found.setdefault(path, set()).update(imported)
         return found
 
     return project.fact("routes.blueprint-variables", compute)

@@ -6,6 +6,7 @@ import os
 import pty
 import re
 import select
+import signal
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,9 @@ class Terminal:
                 os.chdir(cwd)
                 env = environment(COLUMNS="120", LINES="40")
                 env.pop("NO_COLOR", None)
+                # as at a real terminal: a test runner started in the background (where
+                # the shell ignores SIGINT) must not pass that on, or Ctrl-C does nothing
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
                 os.execve(sys.executable, [sys.executable, "-m", "flask_refactor", *args], env)
             finally:
                 os._exit(127)  # never run the rest of the test suite in the child
@@ -63,5 +67,7 @@ class Terminal:
                 self.output += chunk
                 if not chunk:
                     break
+        else:
+            os.kill(self.pid, signal.SIGKILL)  # hung: fail the test rather than the whole run
         _, status = os.waitpid(self.pid, 0)
         return os.waitstatus_to_exitcode(status), self.output

@@ -1,0 +1,211 @@
+"""The project index: what is cheap to know about every Python file, without libcst.
+
+Codemods need a few facts about files they will never rewrite: which modules each file
+imports (to follow an app across its modules, or to know who imports a module) and which
+names it binds at module level. A libcst parse costs about 13 times an `ast` parse, so
+these facts come from `ast`, are computed in worker processes, and are cached on disk
+keyed by a hash of the file's bytes, so that an unchanged file is never scanned twice.
+
+The index knows Python, not Flask: it records imports and names, nothing else.
+
+The cache is a directory of small JSON files, one per content hash, under a
+version-stamped folder (the index format and the Python grammar both change what a scan
+yields). Entries are written atomically (a temporary file renamed into place), so
+concurrent runs at worst compute the same entry twice; an entry that cannot be read or
+does not have the expected shape is ignored and recomputed.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .source import SourceError, decode
+
+INDEX_VERSION = 1  # bump when FileIndex or the scan changes
+CACHE_ENV = "FLASK_REFACTOR_CACHE_DIR"
+NO_CACHE_ENV = "FLASK_REFACTOR_NO_CACHE"  # set by `--no-cache`; batch and verify workers inherit it
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    """One imported name: `import a.b as c` is (0, None, "a.b", "c"); `from ..x import y`
+    is (2, "x", "y", None); a star import has name "*"."""
+
+    level: int
+    module: str | None  # the `from` part, None for `import a.b` and `from . import x`
+    name: str
+    asname: str | None
+    line: int
+    module_level: bool  # executed at import time: at top level or inside if/try/with there
+
+    def as_list(self) -> list:
+        return [self.level, self.module, self.name, self.asname, self.line, self.module_level]
+
+
+@dataclass(frozen=True)
+class FileIndex:
+    imports: tuple[ImportRecord, ...] = ()
+    # Names bound by a module-level def/class or a lone `name = value` statement, in order.
+    defined: tuple[str, ...] = ()
+    error: str | None = None  # the file could not be scanned (the engine reports it its own way)
+
+    def as_json(self) -> dict:
+        return {"imports": [r.as_list() for r in self.imports], "defined": list(self.defined), "error": self.error}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "FileIndex":
+        return cls(tuple(ImportRecord(int(a), b, str(c), d, int(e), bool(f)) for a, b, c, d, e, f in data["imports"]),
+                   tuple(str(n) for n in data["defined"]), data["error"])
+
+
+def scan_text(text: str) -> FileIndex:
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError) as exc:
+        return FileIndex(error=f"{type(exc).__name__}: {exc}")
+    imports: list[ImportRecord] = []
+    _collect_imports(tree.body, imports, module_level=True)
+    return FileIndex(tuple(imports), tuple(_defined_names(tree.body)))
+
+
+def scan_bytes(data: bytes, python: bool = True) -> FileIndex:
+    try:
+        text, _ = decode(data, python=python)
+    except SourceError as exc:
+        return FileIndex(error=str(exc))
+    return scan_text(text)
+
+
+# Statements whose blocks run at import time when they stand at module level. This is
+# the walk of `codemods.support.imports.module_level_statements`, done on `ast` (TryStar
+# is left out there too).
+_MODULE_LEVEL_BLOCKS = (ast.If, ast.Try, ast.With, ast.AsyncWith)
+
+
+def _collect_imports(body: list[ast.stmt], out: list[ImportRecord], module_level: bool) -> None:
+    for stmt in body:
+        if isinstance(stmt, ast.Import):
+            out.extend(ImportRecord(0, None, a.name, a.asname, stmt.lineno, module_level) for a in stmt.names)
+        elif isinstance(stmt, ast.ImportFrom):
+            out.extend(ImportRecord(stmt.level, stmt.module, a.name, a.asname, stmt.lineno, module_level)
+                       for a in stmt.names)
+        else:
+            inner = module_level and isinstance(stmt, _MODULE_LEVEL_BLOCKS)
+            for block in _blocks(stmt):
+                _collect_imports(block, out, inner)
+
+
+def _blocks(stmt: ast.stmt) -> list[list[ast.stmt]]:
+    """The statement lists nested in a statement, in source order."""
+    blocks = []
+    for name in ("body", "handlers", "orelse", "finalbody", "cases"):
+        value = getattr(stmt, name, None)
+        if not value:
+            continue
+        if name in ("handlers", "cases"):
+            blocks.extend(item.body for item in value)
+        else:
+            blocks.append(value)
+    return blocks
+
+
+def _defined_names(body: list[ast.stmt]) -> list[str]:
+    names = []
+    for i, stmt in enumerate(body):
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(stmt.name)
+        elif _alone_on_its_line(body, i):
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                names.append(stmt.targets[0].id)
+            elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None and isinstance(stmt.target, ast.Name):
+                names.append(stmt.target.id)
+    return names
+
+
+def _alone_on_its_line(body: list[ast.stmt], i: int) -> bool:
+    """`a = 1; b = 2` is one line of two statements: not a plain assignment line."""
+    before = i > 0 and body[i - 1].end_lineno == body[i].lineno
+    after = i + 1 < len(body) and body[i + 1].lineno == body[i].end_lineno
+    return not (before or after)
+
+
+# -- the cache ---------------------------------------------------------------------------------
+
+def content_key(data: bytes, python: bool = True) -> str:
+    return hashlib.blake2b(data + (b"\0py" if python else b"\0txt"), digest_size=20).hexdigest()
+
+
+def default_cache() -> "IndexCache | None":
+    """The user's index cache, or None when caching is switched off."""
+    if os.environ.get(NO_CACHE_ENV):
+        return None
+    return IndexCache(default_cache_dir())
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "flask-refactor"
+
+
+class IndexCache:
+    """Index entries on disk, one JSON file per content hash."""
+
+    def __init__(self, root: Path) -> None:
+        self.dir = root / f"index-v{INDEX_VERSION}-py{sys.version_info[0]}{sys.version_info[1]}"
+        self.writable = True
+
+    def get(self, key: str) -> FileIndex | None:
+        try:
+            with open(self.dir / key[:2] / f"{key}.json", encoding="utf-8") as handle:
+                return FileIndex.from_json(json.load(handle))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # missing or corrupt: computed again and rewritten
+
+    def put(self, key: str, entry: FileIndex) -> None:
+        if not self.writable:
+            return
+        folder = self.dir / key[:2]
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(entry.as_json(), handle, separators=(",", ":"))
+            os.replace(temp, folder / f"{key}.json")
+        except OSError:
+            self.writable = False  # a read-only or full cache disk must not fail the run
+
+
+def build(items: Iterable[tuple[str, bytes, bool]], cache: IndexCache | None,
+          scan_many) -> dict[str, FileIndex]:
+    """Index every (path, bytes, python) item: cached entries are read, the rest scanned
+    by `scan_many(list of (bytes, python)) -> list of FileIndex` (the engine passes a
+    process pool's map) and written to the cache."""
+    found: dict[str, FileIndex] = {}
+    missing: list[tuple[str, str, bytes, bool]] = []
+    for path, data, python in items:
+        key = content_key(data, python)
+        entry = cache.get(key) if cache else None
+        if entry is None:
+            missing.append((path, key, data, python))
+        else:
+            found[path] = entry
+    scanned = scan_many([(data, python) for _, _, data, python in missing]) if missing else []
+    for (path, key, _, _), entry in zip(missing, scanned):
+        found[path] = entry
+        if cache is not None:
+            cache.put(key, entry)
+    return found
+
+
+def scan_item(item: tuple[bytes, bool]) -> FileIndex:
+    return scan_bytes(*item)

@@ -1,0 +1,269 @@
+"""The project index: `ast` facts that match what libcst would say, a disk cache that is
+reused and survives corruption, and the scaling guarantee it exists for: files that
+mention nothing of Flask are never parsed by libcst, and no file is parsed twice.
+
+Speed itself is measured in benchmarks/, never timed here: these tests count parses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import libcst as cst
+import pytest
+
+from flask_refactor import index, pipeline, registry
+from flask_refactor.codemods.support.flask import app_scope, module_level_names
+from flask_refactor.codemods.support.imports import ImportMap
+from flask_refactor.index import IndexCache, scan_text
+
+IMPORT_SOURCES = {
+    "plain": "import os\nimport os.path\nimport a.b.c as abc\nfrom x import y, z as w\n",
+    "relative": "from . import sibling\nfrom .. import parent_thing\nfrom .mod import name as alias\nfrom ...too import far\n",
+    "nested blocks": textwrap.dedent("""\
+        try:
+            import json
+        except ImportError:
+            import simplejson as json
+        else:
+            from fast import thing
+        finally:
+            import atexit
+        if TYPE_CHECKING:
+            from typing import Any
+        elif OTHER:
+            from other import Other
+        else:
+            from third import Third
+        with ctx():
+            from inside_with import w
+        """),
+    "not module level": textwrap.dedent("""\
+        def f():
+            from app import app
+            import inner
+        class C:
+            import in_class
+        for x in y:
+            import in_loop
+        while True:
+            import in_while
+        """),
+    "star and rebinding": "from flask import *\nfrom a import x\nfrom b import x\nimport c as x\n",
+}
+
+
+@pytest.mark.parametrize("module_name,package", [("pkg.sub.mod", False), ("pkg.sub", True), (None, False)])
+@pytest.mark.parametrize("case", sorted(IMPORT_SOURCES))
+def test_import_map_from_the_index_is_libcsts(case, module_name, package):
+    source = IMPORT_SOURCES[case]
+    expected = ImportMap.of(cst.parse_module(source), module_name, package)
+    got = ImportMap.from_index(scan_text(source).imports, module_name, package)
+    assert list(got.names.items()) == list(expected.names.items())
+    assert got.star_modules == expected.star_modules
+
+
+def test_module_level_names_from_the_index_are_libcsts():
+    source = textwrap.dedent("""\
+        import os
+        from x import y as z
+        A = 1
+        B: int = 2
+        C: int
+        d, e = 1, 2
+        f = g = 3
+        h = 1; i = 2
+        def func(): pass
+        async def afunc(): pass
+        class K: pass
+        if True:
+            hidden = 1
+        """)
+    entry = scan_text(source)
+    from_index = set(entry.defined) | set(ImportMap.from_index(entry.imports).names)
+    assert from_index == module_level_names(cst.parse_module(source))
+    assert "hidden" not in from_index and "h" not in from_index
+
+
+def test_a_file_ast_cannot_read_has_an_error_and_no_facts():
+    entry = scan_text("def broken(:\n")
+    assert entry.error and entry.imports == () and entry.defined == ()
+
+
+# -- the scaling guarantee ------------------------------------------------------------------
+
+APP = {
+    "shop/__init__.py": "",
+    "shop/app.py": textwrap.dedent("""\
+        import threading
+
+        from flask import Flask, jsonify, request
+
+        from shop.database import Session
+        from shop.helpers import load_name
+
+        app = Flask(__name__)
+        current_user = None
+
+
+        @app.before_request
+        def remember_user():
+            global current_user
+            current_user = load_name(request.headers.get("X-User"))
+
+
+        def report(user):
+            print(user, Session.query_rows())
+
+
+        @app.route("/items/<int:item_id>")
+        def get_item(item_id):
+            if item_id > 10:
+                return jsonify({"error": "not found"}), 404
+            return jsonify(id=item_id, user=current_user)
+
+
+        @app.route("/report", methods=["POST"])
+        def start_report():
+            threading.Thread(target=report, args=(current_user,)).start()
+            return jsonify(status="started")
+        """),
+    "shop/database.py": textwrap.dedent("""\
+        from sqlalchemy import create_engine
+        from sqlalchemy.orm import scoped_session, sessionmaker
+
+        engine = create_engine("sqlite://")
+        Session = scoped_session(sessionmaker(bind=engine))
+        """),
+    # mentions nothing of Flask, but the app imports it: it is part of the app
+    "shop/helpers.py": "CACHE = {}\n\n\ndef load_name(raw):\n    CACHE.setdefault(raw, raw)\n    return raw\n",
+}
+
+# Library code full of what the codemods' cheap prefilters look for, and nothing of Flask.
+LIBRARY = {
+    "vendored/__init__.py": "",
+    "vendored/state.py": textwrap.dedent("""\
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        counter = 0
+        items = []
+        pool = ThreadPoolExecutor()
+
+
+        def bump():
+            global counter
+            counter += 1
+            items.append(counter)
+            threading.Thread(target=bump).start()
+            pool.submit(bump)
+            raise ValueError("abort(")
+        """),
+    "vendored/models.py": textwrap.dedent("""\
+        from sqlalchemy.orm import scoped_session, sessionmaker
+
+        class Base: pass
+        class Model(Base): pass
+        Session = scoped_session(sessionmaker())
+
+
+        def route(data):
+            data.get("x"); data.update(y=1); del data["x"]
+            Session.remove()
+            return data
+        """),
+    "vendored/broken_import.py": "from vendored.state import bump\nfrom vendored import models\n",
+}
+
+
+def _all_codemods():
+    known = registry.all_codemods()
+    return [known[name]() for name in sorted(known, key=lambda name: known[name].order)]
+
+
+def test_files_outside_the_app_are_never_parsed_and_each_file_once(tmp_path, monkeypatch):
+    for rel, text in {**APP, **LIBRARY}.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    result = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=None)
+
+    assert not result.errors.entries
+    changed = {outcome.path for outcome in result.outcomes}
+    assert {"shop/app.py", "wsgi.py"} <= changed  # the run did rewrite the app
+    parsed = result.project.parse_counts
+    assert not [path for path in parsed if path.startswith("vendored/")]
+    assert "shop/helpers.py" in app_scope(result.project)
+    assert {path: count for path, count in parsed.items() if count != 1} == {}
+
+
+def test_a_library_importing_the_app_is_part_of_it(tmp_path, monkeypatch):
+    """What imports an app module may call into it (a CLI, a thread): it is in scope."""
+    files = {**APP, "tools/__init__.py": "", "tools/cli.py": "from shop.helpers import load_name\n"}
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    result = pipeline.run(["."], _all_codemods()[:1], jobs=1, index_cache=None)
+    assert "tools/cli.py" in app_scope(result.project)
+
+
+# -- the cache ------------------------------------------------------------------------------
+
+def _record_scans(monkeypatch) -> list[str]:
+    scanned: list[str] = []
+    real = index.scan_text
+
+    def recording(text):
+        scanned.append(text)
+        return real(text)
+
+    monkeypatch.setattr(index, "scan_text", recording)
+    return scanned
+
+
+def test_a_second_run_reads_the_index_from_the_cache(tmp_path, monkeypatch):
+    tree = tmp_path / "tree"
+    for rel, text in {**APP, **LIBRARY}.items():
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_text(text)
+    monkeypatch.chdir(tree)
+    cache = IndexCache(tmp_path / "cache")
+    scans = _record_scans(monkeypatch)
+    originals = set({**APP, **LIBRARY}.values())
+
+    first = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
+    assert originals <= set(scans)  # cold: every file scanned
+    scans.clear()
+    second = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
+    # warm: no file as it is on disk is scanned again, only what the codemods wrote
+    assert scans and not originals & set(scans)
+    assert [o.diff for o in first.outcomes] == [o.diff for o in second.outcomes]
+
+    entries = sorted(cache.dir.rglob("*.json"))
+    assert len(entries) == len(originals)  # the empty __init__.py files share one entry
+    corrupt = next(e for e in entries if "CACHE" in __import__("json").loads(e.read_text())["defined"])
+    corrupt.write_text("{not json")
+    scans.clear()
+    third = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
+    assert originals & set(scans) == {APP["shop/helpers.py"]}  # the corrupt entry, rebuilt
+    assert index.FileIndex.from_json(__import__("json").loads(corrupt.read_text())).defined == ("CACHE", "load_name")
+    assert [o.diff for o in third.outcomes] == [o.diff for o in first.outcomes]
+
+
+def test_no_cache_leaves_no_cache_behind(tmp_path):
+    tree = tmp_path / "tree"
+    for rel, text in APP.items():
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_text(text)
+    env = {**os.environ, index.CACHE_ENV: str(tmp_path / "cache")}
+    env.pop(index.NO_CACHE_ENV, None)
+    command = [sys.executable, "-m", "flask_refactor", "check", "--all", "."]
+    done = subprocess.run([*command, "--no-cache"], cwd=tree, env=env, capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    assert not (tmp_path / "cache").exists()
+    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    assert list((tmp_path / "cache").rglob("*.json"))
