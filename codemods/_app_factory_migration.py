@@ -11,7 +11,10 @@ from libcst.helpers import get_full_name_for_node
 from flask_refactor.codemod import ChangeSet, Severity
 from flask_refactor.project import Project
 
-from .support.flask import BLUEPRINT_CLASSES, AppSite, assigned_name, import_map, imports_transitively, is_package, module_defines
+from .support.flask import (
+    BLUEPRINT_CLASSES, AppSite, app_modules, assigned_name, import_map, imports_transitively, is_package,
+    module_defines,
+)
 from .support.imports import ImportMap, add_import, imported_modules, resolve_relative
 from ._app_factory_appmodule import AppModuleSplit, AppModuleSplitter, is_main_block
 from ._app_factory_endpoints import DynamicEndpointFinder, EndpointQualifier
@@ -186,7 +189,7 @@ class Migration:
 
     def _existing_blueprint_names(self) -> set[str]:
         names = set()
-        for path, module in self.project.modules(("Blueprint",)):
+        for path, module in app_modules(self.project, ("Blueprint",)):
             imports = import_map(self.project, path)
             for node in _calls(module):
                 if imports.resolve(node.func) in BLUEPRINT_CLASSES and node.args:
@@ -703,7 +706,7 @@ class Migration:
                       if allowed else "would then fail with BuildError; nothing was changed. Make it a literal, "
                       "or run with --option app-factory.allow-dynamic-endpoints=true and qualify the names by hand"))
         found: list[tuple[str, int]] = []
-        for path, module in self.project.modules(("url_for",)):
+        for path, module in app_modules(self.project, ("url_for",)):
             if self._belongs_to_app(path):
                 finder = DynamicEndpointFinder(import_map(self.project, path))
                 module.visit(finder)

@@ -192,7 +192,7 @@ After:
     def _registrations(self, project: Project) -> list[HandlerRegistration]:
         blueprints = find_blueprints(project)
         found = []
-        for path, module in project.modules(("errorhandler", "register_error_handler")):
+        for path, module in app_modules(project, ("errorhandler", "register_error_handler")):
             imports = import_map(project, path)
             local = local_blueprints(module, project.module_name(path), path, imports, blueprints)
             found.extend(registrations_in(module, path, imports, local, project.position_lookup(path)))
@@ -201,7 +201,7 @@ After:
     def _own_handlers(self, project: Project) -> list[OwnHandler]:
         found = []
         blueprints, apps = find_blueprints(project), _apps_by_name(project)
-        for path, module in project.modules(("converted = {",)):
+        for path, module in app_modules(project, ("converted = {",)):
             imports = import_map(project, path)
             module_name = project.module_name(path)
             local = local_blueprints(module, module_name, path, imports, blueprints)
@@ -220,7 +220,7 @@ After:
         blueprints = find_blueprints(project)
         apps = _apps_by_name(project)
         views = []
-        for path, module in project.modules(self.needles):
+        for path, module in app_modules(project, self.needles):
             imports = import_map(project, path)
             positions = project.position_lookup(path)
             module_name = project.module_name(path)
@@ -369,7 +369,7 @@ After:
             replacements = {id(site.node): abort_statement(site, module_names.get("flask.abort")) for site in sites}
             moved_comments = {id(site.node): dropped_comments(site) for site in sites}
             insertions: dict[int, list[cst.BaseStatement]] = {}
-            taken = bound_names(module)
+            taken = set(bound_names(module))  # grows as handlers are added
             for handler in sorted(module_handlers, key=lambda h: h.shape.label()):
                 if handler.existing:
                     replacements[id(handler.existing.func)] = extend_own_handler(handler, module)
@@ -665,7 +665,7 @@ def _project_sources(project: Project) -> list[ErrorSource]:
 def _hook_sources(project: Project, helper_codes: dict[str, ErrorSource]) -> list[ErrorSource]:
     """before_request hooks that abort: they fail requests to every view."""
     found = []
-    for path, module in project.modules(("before_request", "before_app_request")):
+    for path, module in app_modules(project, ("before_request", "before_app_request")):
         imports = import_map(project, path)
         positions = project.position_lookup(path)
         module_name = project.module_name(path)

@@ -121,8 +121,8 @@ class Project:
         found = []
         for path in self.paths():
             file = self._files[path]
-            if file.text is None and file.data is not None:
-                hit = any(n in file.data for n in encoded)
+            if file.data is not None and (file.text is None or file.text is file.original_text):
+                hit = any(n in file.data for n in encoded)  # unchanged: the bytes will do
             else:
                 text = self.text(path) or ""
                 hit = any(n in text for n in needles)

@@ -15,13 +15,16 @@ Computed once per project revision (`context_map(project)`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from typing import Callable
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
 
+from .cache import per_tree
 from .flask import app_modules, app_scope, decorator_method, import_map
 from .imports import ImportMap
 from .routes import (
@@ -54,12 +57,18 @@ class FunctionRef:
 @dataclass
 class FunctionFacts:
     ref: FunctionRef
-    line: int
+    # its line, looked up only when asked: positions cost more than a parse, and most
+    # functions of a project are never reported on
+    locate: Callable[[], int] = lambda: 0
     roles: set[str] = field(default_factory=set)  # "view", "hook:<method>", "cli", "task", "thread-target"
     owners: dict[str, str] = field(default_factory=dict)  # role -> the registering object's text
     calls: set[FunctionRef] = field(default_factory=set)
     nested_in: str | None = None  # qualname of the enclosing function
     is_generator: bool = False
+
+    @property
+    def line(self) -> int:
+        return self.locate()
 
 
 @dataclass
@@ -336,18 +345,16 @@ def _build(project: Project) -> ContextMap:
         module_functions[path] = {q for q, _, _ in listed[path]}
 
     functions: dict[FunctionRef, FunctionFacts] = {}
-    positions_of = {}
     for path, module in parsed.items():
         imports = import_map(project, path) or ImportMap()
         resolver = Resolver(project, path, module_functions)
         positions = project.position_lookup(path)
-        positions_of[path] = positions
         executors, process_executors = executors_in(project, path, module)
         view_methods = view_class_methods(module, imports)
         for qualname, node, enclosing in listed[path]:
             ref = FunctionRef(path, qualname)
-            facts = functions.setdefault(ref, FunctionFacts(ref, 0))  # maybe already seen as a callee
-            facts.line, facts.nested_in = positions(node)[0], enclosing
+            facts = functions.setdefault(ref, FunctionFacts(ref))  # maybe already seen as a callee
+            facts.locate, facts.nested_in = functools.partial(_line_of, positions, node), enclosing
             for role, owner in _decorator_roles(node, imports):
                 facts.roles.add(role)
                 facts.owners[role] = owner
@@ -363,11 +370,11 @@ def _build(project: Project) -> ContextMap:
                 if target:
                     started = resolver.function(target[1].value, qualname)
                     if started:
-                        functions.setdefault(started, FunctionFacts(started, 0)).roles.add("thread-target")
+                        functions.setdefault(started, FunctionFacts(started)).roles.add("thread-target")
         for role, owner, expr in _call_roles(module):
             ref = resolver.function(expr)
             if ref:
-                facts = functions.setdefault(ref, FunctionFacts(ref, 0))
+                facts = functions.setdefault(ref, FunctionFacts(ref))
                 facts.roles.add(role)
                 facts.owners.setdefault(role, owner)
         # module-level thread starts (import time)
@@ -376,7 +383,7 @@ def _build(project: Project) -> ContextMap:
             if target:
                 started = resolver.function(target[1].value)
                 if started:
-                    functions.setdefault(started, FunctionFacts(started, 0)).roles.add("thread-target")
+                    functions.setdefault(started, FunctionFacts(started)).roles.add("thread-target")
 
     blueprints = blueprint_variables(project)
     request = _reach(functions, lambda f: _request_reason(f))
@@ -384,6 +391,11 @@ def _build(project: Project) -> ContextMap:
     return ContextMap(functions, request, background, blueprints)
 
 
+def _line_of(positions, node: cst.CSTNode) -> int:
+    return positions(node)[0]
+
+
+@per_tree
 def _module_level_calls(module: cst.Module) -> list[cst.Call]:
     calls: list[cst.Call] = []
 

@@ -7,10 +7,12 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import MetadataWrapper, ScopeProvider
 
+from .cache import per_tree
 from .imports import ImportMap, add_import
 
 
-def names_used(module: cst.Module) -> set[str]:
+@per_tree
+def names_used(module: cst.Module) -> frozenset[str]:
     """Every identifier that appears anywhere in the module."""
     names: set[str] = set()
 
@@ -18,17 +20,18 @@ def names_used(module: cst.Module) -> set[str]:
         def visit_Name(self, node: cst.Name) -> None:
             names.add(node.value)
     module.visit(Visitor())
-    return names
+    return frozenset(names)
 
 
-def bound_names(module: cst.Module) -> set[str]:
+@per_tree
+def bound_names(module: cst.Module) -> frozenset[str]:
     """Names bound in any scope of the module."""
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     names: set[str] = set()
     for scope in set(wrapper.resolve(ScopeProvider).values()):
         if scope is not None:
             names |= {a.name for a in scope.assignments}
-    return names
+    return frozenset(names)
 
 
 def flask_name(module: cst.Module, imports: ImportMap, name: str) -> tuple[str, tuple[str, str | None] | None]:
@@ -81,6 +84,7 @@ def import_from_flask(module: cst.Module, name: str, alias: str | None = None) -
     return add_import(module, "flask", name, alias)
 
 
+@per_tree
 def preferred_quote(module: cst.Module) -> str:
     """The quote character most strings of the module use."""
     counts = {"'": 0, '"': 0}

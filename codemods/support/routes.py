@@ -18,9 +18,10 @@ from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
 
+from .cache import per_tree
 from .flask import (
-    APP_HOOKS, BLUEPRINT_CLASSES, ROUTE_DECORATORS, VIEW_CLASSES, assigned_name, decorator_method, import_map,
-    is_call_to, project_module_of,
+    APP_HOOKS, BLUEPRINT_CLASSES, ROUTE_DECORATORS, VIEW_CLASSES, app_modules, assigned_name, decorator_method,
+    import_map, is_call_to, project_module_of,
 )
 from .imports import ImportMap
 
@@ -144,12 +145,13 @@ def call_registration(node: cst.Call) -> Registration | None:
     return None
 
 
-def call_registrations(module: cst.CSTNode) -> list[Registration]:
+def call_registrations(module: cst.CSTNode) -> tuple[Registration, ...]:
     """Every registration in call form anywhere in `module`, in source order."""
-    return [r for r in registrations(module) if r.decorated is None]
+    return tuple(r for r in registrations(module) if r.decorated is None)
 
 
-def registrations(module: cst.CSTNode) -> list[Registration]:
+@per_tree
+def registrations(module: cst.CSTNode) -> tuple[Registration, ...]:
     """Every registration anywhere in `module` (in nested functions too), decorator and
     call forms, in source order."""
     found: list[Registration] = []
@@ -164,7 +166,7 @@ def registrations(module: cst.CSTNode) -> list[Registration]:
                 found.append(registration)
 
     module.visit(Visitor())
-    return found
+    return tuple(found)
 
 
 # -- views ---------------------------------------------------------------------------------
@@ -241,7 +243,7 @@ def find_blueprints(project: Project) -> dict[str, str | None]:
     Computed once per project revision."""
     def compute(proj: Project) -> dict[str, str | None]:
         found: dict[str, str | None] = {}
-        for path, module in proj.modules(("Blueprint",)):
+        for path, module in app_modules(proj, ("Blueprint",)):
             imports = import_map(proj, path)
             module_name = proj.module_name(path) or path
             for stmt in module.body:
@@ -282,7 +284,8 @@ def blueprint_variables(project: Project) -> dict[str, set[str]]:
     called". Computed once per project revision."""
     def compute(proj: Project) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
-        for path, module in proj.modules(("Blueprint",)):  # the class is named wherever one is made
+        # the class is named wherever one is made; only the app's code can hold the app's
+        for path, module in app_modules(proj, ("Blueprint",)):
             found[path] = _assigned_instances(module, import_map(proj, path) or ImportMap(), BLUEPRINT_CLASSES)
         defined = {f"{proj.module_name(path)}.{name}" for path, names in found.items()
                    for name in names if proj.module_name(path) and "." not in name}
@@ -315,7 +318,7 @@ def _assigned_instances(module: cst.Module, imports: ImportMap, classes: frozens
 def _forget_renamed(project: Project, found: dict[str, str | None]) -> None:
     """A blueprint registered under another name (`name=`) or nested in another blueprint
     gets other endpoint names: treat its name as unknown."""
-    for path, module in project.modules(("register_blueprint",)):
+    for path, module in app_modules(project, ("register_blueprint",)):
         imports = import_map(project, path)
         local = local_blueprints(module, project.module_name(path), path, imports, found)
 

@@ -1,0 +1,14 @@
+"""Answers kept per libcst tree.
+
+A module is asked the same questions many times in a run: by each codemod, and again
+for every name a codemod adds. libcst trees are immutable and hash by identity, so a
+pure function of a tree can keep its answer for as long as the tree is in use; a tree a
+codemod replaced is simply never asked again. Cached answers must not be mutated: the
+functions return tuples and frozensets.
+"""
+
+from __future__ import annotations
+
+import functools
+
+per_tree = functools.lru_cache(maxsize=256)
