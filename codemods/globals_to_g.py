@@ -224,6 +224,8 @@ After:
         cmap = context_map(project)
         external = external_references(project)
         for path, module in app_modules(project, self.needles):
+            if not _may_hold_state(project, path, module):
+                continue  # no `global` and no module-level container: nothing to analyse
             module_name = project.module_name(path)
             analysis = ModuleAnalysis(project, path, module, cmap)
             plans = []
@@ -301,9 +303,10 @@ def _referencing_paths(project: Project) -> list[str]:
     (an import or attribute use needs an import), and any other file naming one of
     their modules in a string (`monkeypatch.setattr("pkg.state.x", ...)`)."""
     scope = app_scope(project)
-    names = {project.module_name(path) for path in scope} - {None}
-    strings = project.candidates(sorted(f"{name}." for name in names)) if names else []
-    return sorted({*scope, *strings})
+    prefixes = tuple(f"{name}." for name in {project.module_name(path) for path in scope} - {None})
+    naming = [path for path in project.paths() if prefixes and any(
+        text.startswith(prefixes) for text in getattr(project.index(path), "dotted_strings", ()))]
+    return sorted({*scope, *naming})
 
 
 class _ReferenceCollector(cst.CSTVisitor):
@@ -910,6 +913,15 @@ class ModuleAnalysis:
 
 CONTAINER_CALLS = frozenset({"list", "dict", "set", "collections.defaultdict", "collections.OrderedDict",
                              "collections.deque", "collections.Counter"})
+
+
+def _may_hold_state(project: Project, path: str, module: cst.Module) -> bool:
+    """The cheap condition for `ModuleAnalysis.candidates` (whose scope analysis costs
+    several parses): a `global` statement, or a module-level container to mutate."""
+    if "global" in (project.text(path) or ""):
+        return True
+    imports = import_map(project, path) or ImportMap()
+    return any((assigned := assigned_name(stmt)) and _is_container(assigned[1], imports) for stmt in module.body)
 
 
 def _is_container(value: cst.BaseExpression, imports: ImportMap) -> bool:

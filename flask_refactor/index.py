@@ -21,6 +21,7 @@ import ast
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from typing import Iterable
 
 from .source import SourceError, decode
 
-INDEX_VERSION = 1  # bump when FileIndex or the scan changes
+INDEX_VERSION = 2  # bump when FileIndex or the scan changes
 CACHE_ENV = "FLASK_REFACTOR_CACHE_DIR"
 NO_CACHE_ENV = "FLASK_REFACTOR_NO_CACHE"  # set by `--no-cache`; batch and verify workers inherit it
 
@@ -55,15 +56,21 @@ class FileIndex:
     imports: tuple[ImportRecord, ...] = ()
     # Names bound by a module-level def/class or a lone `name = value` statement, in order.
     defined: tuple[str, ...] = ()
+    # Quoted strings that look like dotted names (`"pkg.mod.attr"`), as tools name things
+    # without importing them (`monkeypatch.setattr("pkg.mod.x", ...)`). Found by a regular
+    # expression over the text: it only says which files are worth a closer look.
+    dotted_strings: tuple[str, ...] = ()
     error: str | None = None  # the file could not be scanned (the engine reports it its own way)
 
     def as_json(self) -> dict:
-        return {"imports": [r.as_list() for r in self.imports], "defined": list(self.defined), "error": self.error}
+        return {"imports": [r.as_list() for r in self.imports], "defined": list(self.defined),
+                "dotted_strings": list(self.dotted_strings), "error": self.error}
 
     @classmethod
     def from_json(cls, data: dict) -> "FileIndex":
         return cls(tuple(ImportRecord(int(a), b, str(c), d, int(e), bool(f)) for a, b, c, d, e, f in data["imports"]),
-                   tuple(str(n) for n in data["defined"]), data["error"])
+                   tuple(str(n) for n in data["defined"]), tuple(str(s) for s in data["dotted_strings"]),
+                   data["error"])
 
 
 def scan_text(text: str) -> FileIndex:
@@ -73,7 +80,11 @@ def scan_text(text: str) -> FileIndex:
         return FileIndex(error=f"{type(exc).__name__}: {exc}")
     imports: list[ImportRecord] = []
     _collect_imports(tree.body, imports, module_level=True)
-    return FileIndex(tuple(imports), tuple(_defined_names(tree.body)))
+    strings = tuple(dict.fromkeys(match[2] for match in _DOTTED_STRING.finditer(text)))
+    return FileIndex(tuple(imports), tuple(_defined_names(tree.body)), strings)
+
+
+_DOTTED_STRING = re.compile(r"""(["'])([A-Za-z_][\w.]*\.[A-Za-z_]\w*)\1""")
 
 
 def scan_bytes(data: bytes, python: bool = True) -> FileIndex:

@@ -86,6 +86,9 @@ class Project:
         self.index_cache: IndexCache | None = None  # set by the engine: where index entries persist
         self._index: dict[str, FileIndex] = {}  # path -> index of the original text
         self._changed_index: dict[str, tuple[str, FileIndex]] = {}  # path -> (current text, its index)
+        self.layout = 0  # bumped when files appear or go (module names may then resolve elsewhere)
+        self._byte_hits: dict[tuple[str, ...], set[str]] = {}  # needles -> files whose bytes hold one
+        self._memo: dict[Any, Any] = {}
 
     # -- building ------------------------------------------------------------------
     @classmethod
@@ -117,18 +120,43 @@ class Project:
         needles = tuple(needles)
         if not needles:
             return self.paths()
-        encoded = tuple(n.encode() for n in needles)
+        on_disk = self._files_holding(needles)
         found = []
         for path in self.paths():
             file = self._files[path]
-            if file.data is not None and (file.text is None or file.text is file.original_text):
-                hit = any(n in file.data for n in encoded)  # unchanged: the bytes will do
-            else:
-                text = self.text(path) or ""
-                hit = any(n in text for n in needles)
+            if file.text is None or file.text is file.original_text:
+                hit = path in on_disk
+            else:  # rewritten or created by a codemod
+                hit = any(n in file.text for n in needles)
             if hit:
                 found.append(path)
         return found
+
+    def mentions(self, path: str, needles: Iterable[str]) -> bool:
+        """Whether one file's current text contains a needle (any file, if no needles):
+        `candidates` for a few files, without searching the whole project."""
+        needles = tuple(needles)
+        file = self._files.get(path)
+        if file is None or file.failed or not needles:
+            return file is not None and not file.failed
+        if file.text is None or file.text is file.original_text:
+            data = self._read(file)
+            return data is not None and any(n.encode() in data for n in needles)
+        return any(n in file.text for n in needles)
+
+    def _files_holding(self, needles: tuple[str, ...]) -> set[str]:
+        """Files whose original bytes hold a needle. Those bytes never change, and codemods
+        ask the same needles again and again: searched once per needles."""
+        hits = self._byte_hits.get(needles)
+        if hits is None:
+            encoded = tuple(n.encode() for n in needles)
+            hits = set()
+            for path in self.paths():
+                data = self._read(self._files[path])
+                if data is not None and any(n in data for n in encoded):
+                    hits.add(path)
+            self._byte_hits[needles] = hits
+        return hits
 
     def text(self, path: str) -> str | None:
         """Current text of a file (after earlier codemods), or None if it cannot be read."""
@@ -186,6 +214,13 @@ class Project:
         if key not in self._positions:
             self._positions[key] = position_lookup(module)
         return self._positions[key]
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """A value kept for the whole run: `key` must name everything the value depends
+        on (a file's index entry, `layout`, ...), since nothing here invalidates it."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def fact(self, key: str, compute: Callable[["Project"], Any]) -> Any:
         """A fact about the project, computed once until a codemod changes something."""
@@ -255,6 +290,7 @@ class Project:
             file = ProjectFile(path, None, python=path.endswith(".py"), original_text=None)
             self._files[path] = file
             self._module_index.cache_clear()
+            self.layout += 1
         elif file.text is None:
             self.text(path)
         if isinstance(new, cst.Module):
@@ -269,6 +305,7 @@ class Project:
         if file is not None and file.created:
             del self._files[path]
             self._module_index.cache_clear()
+            self.layout += 1
             self.revision += 1
 
     def _fail(self, file: ProjectFile, message: str) -> None:

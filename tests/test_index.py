@@ -87,6 +87,11 @@ def test_module_level_names_from_the_index_are_libcsts():
     assert "hidden" not in from_index and "h" not in from_index
 
 
+def test_strings_naming_dotted_names_are_indexed():
+    entry = scan_text('monkeypatch.setattr("pkg.state.user", None)\nlabel = "just words"\nkey = {"a.b": 1}\n')
+    assert entry.dotted_strings == ("pkg.state.user", "a.b")
+
+
 def test_a_file_ast_cannot_read_has_an_error_and_no_facts():
     entry = scan_text("def broken(:\n")
     assert entry.error and entry.imports == () and entry.defined == ()

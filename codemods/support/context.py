@@ -156,11 +156,18 @@ class _BodyCalls(cst.CSTVisitor):
         self.is_generator = True
 
 
-def body_calls(func: cst.FunctionDef) -> _BodyCalls:
+@dataclass(frozen=True)
+class BodyCalls:
+    calls: tuple[cst.Call, ...]
+    is_generator: bool
+
+
+@per_tree
+def body_calls(func: cst.FunctionDef) -> BodyCalls:
     visitor = _BodyCalls()
     for stmt in _block(func.body):
         stmt.visit(visitor)
-    return visitor
+    return BodyCalls(tuple(visitor.calls), visitor.is_generator)
 
 
 # -- resolving what a name refers to ----------------------------------------------------

@@ -261,20 +261,25 @@ FLASK_NEEDLES = ("flask", "Flask")  # Flask itself and every `flask_*` extension
 def app_modules(project: Project, needles: tuple[str, ...] = ()) -> Iterable[tuple[str, cst.Module]]:
     """(path, module) for the files of the app scope whose text contains a needle: what a
     codemod about request-time behaviour looks at. Files outside it are never parsed."""
-    scope = set(app_scope(project))
-    for path in project.candidates(needles):
-        if path in scope:
+    for path in app_scope(project):
+        if project.mentions(path, needles):
             module = project.parse(path)
             if module is not None:
                 yield path, module
 
 
-def imported_paths(project: Project, path: str) -> tuple[set[str], set[str]]:
+def imported_paths(project: Project, path: str) -> tuple[frozenset[str], frozenset[str]]:
     """Files of the project that `path` imports anywhere in its code (functions too):
-    (the modules its imports name, the packages those live in, run on import)."""
+    (the modules its imports name, the packages those live in, run on import).
+    Kept for the run: it changes only with the file's text or the project's files."""
     entry = project.index(path)
     if entry is None or entry.error:
-        return set(), set()
+        return frozenset(), frozenset()
+    return project.memo(("imported-paths", path, entry, project.layout),
+                        lambda: _resolve_imports(project, path, entry))
+
+
+def _resolve_imports(project: Project, path: str, entry) -> tuple[frozenset[str], frozenset[str]]:
     module_name, package = project.module_name(path), is_package(path)
     named, packages = set(), set()
     for record in entry.imports:
@@ -286,7 +291,7 @@ def imported_paths(project: Project, path: str) -> tuple[set[str], set[str]]:
                 longest = False
     named.discard(path)
     packages.discard(path)
-    return named, packages
+    return frozenset(named), frozenset(packages)
 
 
 def project_module_of(project: Project, qualified: str) -> str | None:
