@@ -1,10 +1,10 @@
 """The benchmark's trees: real library code with small Flask apps in it, and one big app.
 
 The Flask code is generated from templates written the way legacy apps are: a module-level
-app with `db = SQLAlchemy(app)`, views importing the app (and the app importing them at
-its bottom), a request global set in `before_request`, a thread started from a view, a
-raw `scoped_session`, ad-hoc JSON error tuples, and a long view. Every codemod has work
-in every app.
+app with `db = SQLAlchemy(app)`, view modules importing the app (and the app importing them
+at its bottom), a request global set in `before_request`, a thread started from a view, a
+raw `scoped_session`, ad-hoc JSON error tuples, and a long view. Every codemod has work in
+every view module. (One app per tree: app-factory migrates one app per run.)
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ SHOP = {
         app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY", "dev")
         db = SQLAlchemy(app)
 
-        from {pkg} import views  # noqa: E402,F401  (registers the routes)
+        {view_imports}
 
         if __name__ == "__main__":
             app.run()
@@ -80,7 +80,10 @@ SHOP = {
         def discount(coupon, amount):
             return amount // 10 if coupon == "TEN" else 0
         ''',
-    "views.py": '''\
+}
+
+
+SHOP_VIEWS = '''\
         import threading
 
         from flask import jsonify, request
@@ -90,35 +93,35 @@ SHOP = {
         from {pkg}.models import Item, Order
         from {pkg}.reports import daily_totals
 
-        current_customer = None
+        current_customer_{n} = None
 
 
         @app.before_request
-        def load_customer():
-            global current_customer
-            current_customer = request.headers.get("X-Customer", "guest")
+        def load_customer_{n}():
+            global current_customer_{n}
+            current_customer_{n} = request.headers.get("X-Customer", "guest")
 
 
-        def send_report(customer):
+        def send_report_{n}(customer):
             print(customer, daily_totals(), Order.query.count())
 
 
-        @app.route("/items/<sku>")
-        def item(sku):
+        @app.route("/{n}/items/<sku>")
+        def item_{n}(sku):
             found = Item.query.filter_by(sku=sku).first()
             if found is None:
                 return jsonify({{"error": "no such item"}}), 404
-            return jsonify(sku=found.sku, price=found.price, customer=current_customer)
+            return jsonify(sku=found.sku, price=found.price, customer=current_customer_{n})
 
 
-        @app.route("/reports", methods=["POST"])
-        def start_report():
-            threading.Thread(target=send_report, args=(current_customer,)).start()
+        @app.route("/{n}/reports", methods=["POST"])
+        def start_report_{n}():
+            threading.Thread(target=send_report_{n}, args=(current_customer_{n},)).start()
             return jsonify(status="started")
 
 
-        @app.route("/orders", methods=["POST"])
-        def new_order():
+        @app.route("/{n}/orders", methods=["POST"])
+        def new_order_{n}():
             sku = request.form.get("sku", "")
             quantity = request.form.get("quantity", type=int) or 1
             coupon = request.form.get("coupon")
@@ -133,22 +136,27 @@ SHOP = {
             db.session.commit()
             summary = f"{{quantity}} x {{item.sku}}"
 
-            return jsonify(order=order.id, summary=summary, customer=current_customer)
-        ''',
-}
+            return jsonify(order=order.id, summary=summary, customer=current_customer_{n})
+        '''
 
 
-def write_shop(root: Path, pkg: str) -> int:
+def write_shop(root: Path, pkg: str, view_modules: int) -> int:
+    """One app package: the app, models, a report session, pricing and `view_modules`
+    view modules. Returns how many files."""
+    imports = "\n".join(f"from {pkg} import views_{n}  # noqa: E402,F401  (registers the routes)"
+                        for n in range(view_modules))
     for name, template in SHOP.items():
         path = root / pkg / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(template).format(pkg=pkg))
-    return len(SHOP)
+        path.write_text(textwrap.dedent(template).format(pkg=pkg, view_imports=imports))
+    for n in range(view_modules):
+        (root / pkg / f"views_{n}.py").write_text(textwrap.dedent(SHOP_VIEWS).format(pkg=pkg, n=n))
+    return len(SHOP) + view_modules
 
 
 def build_library_tree(root: Path, flask_share: float) -> int:
-    """Library code plus shops until `flask_share` of the files are Flask files; returns
-    how many Flask files."""
+    """Library code plus one shop app, sized so that `flask_share` of the files are the
+    app's; returns how many Flask files."""
     count = 0
     for package in LIBRARY_PACKAGES:
         spec = importlib.util.find_spec(package)
@@ -164,8 +172,8 @@ def build_library_tree(root: Path, flask_share: float) -> int:
             out.write_bytes(data)
             count += 1
     (root / "pyproject.toml").write_text(SETTINGS)
-    shops = max(1, round(count * flask_share / (1 - flask_share) / len(SHOP)))
-    return sum(write_shop(root, f"shop_{n:02d}") for n in range(shops))
+    app_files = max(len(SHOP) + 1, round(count * flask_share / (1 - flask_share)))
+    return write_shop(root, "shop", app_files - len(SHOP))
 
 
 # -- (b) one big app -------------------------------------------------------------------------

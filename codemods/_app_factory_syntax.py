@@ -9,6 +9,8 @@ import tokenize
 
 import libcst as cst
 
+from .support.cache import per_tree
+
 CURRENT_APP = "current_app"
 # Trailing comments that only instruct linters about the line they end; dropped with it.
 LINT_PRAGMAS = ("# noqa", "# type:", "# pylint:", "# isort:", "# pragma")
@@ -53,16 +55,18 @@ class _Loads(cst.CSTVisitor):
         return False
 
 
-def name_uses(node: cst.CSTNode) -> list[cst.Name]:
+@per_tree
+def name_uses(node: cst.CSTNode) -> tuple[cst.Name, ...]:
     finder = _Loads()
     node.visit(finder)
-    return finder.found
+    return tuple(finder.found)
 
 
 def uses_name(node: cst.CSTNode, name: str) -> bool:
     return any(n.value == name for n in name_uses(node))
 
 
+@per_tree
 def binds_locally(func: cst.FunctionDef | cst.Lambda, name: str) -> bool:
     """Whether `name` is a parameter of `func` or assigned, imported or declared in it."""
     params = func.params
@@ -289,15 +293,20 @@ def import_from_flask(module: cst.Module, name: str) -> cst.Module:
 
 def calls_to(node: cst.CSTNode, names: set[str]) -> list[cst.Call]:
     """Calls of plain names in `names` inside `node`."""
+    return [call for call in _plain_name_calls(node) if call.func.value in names]
+
+
+@per_tree
+def _plain_name_calls(node: cst.CSTNode) -> tuple[cst.Call, ...]:
     found: list[cst.Call] = []
 
     class Calls(cst.CSTVisitor):
         def visit_Call(self, call: cst.Call) -> None:
-            if isinstance(call.func, cst.Name) and call.func.value in names:
+            if isinstance(call.func, cst.Name):
                 found.append(call)
 
     node.visit(Calls())
-    return found
+    return tuple(found)
 
 
 def functions_using(body, app_var: str) -> set[str]:

@@ -15,6 +15,7 @@ import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
@@ -28,7 +29,9 @@ from flask_refactor.project import Project
 from .support.context import (
     ContextMap, FunctionRef, context_map, is_before_request_hook, iter_functions, view_blueprint,
 )
-from .support.flask import EXTENSIONS, app_modules, app_scope, assigned_name, decorator_method, import_map
+from .support.flask import (
+    EXTENSIONS, app_modules, app_scope, assigned_name, decorator_method, files_naming, import_map,
+)
 from .support.imports import ImportMap, resolve_relative
 from .support.names import flask_name, import_from_flask, names_used, preferred_quote
 
@@ -280,11 +283,26 @@ def plan_notes(plan: Plan) -> list[tuple[int, str]]:
 
 # -- facts about the whole project ---------------------------------------------------------
 
-def external_references(project: Project) -> dict[str, tuple[str, int]]:
+class References:
+    """Qualified name -> (file, line) of its first reference. The line is looked up only
+    for the names asked about: positions cost more than a parse."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, tuple[str, cst.CSTNode, Callable]] = {}
+
+    def add(self, qualified: str, path: str, node: cst.CSTNode, positions: Callable) -> None:
+        self.first.setdefault(qualified, (path, node, positions))
+
+    def get(self, qualified: str) -> tuple[str, int] | None:
+        found = self.first.get(qualified)
+        return None if found is None else (found[0], found[2](found[1])[0])
+
+
+def external_references(project: Project) -> References:
     """Qualified names (`pkg.state.current_user`) other modules import, read as module
     attributes, or name in strings (`monkeypatch.setattr("pkg.state.x", ...)`)."""
-    def compute(proj: Project) -> dict[str, tuple[str, int]]:
-        found: dict[str, tuple[str, int]] = {}
+    def compute(proj: Project) -> References:
+        found = References()
         for path in _referencing_paths(proj):
             module = proj.parse(path)
             if module is None:
@@ -303,15 +321,17 @@ def _referencing_paths(project: Project) -> list[str]:
     (an import or attribute use needs an import), and any other file naming one of
     their modules in a string (`monkeypatch.setattr("pkg.state.x", ...)`)."""
     scope = app_scope(project)
-    prefixes = tuple(f"{name}." for name in {project.module_name(path) for path in scope} - {None})
-    naming = [path for path in project.paths() if prefixes and any(
-        text.startswith(prefixes) for text in getattr(project.index(path), "dotted_strings", ()))]
+    naming = {path for name in {project.module_name(path) for path in scope} - {None}
+              for path in files_naming(project, name)}
     return sorted({*scope, *naming})
 
 
 class _ReferenceCollector(cst.CSTVisitor):
-    def __init__(self, imports: ImportMap, path: str, positions, found: dict) -> None:
+    def __init__(self, imports: ImportMap, path: str, positions, found: References) -> None:
         self.imports, self.path, self.positions, self.found = imports, path, positions, found
+
+    def _add(self, qualified: str, node: cst.CSTNode) -> None:
+        self.found.add(qualified, self.path, node, self.positions)
 
     module_name: str | None = None
     package = False
@@ -323,18 +343,17 @@ class _ReferenceCollector(cst.CSTVisitor):
         source = resolve_relative(self.module_name, len(node.relative), source, self.package)
         if source:
             for alias in node.names:
-                self.found.setdefault(f"{source}.{get_full_name_for_node(alias.name)}",
-                                      (self.path, self.positions(node)[0]))
+                self._add(f"{source}.{get_full_name_for_node(alias.name)}", node)
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         qualified = self.imports.resolve(node)
         if qualified:
-            self.found.setdefault(qualified, (self.path, self.positions(node)[0]))
+            self._add(qualified, node)
 
     def visit_SimpleString(self, node: cst.SimpleString) -> None:
         value = node.evaluated_value
         if isinstance(value, str) and re.fullmatch(r"[A-Za-z_][\w.]*\.[A-Za-z_]\w*", value):
-            self.found.setdefault(value, (self.path, self.positions(node)[0]))
+            self._add(value, node)
 
     def visit_Call(self, node: cst.Call) -> None:
         # setattr(module, "name", value) / monkeypatch.setattr(module, "name", value)
@@ -343,7 +362,7 @@ class _ReferenceCollector(cst.CSTVisitor):
             owner = self.imports.resolve(node.args[0].value)
             name = node.args[1].value
             if owner and isinstance(name, cst.SimpleString) and isinstance(name.evaluated_value, str):
-                self.found.setdefault(f"{owner}.{name.evaluated_value}", (self.path, self.positions(node)[0]))
+                self._add(f"{owner}.{name.evaluated_value}", node)
 
 
 def g_attribute_user(project: Project, name: str) -> str | None:

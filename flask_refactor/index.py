@@ -30,7 +30,7 @@ from typing import Iterable
 
 from .source import SourceError, decode
 
-INDEX_VERSION = 2  # bump when FileIndex or the scan changes
+INDEX_VERSION = 3  # bump when FileIndex or the scan changes
 CACHE_ENV = "FLASK_REFACTOR_CACHE_DIR"
 NO_CACHE_ENV = "FLASK_REFACTOR_NO_CACHE"  # set by `--no-cache`; batch and verify workers inherit it
 
@@ -56,9 +56,9 @@ class FileIndex:
     imports: tuple[ImportRecord, ...] = ()
     # Names bound by a module-level def/class or a lone `name = value` statement, in order.
     defined: tuple[str, ...] = ()
-    # Quoted strings that look like dotted names (`"pkg.mod.attr"`), as tools name things
-    # without importing them (`monkeypatch.setattr("pkg.mod.x", ...)`). Found by a regular
-    # expression over the text: it only says which files are worth a closer look.
+    # Dotted names that open a quoted string (`"pkg.mod.attr"`, `"pkg.mod.x y"`), as tools
+    # name things without importing them (`monkeypatch.setattr("pkg.mod.x", ...)`). Found
+    # by a regular expression over the text: it only says which files deserve a closer look.
     dotted_strings: tuple[str, ...] = ()
     error: str | None = None  # the file could not be scanned (the engine reports it its own way)
 
@@ -84,7 +84,7 @@ def scan_text(text: str) -> FileIndex:
     return FileIndex(tuple(imports), tuple(_defined_names(tree.body)), strings)
 
 
-_DOTTED_STRING = re.compile(r"""(["'])([A-Za-z_][\w.]*\.[A-Za-z_]\w*)\1""")
+_DOTTED_STRING = re.compile(r"""(["'])([A-Za-z_][\w.]*\.[A-Za-z_]\w*)""")
 
 
 def scan_bytes(data: bytes, python: bool = True) -> FileIndex:

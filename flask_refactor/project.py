@@ -200,7 +200,8 @@ class Project:
         file = self._files.get(path)
         if file is None or not path.endswith(".py"):
             return None
-        return _module_name(path, self._files)
+        # asked tens of thousands of times a run, and each answer asks the disk
+        return self.memo(("module-name", path, self.layout), lambda: _module_name(path, self._files))
 
     def path_of_module(self, dotted: str) -> str | None:
         return self._module_index().get(dotted)

@@ -88,8 +88,8 @@ def test_module_level_names_from_the_index_are_libcsts():
 
 
 def test_strings_naming_dotted_names_are_indexed():
-    entry = scan_text('monkeypatch.setattr("pkg.state.user", None)\nlabel = "just words"\nkey = {"a.b": 1}\n')
-    assert entry.dotted_strings == ("pkg.state.user", "a.b")
+    entry = scan_text('monkeypatch.setattr("pkg.state.user", None)\nlabel = "just words"\nkey = {"a.b": 1, "c.d e": 2}\n')
+    assert entry.dotted_strings == ("pkg.state.user", "a.b", "c.d")
 
 
 def test_a_file_ast_cannot_read_has_an_error_and_no_facts():

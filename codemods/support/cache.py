@@ -11,4 +11,4 @@ from __future__ import annotations
 
 import functools
 
-per_tree = functools.lru_cache(maxsize=256)
+per_tree = functools.lru_cache(maxsize=2048)

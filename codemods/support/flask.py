@@ -258,6 +258,23 @@ def _compute_app_scope(project: Project) -> list[str]:
 FLASK_NEEDLES = ("flask", "Flask")  # Flask itself and every `flask_*` extension
 
 
+def files_naming(project: Project, module_name: str) -> list[str]:
+    """Files with a string that starts with `module_name.` (`mock.patch("pkg.views.x")`),
+    sorted: from the project index, so no file's text is searched."""
+    by_module = project.fact("flask.dotted-strings", _strings_by_module)
+    return sorted(by_module.get(module_name, ()))
+
+
+def _strings_by_module(project: Project) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in project.paths():
+        for text in getattr(project.index(path), "dotted_strings", ()):
+            parts = text.split(".")
+            for cut in range(1, len(parts)):
+                found.setdefault(".".join(parts[:cut]), set()).add(path)
+    return found
+
+
 def app_modules(project: Project, needles: tuple[str, ...] = ()) -> Iterable[tuple[str, cst.Module]]:
     """(path, module) for the files of the app scope whose text contains a needle: what a
     codemod about request-time behaviour looks at. Files outside it are never parsed."""

@@ -8,7 +8,7 @@ import re
 
 from flask_refactor.project import Project
 
-from .flask import assigned_name, import_map, is_call_to, project_module_of
+from .flask import assigned_name, files_naming, import_map, is_call_to, project_module_of
 from .imports import ImportMap
 
 # Packages whose objects are bound to the request (or app) context or build the
@@ -145,11 +145,13 @@ def patched_attributes(project: Project, module_name: str) -> dict[str, str]:
     def compute(proj: Project) -> dict[str, str]:
         by_string = re.compile(r"""["']""" + re.escape(module_name) + r"""\.([A-Za-z_][A-Za-z0-9_]*)""")
         found: dict[str, str] = {}
-        for path in proj.paths():
+        naming = set(files_naming(proj, module_name))
+        patching = set(proj.candidates(("setattr", "patch.object")))
+        for path in sorted(naming | patching):  # the order of proj.paths(): first file wins
             text = proj.text(path) or ""
             for match in by_string.finditer(text):
                 found.setdefault(match.group(1), path)
-            if "setattr" not in text and "patch.object" not in text:
+            if path not in patching:
                 continue
             imports = import_map(proj, path)
             for local in imports.local_names_for(module_name) if imports else []:
