@@ -3,7 +3,7 @@ writes nothing when any part cannot be done (the problems are reported instead).
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
@@ -625,7 +625,7 @@ class Migration:
         if self.split is None:
             return
         for path in ([self.ext_path] if self.split.extensions else []) + [self.wsgi_path]:
-            if self.project.exists(path) or Path(path).exists():
+            if self.project.exists(path) or self.project.on_disk(path):
                 if path == self.wsgi_path and path in self.modules:
                     continue  # an existing wsgi.py that imported the app: rewritten to call the factory
                 self.problem(path, 1, f"{path} already exists; the migration would need to create it")

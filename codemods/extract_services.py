@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import keyword
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 import libcst as cst
@@ -324,7 +324,7 @@ class _ViewsModule:
         if path == self.path:
             return None, f"{self.path} is itself the services module"
         if existing_path is None:
-            if self.project.exists(path) or Path(path).exists():
+            if self.project.exists(path) or self.project.on_disk(path):
                 return None, f"{path} exists but is not a Python module of this run"
             services_file = _ServicesFile(path, services_module, None, self.module)
             services_file.futures = _future_features(self.module)

@@ -112,7 +112,7 @@ def run_options(func):
         click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True),
         click.option("--no-color", is_flag=True, help="No colour (NO_COLOR is honoured too)."),
         click.option("--no-cache", is_flag=True, callback=_switch_off_cache, expose_value=True,
-                     help="Neither read nor write the index cache."),
+                     help="Neither read nor write the cache (file index and run results)."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

@@ -172,6 +172,7 @@ class IndexCache:
     """Index entries on disk, one JSON file per content hash."""
 
     def __init__(self, root: Path) -> None:
+        self.root = root
         self.dir = root / f"index-v{INDEX_VERSION}-py{sys.version_info[0]}{sys.version_info[1]}"
         self.writable = True
 

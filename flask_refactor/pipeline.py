@@ -9,6 +9,7 @@ in the coordinator, on lazily parsed modules. Only the coordinator validates and
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import multiprocessing
 import os
@@ -21,11 +22,12 @@ from typing import Any, Callable, Iterable
 
 import libcst as cst
 
-from .codemod import ChangeSet, Codemod, FileCodemod, FileContext, Finding
+from .codemod import ChangeSet, Codemod, FileCodemod, FileContext, Finding, Severity
 from .diffs import unified_diff
 from .discovery import Discovery, discover
 from .index import IndexCache, default_cache, scan_item
 from .project import ErrorLog, Project, describe_syntax_error, position_lookup
+from .results import ResultCache, run_key
 from .writer import PendingWrite, validate, write_all
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
@@ -76,12 +78,47 @@ def run(
     progress: Progress | None = None,
     index_cache: IndexCache | None | object = DEFAULT_CACHE,
 ) -> RunResult:
-    """`index_cache`: where index entries persist (None: nowhere, as `--no-cache`)."""
+    """`index_cache`: where index entries and whole-run results persist (None: nowhere,
+    as `--no-cache`). A run over exactly the same files as a cached one is not redone."""
     found: Discovery = discover(list(paths), list(excludes), cwd)
     project = Project(found.files, found.errors)
     project.index_cache = default_cache() if index_cache is DEFAULT_CACHE else index_cache
+    results = key = None
+    if project.index_cache is not None:
+        results = ResultCache(project.index_cache.root)
+        key = run_key([(f.path, f.python, project.bytes(f.path)) for f in project.files()], codemods,
+                      Path(os.path.abspath(cwd or Path.cwd())), [sorted(found.errors), found.skipped_generated])
+        stored = results.load(key)
+        if stored is not None:
+            result = _from_payload(project, codemods, stored)
+            result.skipped_generated = found.skipped_generated
+            return result
     result = run_on_project(project, codemods, jobs=jobs, progress=progress)
     result.skipped_generated = found.skipped_generated
+    if results is not None:
+        results.store(key, _payload(result))
+    return result
+
+
+def _payload(result: RunResult) -> dict:
+    return {
+        "outcomes": [dataclasses.asdict(o) for o in result.outcomes],
+        "findings": [dataclasses.asdict(f) for f in result.findings],
+        "errors": list(result.errors),
+        "probes": result.project.disk_probes,
+    }
+
+
+def _from_payload(project: Project, codemods: list[Codemod], payload: dict) -> RunResult:
+    """The stored run, replayed onto the project: final texts as they were computed."""
+    result = RunResult([c.name for c in codemods], errors=project.errors, project=project)
+    result.files_scanned = len(project.paths())
+    result.outcomes = [FileOutcome(**o) for o in payload["outcomes"]]
+    result.findings = [Finding(**{**f, "severity": Severity(f["severity"])}) for f in payload["findings"]]
+    for path, message in payload["errors"]:
+        project.errors.add(path, message)
+    for outcome in result.outcomes:
+        project.update(outcome.path, outcome.new, created=outcome.created)
     return result
 
 
@@ -171,7 +208,7 @@ def _record(project: Project, changes: ChangeSet, touched: dict, result: RunResu
     result.changesets.append(changes)
     result.findings.extend(changes.findings)
     for path, change in sorted(changes.changes.items()):
-        if change.created and not project.exists(path) and Path(path).exists():
+        if change.created and not project.exists(path) and project.on_disk(path):
             project.errors.add(path, f"{changes.codemod} would create this file, but it exists and is not part of the run; not written")
             continue
         if project.exists(path) and project.file(path).failed:

@@ -89,6 +89,10 @@ class Project:
         self.layout = 0  # bumped when files appear or go (module names may then resolve elsewhere)
         self._byte_hits: dict[tuple[str, ...], set[str]] = {}  # needles -> files whose bytes hold one
         self._memo: dict[Any, Any] = {}
+        # every question put to the disk beyond the files of the run (is there an
+        # __init__.py, would a new file clobber one), with its answer: a cached result
+        # holds only while the answers stay the same
+        self.disk_probes: dict[str, bool] = {}
 
     # -- building ------------------------------------------------------------------
     @classmethod
@@ -195,13 +199,19 @@ class Project:
             if module is not None:
                 yield path, module
 
+    def on_disk(self, path: str) -> bool:
+        """Whether a file exists on disk at this (display) path, part of the run or not."""
+        if path not in self.disk_probes:
+            self.disk_probes[path] = Path(path).exists()
+        return self.disk_probes[path]
+
     def module_name(self, path: str) -> str | None:
         """Dotted import name, found by walking up while directories are packages."""
         file = self._files.get(path)
         if file is None or not path.endswith(".py"):
             return None
         # asked tens of thousands of times a run, and each answer asks the disk
-        return self.memo(("module-name", path, self.layout), lambda: _module_name(path, self._files))
+        return self.memo(("module-name", path, self.layout), lambda: _module_name(path, self._is_package))
 
     def path_of_module(self, dotted: str) -> str | None:
         return self._module_index().get(dotted)
@@ -269,6 +279,17 @@ class Project:
             if entry.error:
                 self.parse(path)
 
+    def bytes(self, path: str) -> bytes | None:
+        """A file's bytes as they are on disk; None if it cannot be read (not logged:
+        that is for the codemod that needs its text)."""
+        file = self._files[path]
+        if file.data is None and file.real is not None and not file.failed:
+            try:
+                file.data = file.real.read_bytes()
+            except OSError:
+                return None
+        return file.data
+
     def _read(self, file: ProjectFile) -> bytes | None:
         if file.data is None and file.real is not None and not file.failed:
             try:
@@ -314,35 +335,34 @@ class Project:
         file.tree = None
         self.errors.add(file.path, message)
 
+    def _is_package(self, directory: PurePosixPath) -> bool:
+        # Display paths are relative to the working directory, so the disk can be asked
+        # directly: the marker may have been excluded from the run.
+        init = str(directory / "__init__.py")
+        return init in self._files or self.on_disk(init)
+
     @functools.lru_cache(maxsize=1)
     def _module_index(self) -> dict[str, str]:
         index = {}
         for path in self._files:
             if path.endswith(".py"):
-                name = _module_name(path, self._files)
+                name = _module_name(path, self._is_package)
                 if name:
                     index.setdefault(name, path)
         return index
 
 
-def _module_name(path: str, files: dict[str, ProjectFile]) -> str | None:
+def _module_name(path: str, is_package: Callable[[PurePosixPath], bool]) -> str | None:
     """`a/pkg/sub/mod.py` -> `pkg.sub.mod` when `pkg/` and `sub/` are packages."""
     pure = PurePosixPath(path)
     name = [] if pure.stem == "__init__" else [pure.stem]
     directory = pure.parent
     if pure.stem == "__init__":
         name, directory = [directory.name], directory.parent
-    while directory.name not in ("", "..", ".") and _is_package(directory, files):
+    while directory.name not in ("", "..", ".") and is_package(directory):
         name.insert(0, directory.name)
         directory = directory.parent
     return ".".join(name) if name and all(part.isidentifier() for part in name) else None
-
-
-def _is_package(directory: PurePosixPath, files: dict[str, ProjectFile]) -> bool:
-    # Display paths are relative to the working directory, so the disk can be asked
-    # directly: the marker may have been excluded from the run.
-    init = str(directory / "__init__.py")
-    return init in files or Path(init).is_file()
 
 
 def position_lookup(module: cst.Module) -> Callable[[cst.CSTNode], tuple[int, int]]:

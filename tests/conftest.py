@@ -7,3 +7,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
+
+import os  # noqa: E402
+import tempfile  # noqa: E402
+
+# The index and result caches of the whole test run live in one throwaway directory (CLI
+# subprocesses inherit it): tests neither read nor fill the user's ~/.cache.
+os.environ.setdefault("FLASK_REFACTOR_CACHE_DIR", tempfile.mkdtemp(prefix="flask-refactor-test-cache-"))
+os.environ.pop("FLASK_REFACTOR_NO_CACHE", None)

@@ -6,6 +6,7 @@ Speed itself is measured in benchmarks/, never timed here: these tests count par
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -242,16 +243,19 @@ def test_a_second_run_reads_the_index_from_the_cache(tmp_path, monkeypatch):
     first = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
     assert originals <= set(scans)  # cold: every file scanned
     scans.clear()
+    edited = LIBRARY["vendored/broken_import.py"] + "# edited\n"  # so that the whole run is not cached
+    (tree / "vendored/broken_import.py").write_text(edited)
     second = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
-    # warm: no file as it is on disk is scanned again, only what the codemods wrote
-    assert scans and not originals & set(scans)
+    # warm: of the files on disk only the edited one is scanned, besides what codemods wrote
+    assert second.project.parse_counts and edited in scans and not originals & set(scans)
     assert [o.diff for o in first.outcomes] == [o.diff for o in second.outcomes]
 
     entries = sorted(cache.dir.rglob("*.json"))
-    assert len(entries) == len(originals)  # the empty __init__.py files share one entry
+    assert len(entries) == len(originals) + 1  # the empty __init__.py files share one; the edit has one
     corrupt = next(e for e in entries if "CACHE" in __import__("json").loads(e.read_text())["defined"])
     corrupt.write_text("{not json")
     scans.clear()
+    (tree / "vendored/broken_import.py").write_text(edited + "# again\n")
     third = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
     assert originals & set(scans) == {APP["shop/helpers.py"]}  # the corrupt entry, rebuilt
     assert index.FileIndex.from_json(__import__("json").loads(corrupt.read_text())).defined == ("CACHE", "load_name")
@@ -272,3 +276,89 @@ def test_no_cache_leaves_no_cache_behind(tmp_path):
     done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
     assert done.returncode == 1, done.stderr
     assert list((tmp_path / "cache").rglob("*.json"))
+
+
+# -- whole-run results ------------------------------------------------------------------------
+
+def _write_tree(root, files):
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+def _snapshot(result):
+    return ([(o.path, o.new, o.diff, o.created) for o in result.outcomes], result.findings, list(result.errors))
+
+
+def test_an_unchanged_tree_is_answered_from_the_result_cache(tmp_path, monkeypatch):
+    tree = tmp_path / "tree"
+    _write_tree(tree, {**APP, **LIBRARY, "shop/templates/index.html": "{{ url_for('get_item', item_id=1) }}\n"})
+    monkeypatch.chdir(tree)
+    cache = IndexCache(tmp_path / "cache")
+
+    first = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
+    second = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
+    assert first.project.parse_counts and not second.project.parse_counts  # nothing parsed
+    assert _snapshot(second) == _snapshot(first) and first.outcomes
+
+    # a cached result is written like a computed one
+    pipeline.apply(second)
+    assert not second.errors.entries
+    for outcome in first.outcomes:
+        assert (tree / outcome.path).read_text() == outcome.new
+
+    # the written tree is a new tree: computed again, and nothing is left to do
+    third = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
+    assert third.project.parse_counts and not third.outcomes
+
+
+@pytest.mark.parametrize("change", ["file", "template", "option", "no cache"])
+def test_a_changed_input_misses_the_result_cache(tmp_path, monkeypatch, change):
+    tree = tmp_path / "tree"
+    _write_tree(tree, {**APP, "shop/templates/index.html": "hello\n"})
+    monkeypatch.chdir(tree)
+    cache = IndexCache(tmp_path / "cache")
+    first = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
+    codemods, use = _all_codemods(), cache
+    if change == "file":
+        (tree / "shop/helpers.py").write_text(APP["shop/helpers.py"] + "\nEXTRA = 1\n")
+    elif change == "template":
+        (tree / "shop/templates/index.html").write_text("{{ url_for('get_item', item_id=1) }}\n")
+    elif change == "option":
+        known = registry.all_codemods()
+        codemods = [known[c.name](max_statements=3) if c.name == "extract-services" else c for c in codemods]
+    else:
+        use = None
+    again = pipeline.run(["."], codemods, jobs=1, index_cache=use)
+    assert again.project.parse_counts
+    if change == "template":  # the endpoint in the template is now qualified too
+        assert "shop/templates/index.html" in {o.path for o in again.outcomes}
+        assert "shop/templates/index.html" not in {o.path for o in first.outcomes}
+
+
+def test_a_different_answer_from_the_disk_misses_the_result_cache(tmp_path, monkeypatch):
+    """`shop/__init__.py` is excluded from the run, yet it makes `shop` a package: the
+    module names, and so the result, depend on it."""
+    tree = tmp_path / "tree"
+    _write_tree(tree, APP)
+    monkeypatch.chdir(tree)
+    cache = IndexCache(tmp_path / "cache")
+    first = pipeline.run(["."], _all_codemods(), excludes=["shop/__init__.py"], jobs=1, index_cache=cache)
+    second = pipeline.run(["."], _all_codemods(), excludes=["shop/__init__.py"], jobs=1, index_cache=cache)
+    assert not second.project.parse_counts and _snapshot(second) == _snapshot(first)
+    (tree / "shop/__init__.py").unlink()
+    third = pipeline.run(["."], _all_codemods(), excludes=["shop/__init__.py"], jobs=1, index_cache=cache)
+    assert third.project.parse_counts
+
+
+def test_a_corrupt_result_entry_is_computed_again(tmp_path, monkeypatch):
+    tree = tmp_path / "tree"
+    _write_tree(tree, APP)
+    monkeypatch.chdir(tree)
+    cache = IndexCache(tmp_path / "cache")
+    first = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
+    [entry] = (tmp_path / "cache").glob("results-*/*.json")
+    entry.write_text('{"outcomes": [')
+    again = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
+    assert again.project.parse_counts and _snapshot(again) == _snapshot(first)
+    assert json.loads(entry.read_text())["outcomes"]
