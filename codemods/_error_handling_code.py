@@ -6,8 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
@@ -16,6 +14,7 @@ from ._error_handling_sites import Shape, Site
 from .support.errors import ABORT_FUNCTIONS, INTERNAL_SERVER_ERROR
 from .support.flask import assigned_name, module_defines
 from .support.imports import ImportMap
+from .support.imports import add_imports as add_imports_anywhere
 from .support.routes import decorator_registrations
 
 if TYPE_CHECKING:
@@ -254,10 +253,7 @@ def add_imports(module: cst.Module, wanted: set[tuple[str, str]]) -> cst.Module:
                 module = module.with_changes(body=body)
                 break
         else:
-            context = CodemodContext()
-            for name in names:
-                AddImportsVisitor.add_needed_import(context, source, name)
-            module = AddImportsVisitor(context).transform_module(module)
+            module = add_imports_anywhere(module, [(source, name, None) for name in names])
     return module
 
 

@@ -21,6 +21,7 @@ from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
 from flask_refactor.project import Project
 
 from ._extract_services_flow import Blocker, ModuleFacts, Region, ViewFlow, count_statements, routine
+from .support.cache import per_tree
 from .support.flask import app_modules, import_map, is_package, project_module_of
 from .support.imports import ImportMap, resolve_relative
 from .support.routes import is_view
@@ -421,8 +422,20 @@ class _ViewsModule:
 
 # -- helpers -------------------------------------------------------------------------------
 
-def _functions(module: cst.Module) -> list[cst.FunctionDef]:
-    return [n for n in _walk(module) if isinstance(n, cst.FunctionDef)]
+@per_tree
+def _functions(module: cst.Module) -> tuple[cst.FunctionDef, ...]:
+    """Every function of the module, nested ones too, in source order."""
+    found: list[cst.FunctionDef] = []
+
+    class Defs(cst.CSTVisitor):
+        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
+            return False  # no def inside: skip the bulk of the tree
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+            found.append(node)
+
+    module.visit(Defs())
+    return tuple(found)
 
 
 def _walk(node: cst.CSTNode):

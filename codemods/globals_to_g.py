@@ -963,8 +963,14 @@ def _global_statements(function: cst.FunctionDef) -> list[cst.Global]:
         def visit_ClassDef(self, node: cst.ClassDef) -> bool:
             return False
 
-        def visit_Global(self, node: cst.Global) -> None:
-            found.append(node)
+        # a `global` is a small statement of a line: no need to walk the expressions
+        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
+            found.extend(small for small in node.body if isinstance(small, cst.Global))
+            return False
+
+        def visit_SimpleStatementSuite(self, node: cst.SimpleStatementSuite) -> bool:
+            found.extend(small for small in node.body if isinstance(small, cst.Global))
+            return False
     function.visit(Visitor())
     return found
 

@@ -33,11 +33,13 @@ class Discovery:
 
 def display_path(path: Path, cwd: Path) -> str:
     """Relative to the working directory when inside it, else absolute; POSIX separators."""
-    absolute = Path(os.path.abspath(path))
-    try:
-        return absolute.relative_to(cwd).as_posix()
-    except ValueError:
-        return absolute.as_posix()
+    # string operations: called for every file and directory, where pathlib's are slow
+    absolute, base = os.path.abspath(path), str(cwd).rstrip(os.sep)
+    if absolute == base:
+        return "."
+    if absolute.startswith(base + os.sep):
+        return absolute[len(base) + 1:].replace(os.sep, "/")
+    return Path(absolute).as_posix()
 
 
 class _Ignores:

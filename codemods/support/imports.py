@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
 from libcst.helpers import get_full_name_for_node
 
 
@@ -143,10 +141,21 @@ class ImportMap:
 
 
 def add_import(module: cst.Module, source: str, name: str | None = None, asname: str | None = None) -> cst.Module:
-    """Add `from source import name [as asname]` (or `import source`) unless present.
+    """Add `from source import name [as asname]` (or `import source`) unless present."""
+    return add_imports(module, [(source, name, asname)])
+
+
+def add_imports(module: cst.Module, wanted: list[tuple[str, str | None, str | None]]) -> cst.Module:
+    """Add each (source, name, asname) import unless present, in one pass.
 
     Uses libcst's AddImportsVisitor, which merges into an existing `from source import`
-    and places new imports after the module docstring and `__future__` imports."""
+    and places new imports after the module docstring and `__future__` imports. Imported
+    here, when first needed: `libcst.codemod` brings `libcst.matchers`, whose import alone
+    costs a fifth of a second, on runs that may have nothing to add."""
+    from libcst.codemod import CodemodContext
+    from libcst.codemod.visitors import AddImportsVisitor
+
     context = CodemodContext()
-    AddImportsVisitor.add_needed_import(context, source, name, asname)
+    for source, name, asname in wanted:
+        AddImportsVisitor.add_needed_import(context, source, name, asname)
     return AddImportsVisitor(context).transform_module(module)

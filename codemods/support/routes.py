@@ -303,13 +303,25 @@ def _assigned_instances(module: cst.Module, imports: ImportMap, classes: frozens
     """Names (`bp`, `self.bp`) assigned anywhere in the module a new instance of `classes`."""
     names: set[str] = set()
 
+    def add(small: cst.BaseSmallStatement) -> None:
+        if (isinstance(small, cst.Assign) and isinstance(small.value, cst.Call)
+                and imports.resolve(small.value.func) in classes):
+            for target in small.targets:
+                name = get_full_name_for_node(target.target)
+                if name:
+                    names.add(name)
+
     class Visitor(cst.CSTVisitor):
-        def visit_Assign(self, node: cst.Assign) -> None:
-            if isinstance(node.value, cst.Call) and imports.resolve(node.value.func) in classes:
-                for target in node.targets:
-                    name = get_full_name_for_node(target.target)
-                    if name:
-                        names.add(name)
+        # an assignment is a small statement of a line: no need to walk the expressions
+        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
+            for small in node.body:
+                add(small)
+            return False
+
+        def visit_SimpleStatementSuite(self, node: cst.SimpleStatementSuite) -> bool:
+            for small in node.body:
+                add(small)
+            return False
 
     module.visit(Visitor())
     return names
