@@ -123,12 +123,13 @@ def report(title: str, rows: list[tuple[str, Timing]], files: int, lines: int, b
         print("\n| run | seconds | lines/s | vs libcst no-op | peak RSS |\n|---|---|---|---|---|")
     for label, timing in rows:
         ratio = baseline / timing.seconds
+        ratio_text = f"{ratio:.1f}x" if ratio >= 1 else f"{ratio:.2f}x"
         if markdown:
-            print(f"| {label} | {timing.seconds:.2f} | {lines / timing.seconds:,.0f} | {ratio:.1f}x | "
+            print(f"| {label} | {timing.seconds:.2f} | {lines / timing.seconds:,.0f} | {ratio_text} | "
                   f"{timing.peak_rss_mb:.0f} MB |")
         else:
             print(f"  {label:24s} {timing.seconds:7.2f} s {lines / timing.seconds:11,.0f} lines/s "
-                  f"{ratio:6.1f}x libcst  {timing.peak_rss_mb:6.0f} MB"
+                  f"{ratio_text:>7s} libcst  {timing.peak_rss_mb:6.0f} MB"
                   + (f"  ({timing.changed} files changed)" if timing.changed is not None else ""))
 
 
