@@ -2,11 +2,12 @@
 
 Codemods need a few facts about files they will never rewrite: which modules each file
 imports (to follow an app across its modules, or to know who imports a module) and which
-names it binds at module level. A libcst parse costs about 13 times an `ast` parse, so
-these facts come from `ast`, are computed in worker processes, and are cached on disk
-keyed by a hash of the file's bytes, so that an unchanged file is never scanned twice.
+dotted names its strings spell (`mock.patch("pkg.views.x")`). A libcst parse costs about
+13 times an `ast` parse, so these facts come from `ast` and a regular expression, are
+computed in worker processes, and are cached on disk keyed by a hash of the file's
+bytes, so that an unchanged file is never scanned twice.
 
-The index knows Python, not Flask: it records imports and names, nothing else.
+The index knows Python, not Flask: it records imports and strings, nothing else.
 
 The cache is a directory of small JSON files, one per content hash, under a
 version-stamped folder (the index format and the Python grammar both change what a scan
@@ -30,7 +31,7 @@ from typing import Iterable
 
 from .source import SourceError, decode
 
-INDEX_VERSION = 3  # bump when FileIndex or the scan changes
+INDEX_VERSION = 4  # bump when FileIndex or the scan changes
 CACHE_ENV = "FLASK_REFACTOR_CACHE_DIR"
 NO_CACHE_ENV = "FLASK_REFACTOR_NO_CACHE"  # set by `--no-cache`; batch and verify workers inherit it
 
@@ -54,8 +55,6 @@ class ImportRecord:
 @dataclass(frozen=True)
 class FileIndex:
     imports: tuple[ImportRecord, ...] = ()
-    # Names bound by a module-level def/class or a lone `name = value` statement, in order.
-    defined: tuple[str, ...] = ()
     # Dotted names that open a quoted string (`"pkg.mod.attr"`, `"pkg.mod.x y"`), as tools
     # name things without importing them (`monkeypatch.setattr("pkg.mod.x", ...)`). Found
     # by a regular expression over the text: it only says which files deserve a closer look.
@@ -63,14 +62,13 @@ class FileIndex:
     error: str | None = None  # the file could not be scanned (the engine reports it its own way)
 
     def as_json(self) -> dict:
-        return {"imports": [r.as_list() for r in self.imports], "defined": list(self.defined),
-                "dotted_strings": list(self.dotted_strings), "error": self.error}
+        return {"imports": [r.as_list() for r in self.imports], "dotted_strings": list(self.dotted_strings),
+                "error": self.error}
 
     @classmethod
     def from_json(cls, data: dict) -> "FileIndex":
         return cls(tuple(ImportRecord(int(a), b, str(c), d, int(e), bool(f)) for a, b, c, d, e, f in data["imports"]),
-                   tuple(str(n) for n in data["defined"]), tuple(str(s) for s in data["dotted_strings"]),
-                   data["error"])
+                   tuple(str(s) for s in data["dotted_strings"]), data["error"])
 
 
 def scan_text(text: str) -> FileIndex:
@@ -81,7 +79,7 @@ def scan_text(text: str) -> FileIndex:
     imports: list[ImportRecord] = []
     _collect_imports(tree.body, imports, module_level=True)
     strings = tuple(dict.fromkeys(match[2] for match in _DOTTED_STRING.finditer(text)))
-    return FileIndex(tuple(imports), tuple(_defined_names(tree.body)), strings)
+    return FileIndex(tuple(imports), strings)
 
 
 _DOTTED_STRING = re.compile(r"""(["'])([A-Za-z_][\w.]*\.[A-Za-z_]\w*)""")
@@ -126,26 +124,6 @@ def _blocks(stmt: ast.stmt) -> list[list[ast.stmt]]:
         else:
             blocks.append(value)
     return blocks
-
-
-def _defined_names(body: list[ast.stmt]) -> list[str]:
-    names = []
-    for i, stmt in enumerate(body):
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.append(stmt.name)
-        elif _alone_on_its_line(body, i):
-            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-                names.append(stmt.targets[0].id)
-            elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None and isinstance(stmt.target, ast.Name):
-                names.append(stmt.target.id)
-    return names
-
-
-def _alone_on_its_line(body: list[ast.stmt], i: int) -> bool:
-    """`a = 1; b = 2` is one line of two statements: not a plain assignment line."""
-    before = i > 0 and body[i - 1].end_lineno == body[i].lineno
-    after = i + 1 < len(body) and body[i + 1].lineno == body[i].end_lineno
-    return not (before or after)
 
 
 # -- the cache ---------------------------------------------------------------------------------

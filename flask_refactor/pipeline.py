@@ -1,10 +1,12 @@
 """Running a chain of codemods over a project and turning the result into writes.
 
-Order of work: discover files, build the project (nothing parsed yet), run the codemods
-in order (each sees the previous ones' output), then validate every changed file.
-Consecutive `FileCodemod`s form one stage that runs in worker processes: each worker
-parses a file once and applies the whole stage to it. Project-wide codemods run here,
-in the coordinator, on lazily parsed modules. Only the coordinator validates and writes.
+Order of work: discover files, build the project (nothing parsed yet); answer from the
+result cache if the same run was made on the same files; else index every file (in
+worker processes, from the index cache), run the codemods in order (each sees the
+previous ones' output), then validate every changed file. Consecutive `FileCodemod`s
+form one stage that runs in worker processes: each worker parses a file once and applies
+the whole stage to it. Project-wide codemods run here, in the coordinator, on lazily
+parsed modules. Only the coordinator validates and writes.
 """
 
 from __future__ import annotations
@@ -83,21 +85,25 @@ def run(
     found: Discovery = discover(list(paths), list(excludes), cwd)
     project = Project(found.files, found.errors)
     project.index_cache = default_cache() if index_cache is DEFAULT_CACHE else index_cache
-    results = key = None
+    results = key = stored = None
     if project.index_cache is not None:
         results = ResultCache(project.index_cache.root)
-        key = run_key([(f.path, f.python, project.bytes(f.path)) for f in project.files()], codemods,
-                      Path(os.path.abspath(cwd or Path.cwd())), [sorted(found.errors), found.skipped_generated])
+        key = _run_key(project, codemods, cwd, found)
         stored = results.load(key)
-        if stored is not None:
-            result = _from_payload(project, codemods, stored)
-            result.skipped_generated = found.skipped_generated
-            return result
-    result = run_on_project(project, codemods, jobs=jobs, progress=progress)
+    if stored is not None:
+        result = _from_payload(project, codemods, stored)
+    else:
+        result = run_on_project(project, codemods, jobs=jobs, progress=progress)
+        if results is not None:
+            results.store(key, _payload(result))
     result.skipped_generated = found.skipped_generated
-    if results is not None:
-        results.store(key, _payload(result))
     return result
+
+
+def _run_key(project: Project, codemods: list[Codemod], cwd: Path | None, found: Discovery) -> str:
+    files = [(f.path, f.python, project.bytes(f.path)) for f in project.files()]
+    return run_key(files, codemods, Path(os.path.abspath(cwd or Path.cwd())),
+                   [sorted(found.errors), found.skipped_generated])
 
 
 def _payload(result: RunResult) -> dict:

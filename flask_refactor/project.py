@@ -242,8 +242,8 @@ class Project:
         return cached[1]
 
     def index(self, path: str) -> FileIndex | None:
-        """The cheap `ast` facts of a Python file's current text (imports, module-level
-        names); None for a file that cannot be read. No libcst parse."""
+        """The cheap `ast` facts of a Python file's current text (imports, dotted names
+        in strings); None for a file that cannot be read. No libcst parse."""
         file = self._files.get(path)
         if file is None or not file.python:
             return None

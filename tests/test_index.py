@@ -16,7 +16,7 @@ import libcst as cst
 import pytest
 
 from flask_refactor import index, pipeline, registry
-from flask_refactor.codemods.support.flask import app_scope, module_level_names
+from flask_refactor.codemods.support.flask import app_scope
 from flask_refactor.codemods.support.imports import ImportMap
 from flask_refactor.index import IndexCache, scan_text
 
@@ -66,28 +66,6 @@ def test_import_map_from_the_index_is_libcsts(case, module_name, package):
     assert got.star_modules == expected.star_modules
 
 
-def test_module_level_names_from_the_index_are_libcsts():
-    source = textwrap.dedent("""\
-        import os
-        from x import y as z
-        A = 1
-        B: int = 2
-        C: int
-        d, e = 1, 2
-        f = g = 3
-        h = 1; i = 2
-        def func(): pass
-        async def afunc(): pass
-        class K: pass
-        if True:
-            hidden = 1
-        """)
-    entry = scan_text(source)
-    from_index = set(entry.defined) | set(ImportMap.from_index(entry.imports).names)
-    assert from_index == module_level_names(cst.parse_module(source))
-    assert "hidden" not in from_index and "h" not in from_index
-
-
 def test_strings_naming_dotted_names_are_indexed():
     entry = scan_text('monkeypatch.setattr("pkg.state.user", None)\nlabel = "just words"\nkey = {"a.b": 1, "c.d e": 2}\n')
     assert entry.dotted_strings == ("pkg.state.user", "a.b", "c.d")
@@ -95,7 +73,7 @@ def test_strings_naming_dotted_names_are_indexed():
 
 def test_a_file_ast_cannot_read_has_an_error_and_no_facts():
     entry = scan_text("def broken(:\n")
-    assert entry.error and entry.imports == () and entry.defined == ()
+    assert entry.error and entry.imports == () and entry.dotted_strings == ()
 
 
 # -- the scaling guarantee ------------------------------------------------------------------
@@ -252,13 +230,14 @@ def test_a_second_run_reads_the_index_from_the_cache(tmp_path, monkeypatch):
 
     entries = sorted(cache.dir.rglob("*.json"))
     assert len(entries) == len(originals) + 1  # the empty __init__.py files share one; the edit has one
-    corrupt = next(e for e in entries if "CACHE" in __import__("json").loads(e.read_text())["defined"])
+    key = index.content_key(APP["shop/helpers.py"].encode())
+    corrupt = cache.dir / key[:2] / f"{key}.json"
     corrupt.write_text("{not json")
     scans.clear()
     (tree / "vendored/broken_import.py").write_text(edited + "# again\n")
     third = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
     assert originals & set(scans) == {APP["shop/helpers.py"]}  # the corrupt entry, rebuilt
-    assert index.FileIndex.from_json(__import__("json").loads(corrupt.read_text())).defined == ("CACHE", "load_name")
+    assert index.FileIndex.from_json(json.loads(corrupt.read_text())) == index.scan_text(APP["shop/helpers.py"])
     assert [o.diff for o in third.outcomes] == [o.diff for o in first.outcomes]
 
 
