@@ -121,20 +121,28 @@ def reaches_on_import(project: Project, source: str, target: str, loaded: frozen
     """Whether importing `source` (project modules, dotted) executes `target`'s import.
 
     `loaded` are modules known to be initialised already (e.g. the parent packages of
-    the importing module): importing them runs nothing, so they are not followed. Only
-    the modules reachable from `source` are parsed."""
-    seen, stack = set(), [source]
-    while stack:
-        current = stack.pop()
-        if current == target:
-            return True
-        if current in seen or current in loaded:
-            continue
-        seen.add(current)
-        stack.extend(module for module, _ in _module_edges(project, current))
-        parts = current.split(".")  # importing a.b.c imports a and a.b first
-        stack.extend(".".join(parts[:i]) for i in range(1, len(parts)))
-    return False
+    the importing module): importing them runs nothing, so they are not followed. Nothing
+    is parsed: imports come from the project index."""
+    return target in _run_on_import(project, source, loaded)
+
+
+def _run_on_import(project: Project, source: str, loaded: frozenset[str]) -> frozenset[str]:
+    """Every module whose import starts when `source` is imported (asked for many
+    targets, so kept per source for the project revision)."""
+    def compute() -> frozenset[str]:
+        reached, stack = set(), [source]
+        while stack:
+            current = stack.pop()
+            if current in reached:
+                continue
+            reached.add(current)
+            if current in loaded:
+                continue
+            stack.extend(module for module, _ in _module_edges(project, current))
+            parts = current.split(".")  # importing a.b.c imports a and a.b first
+            stack.extend(".".join(parts[:i]) for i in range(1, len(parts)))
+        return frozenset(reached)
+    return project.memo(("run-on-import", source, loaded, project.revision), compute)
 
 
 def patched_attributes(project: Project, module_name: str) -> dict[str, str]:
