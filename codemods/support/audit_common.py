@@ -12,7 +12,7 @@ from libcst.helpers import get_full_name_for_node
 from flask_refactor.project import Project
 
 from .audit_views import is_test_path, nodes_of
-from .flask import find_apps, import_map
+from .flask import app_scope, find_apps, import_map
 
 DEV_ONLY = re.compile(r"(?i)(dev|local|test|debug|example|sample)")
 CONFIG_MODULE = re.compile(r"(?i)(^|/)(config|settings|configuration|conf)(/|\.py$|_[a-z0-9_]*\.py$)")
@@ -136,9 +136,15 @@ def launched_directly(project: Project, path: str) -> str | None:
 
 
 def production_modules(project: Project, needles: tuple[str, ...]) -> Iterable[tuple[str, cst.Module]]:
-    for path, module in project.modules(needles):
-        if not is_test_path(path):
-            yield path, module
+    """The app's modules (see `app_modules`) and the configuration modules (loaded by
+    name, `from_object("settings.Production")`, so not always imported) that contain a
+    needle, tests left out."""
+    scope = set(app_scope(project))
+    for path in project.candidates(needles):
+        if (path in scope or is_config_module(path)) and not is_test_path(path):
+            module = project.parse(path)
+            if module is not None:
+                yield path, module
 
 
 def config_subscript_key(node: cst.BaseExpression) -> str | None:

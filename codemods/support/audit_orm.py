@@ -13,6 +13,7 @@ from flask_refactor.project import Project
 
 from .audit_common import string_value
 from .audit_views import nodes_of
+from .flask import app_modules
 
 # `lazy=` values that do not emit one query per parent object on access.
 EAGER = frozenset({"selectin", "joined", "subquery", "immediate", "raise", "raise_on_sql", "noload",
@@ -35,7 +36,7 @@ def lazy_relationships(project: Project) -> dict[str, dict[str, Relationship]]:
     relationship (or backref) that loads lazily, one query per object."""
     def compute(proj: Project) -> dict[str, dict[str, Relationship]]:
         found: dict[str, dict[str, Relationship]] = {}
-        for path, module in proj.modules(("relationship",)):
+        for path, module in app_modules(proj, ("relationship",)):
             positions = proj.position_lookup(path)
             for stmt in module.body:
                 if isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):

@@ -13,7 +13,7 @@ from flask_refactor.project import Project
 
 from .audit_common import config_call_keywords, config_subscript_key, string_value, walk_module
 from .audit_views import nodes_of
-from .flask import import_map
+from .flask import app_modules, import_map
 from .imports import ImportMap
 from .versions import Pin, Version, flask_pin, format_version
 
@@ -128,7 +128,7 @@ Good:
         pin = flask_pin(project)
         needles = ("flask", "werkzeug", "first_request", "json_encoder", "json_decoder", "is_xhr", "JSON",
                    "ENV", "send_")
-        for path, module in project.modules(needles):
+        for path, module in app_modules(project, needles):
             imports = import_map(project, path) or ImportMap()
             positions = project.position_lookup(path)
             for node, removed in _removed_uses(module, imports):

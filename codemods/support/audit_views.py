@@ -13,7 +13,7 @@ from libcst.helpers import get_full_name_for_node
 from flask_refactor.project import Project
 
 from .context import iter_functions
-from .flask import RESTFUL_RESOURCES, VIEW_CLASSES, import_map
+from .flask import RESTFUL_RESOURCES, VIEW_CLASSES, app_modules, import_map
 from .routes import HTTP_METHOD_HANDLERS, call_registrations, decorator_registration, view_classes
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -64,7 +64,7 @@ def functions(project: Project) -> dict[FunctionKey, cst.FunctionDef]:
     defs with one name, the first)."""
     def compute(proj: Project) -> dict[FunctionKey, cst.FunctionDef]:
         found: dict[FunctionKey, cst.FunctionDef] = {}
-        for path, module in proj.modules(("def ",)):
+        for path, module in app_modules(proj, ("def ",)):
             for qualname, func, _ in iter_functions(module):
                 found.setdefault(FunctionKey(path, qualname), func)
         return found
@@ -95,10 +95,10 @@ def routes(project: Project) -> list[Route]:
                 route = _route(key, func, decorator, proj)
                 if route is not None:
                     found.append(route)
-        for path, module in proj.modules(("add_url_rule",)):
+        for path, module in app_modules(proj, ("add_url_rule",)):
             if is_flask_module(proj, path):
                 found.extend(_url_rules(proj, path, module, known))
-        for path, module in proj.modules(("View", "Resource")):
+        for path, module in app_modules(proj, ("View", "Resource")):
             found.extend(_class_views(proj, path, module, known))
         return found
     return project.fact("audit.routes", compute)
