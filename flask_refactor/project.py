@@ -247,7 +247,7 @@ class Project:
         file = self._files.get(path)
         if file is None or not file.python:
             return None
-        if file.created or (file.text is not None and file.text != file.original_text):
+        if file.created or file.changed:
             text = self.text(path)
             memo = self._changed_index.get(path)
             if memo is None or memo[0] != text:
@@ -282,19 +282,15 @@ class Project:
     def bytes(self, path: str) -> bytes | None:
         """A file's bytes as they are on disk; None if it cannot be read (not logged:
         that is for the codemod that needs its text)."""
-        file = self._files[path]
-        if file.data is None and file.real is not None and not file.failed:
-            try:
-                file.data = file.real.read_bytes()
-            except OSError:
-                return None
-        return file.data
+        return self._read(self._files[path], log=False)
 
-    def _read(self, file: ProjectFile) -> bytes | None:
+    def _read(self, file: ProjectFile, log: bool = True) -> bytes | None:
         if file.data is None and file.real is not None and not file.failed:
             try:
                 file.data = file.real.read_bytes()
             except OSError as exc:
+                if not log:
+                    return None
                 self._fail(file, f"cannot read: {exc.strerror or exc}")
         return None if file.failed else file.data
 
