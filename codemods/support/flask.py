@@ -225,6 +225,9 @@ def project_imports(project: Project) -> dict[str, set[str]]:
     return project.fact("flask.import-graph", compute)
 
 
+FLASK_NEEDLES = ("flask", "Flask")  # Flask itself and every `flask_*` extension
+
+
 def app_scope(project: Project) -> list[str]:
     """The Python files that can take part in a Flask app, sorted: files that mention
     Flask, and everything connected to them by imports, both ways (what they import,
@@ -254,9 +257,6 @@ def _compute_app_scope(project: Project) -> list[str]:
         pending.extend(forward.get(path, ()))
         pending.extend(backward.get(path, ()))
     return sorted(scope)
-
-
-FLASK_NEEDLES = ("flask", "Flask")  # Flask itself and every `flask_*` extension
 
 
 def files_naming(project: Project, module_name: str) -> list[str]:
