@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable
 
+from . import pipeline
 from .codemod import Codemod, Finding, Severity
 from .discovery import discover
+from .index import default_cache
 from .project import ErrorLog, Project
 
 RULES_MODULE = "flask_refactor.codemods.support.audit_rules"
@@ -163,7 +165,10 @@ class AuditResult:
 
 def run(paths: Iterable[str], rules: list[Rule], *, excludes: Iterable[str] = (), cwd: Path | None = None) -> AuditResult:
     found = discover(list(paths), list(excludes), cwd)
-    return run_on_project(Project(found.files, found.errors), rules)
+    project = Project(found.files, found.errors)
+    project.index_cache = default_cache()
+    pipeline.build_index(project, pipeline.default_jobs())  # the rules ask the index too
+    return run_on_project(project, rules)
 
 
 def run_on_project(project: Project, rules: list[Rule]) -> AuditResult:
