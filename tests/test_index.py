@@ -341,3 +341,17 @@ def test_a_corrupt_result_entry_is_computed_again(tmp_path, monkeypatch):
     again = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
     assert again.project.parse_counts and _snapshot(again) == _snapshot(first)
     assert json.loads(entry.read_text())["outcomes"]
+
+
+def test_a_file_only_libcst_reads_still_connects_the_app(tmp_path, monkeypatch):
+    """Syntax newer than the running Python (here faked: `ast` is made to fail on one
+    file) must not cut a view module off the app: its imports come from libcst."""
+    real = index.scan_text
+    monkeypatch.setattr(index, "scan_text", lambda text: (
+        index.FileIndex(error="SyntaxError: newer syntax") if "NEWER" in text else real(text)))
+    files = {**APP, "shop/report_views.py": "# NEWER\nfrom shop.app import app\n\n\n@app.route('/r')\ndef r():\n    return 'r'\n"}
+    _write_tree(tmp_path, files)
+    monkeypatch.chdir(tmp_path)
+    result = pipeline.run(["."], _all_codemods()[:1], jobs=1, index_cache=None)
+    assert "shop/report_views.py" in app_scope(result.project)
+    assert not result.errors.entries  # libcst reads it: no error to report

@@ -13,6 +13,7 @@ from typing import Iterable
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
+from flask_refactor.index import ImportRecord
 from flask_refactor.project import Project
 
 from .imports import ImportMap, imported_modules
@@ -291,16 +292,42 @@ def imported_paths(project: Project, path: str) -> tuple[frozenset[str], frozens
     (the modules its imports name, the packages those live in, run on import).
     Kept for the run: it changes only with the file's text or the project's files."""
     entry = project.index(path)
-    if entry is None or entry.error:
+    if entry is None:
         return frozenset(), frozenset()
-    return project.memo(("imported-paths", path, entry, project.layout),
-                        lambda: _resolve_imports(project, path, entry))
+    if entry.error is None:
+        records = entry.imports
+    else:  # `ast` cannot read it (syntax newer than this Python?): libcst may
+        module = project.parse(path)
+        records = () if module is None else tuple(_import_records(module))
+    return project.memo(("imported-paths", path, records, project.layout),
+                        lambda: _resolve_imports(project, path, records))
 
 
-def _resolve_imports(project: Project, path: str, entry) -> tuple[frozenset[str], frozenset[str]]:
+def _import_records(module: cst.Module) -> Iterable[ImportRecord]:
+    """The index's import records, from a libcst tree (for the files `ast` cannot read;
+    every import counts as a module-level one: only `imported_paths` asks)."""
+    found: list[ImportRecord] = []
+
+    class Imports(cst.CSTVisitor):
+        def visit_Import(self, node: cst.Import) -> None:
+            for alias in node.names:
+                asname = alias.asname.name.value if alias.asname else None
+                found.append(ImportRecord(0, None, get_full_name_for_node(alias.name), asname, 0, True))
+
+        def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+            source = get_full_name_for_node(node.module) if node.module else None
+            names = ["*"] if isinstance(node.names, cst.ImportStar) else [
+                get_full_name_for_node(alias.name) for alias in node.names]
+            found.extend(ImportRecord(len(node.relative), source, name, None, 0, True) for name in names)
+
+    module.visit(Imports())
+    return found
+
+
+def _resolve_imports(project: Project, path: str, records) -> tuple[frozenset[str], frozenset[str]]:
     module_name, package = project.module_name(path), is_package(path)
     named, packages = set(), set()
-    for record in entry.imports:
+    for record in records:
         longest = True
         for dotted in imported_modules(record, module_name, package):
             target = project.path_of_module(dotted)
