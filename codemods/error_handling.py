@@ -28,7 +28,7 @@ from .support.errors import (
     ABORT_FUNCTIONS, DECORATOR_CODES, DECORATOR_NAME_CODES, WerkzeugMissing, http_errors,
     JSONIFY, HandlerRegistration, registrations_in, status_code,
 )
-from .support.flask import RESTFUL_RESOURCES, app_modules, find_apps, import_map
+from .support.flask import RESTFUL_RESOURCES, app_modules, app_scope, find_apps, import_map
 from .support.imports import ImportMap
 from .support.routes import (
     BEFORE_REQUEST_HOOKS, decorator_registrations, endpoints_of, find_blueprints, local_blueprints, route_owner,
@@ -478,8 +478,9 @@ def _suspect_abort_text(text: str) -> bool:
 
 def _report_abort_mistakes(project: Project, changes: ChangeSet) -> None:
     """abort() calls already in the code that do not do what they seem to."""
+    scope = set(app_scope(project))  # Flask's abort() is called by the app's code only
     for path in project.candidates(("abort(",)):
-        module = project.parse(path) if _suspect_abort_text(project.text(path) or "") else None
+        module = project.parse(path) if path in scope and _suspect_abort_text(project.text(path) or "") else None
         if module is None:
             continue
         imports = import_map(project, path)

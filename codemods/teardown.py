@@ -16,7 +16,7 @@ from flask_refactor.codemod import ChangeSet, Codemod, Severity
 from flask_refactor.project import Project
 
 from .support.flask import (
-    AFTER_REQUEST_HOOKS, SCOPED_SESSION, SESSIONMAKER, TEARDOWN_HOOKS, AppSite,
+    AFTER_REQUEST_HOOKS, SCOPED_SESSION, SESSIONMAKER, TEARDOWN_HOOKS, AppSite, app_scope,
     assigned_name, factory_function, find_apps, import_map, module_level_names,
     imported_paths, imports_transitively, is_call_to,
 )
@@ -168,8 +168,9 @@ After (app.py):
         """Sessions an existing teardown already removes; reports removals in after_request."""
         wanted = {s.qualified for s in sessions}
         removed: set[str] = set()
+        scope = set(app_scope(project))  # hooks are registered by the app's code
         for path in project.candidates((".remove(",)):
-            text = project.text(path) or ""
+            text = (project.text(path) or "") if path in scope else ""
             if not any(s.var in text for s in sessions) or not any(h in text for h in _HOOK_NEEDLES):
                 continue  # cannot remove one of the sessions in a hook registered here
             module = project.parse(path)
