@@ -159,6 +159,19 @@ LIBRARY = {
             return data
         """),
     "vendored/broken_import.py": "from vendored.state import bump\nfrom vendored import models\n",
+    # what error-handling's and teardown's text tests look for, in a library of its own
+    "vendored/jobs.py": textwrap.dedent("""\
+        from vendored.models import Session
+
+
+        def abort(code):
+            return code
+
+
+        def teardown_job():
+            Session.remove()
+            return abort(418)
+        """),
 }
 
 
