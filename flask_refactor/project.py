@@ -38,6 +38,11 @@ class ProjectFile:
         return self.real is None
 
     @property
+    def as_on_disk(self) -> bool:
+        """Its text is still the original (its bytes answer any question about it)."""
+        return self.text is None or self.text is self.original_text
+
+    @property
     def changed(self) -> bool:
         return self.text is not None and self.text != self.original_text
 
@@ -128,7 +133,7 @@ class Project:
         found = []
         for path in self.paths():
             file = self._files[path]
-            if file.text is None or file.text is file.original_text:
+            if file.as_on_disk:
                 hit = path in on_disk
             else:  # rewritten or created by a codemod
                 hit = any(n in file.text for n in needles)
@@ -143,7 +148,7 @@ class Project:
         file = self._files.get(path)
         if file is None or file.failed or not needles:
             return file is not None and not file.failed
-        if file.text is None or file.text is file.original_text:
+        if file.as_on_disk:
             data = self._read(file)
             return data is not None and any(n.encode() in data for n in needles)
         return any(n in file.text for n in needles)

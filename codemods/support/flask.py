@@ -13,10 +13,9 @@ from typing import Iterable
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
-from flask_refactor.index import ImportRecord
 from flask_refactor.project import Project
 
-from .imports import ImportMap, imported_modules
+from .imports import ImportMap, import_records, imported_modules
 
 FLASK_APP_CLASSES = frozenset({"flask.Flask", "flask.app.Flask"})
 BLUEPRINT_CLASSES = frozenset({"flask.Blueprint", "flask.blueprints.Blueprint"})
@@ -298,30 +297,9 @@ def imported_paths(project: Project, path: str) -> tuple[frozenset[str], frozens
         records = entry.imports
     else:  # `ast` cannot read it (syntax newer than this Python?): libcst may
         module = project.parse(path)
-        records = () if module is None else tuple(_import_records(module))
+        records = () if module is None else tuple(import_records(module, everywhere=True))
     return project.memo(("imported-paths", path, records, project.layout),
                         lambda: _resolve_imports(project, path, records))
-
-
-def _import_records(module: cst.Module) -> Iterable[ImportRecord]:
-    """The index's import records, from a libcst tree (for the files `ast` cannot read;
-    every import counts as a module-level one: only `imported_paths` asks)."""
-    found: list[ImportRecord] = []
-
-    class Imports(cst.CSTVisitor):
-        def visit_Import(self, node: cst.Import) -> None:
-            for alias in node.names:
-                asname = alias.asname.name.value if alias.asname else None
-                found.append(ImportRecord(0, None, get_full_name_for_node(alias.name), asname, 0, True))
-
-        def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-            source = get_full_name_for_node(node.module) if node.module else None
-            names = ["*"] if isinstance(node.names, cst.ImportStar) else [
-                get_full_name_for_node(alias.name) for alias in node.names]
-            found.extend(ImportRecord(len(node.relative), source, name, None, 0, True) for name in names)
-
-    module.visit(Imports())
-    return found
 
 
 def _resolve_imports(project: Project, path: str, records) -> tuple[frozenset[str], frozenset[str]]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
+from flask_refactor.index import ImportRecord
+
 
 def module_level_statements(module: cst.Module):
     """Simple statements executed at import time, looking inside if/try/with blocks."""
@@ -61,6 +63,40 @@ def imported_modules(record, module_name: str | None, is_package: bool = False) 
     return [".".join(parts[:cut]) for cut in range(len(parts), 0, -1)]
 
 
+def import_records(module: cst.Module, everywhere: bool = False) -> list[ImportRecord]:
+    """The project index's import records, from a libcst tree: the imports that run at
+    module level (what `ImportMap` maps), or with `everywhere` every import of the file."""
+    if not everywhere:
+        return [record for line in module_level_statements(module) for small in line.body
+                for record in _records_of(small, module_level=True)]
+    found: list[ImportRecord] = []
+
+    class Imports(cst.CSTVisitor):
+        def visit_Import(self, node: cst.Import) -> None:
+            found.extend(_records_of(node, module_level=False))
+
+        def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+            found.extend(_records_of(node, module_level=False))
+
+    module.visit(Imports())
+    return found
+
+
+def _records_of(small: cst.CSTNode, module_level: bool) -> list[ImportRecord]:
+    if isinstance(small, cst.Import):
+        return [ImportRecord(0, None, get_full_name_for_node(alias.name),
+                             alias.asname.name.value if alias.asname else None, 0, module_level)
+                for alias in small.names]
+    if isinstance(small, cst.ImportFrom):
+        source = get_full_name_for_node(small.module) if small.module else None
+        if isinstance(small.names, cst.ImportStar):
+            return [ImportRecord(len(small.relative), source, "*", None, 0, module_level)]
+        return [ImportRecord(len(small.relative), source, get_full_name_for_node(alias.name),
+                             alias.asname.name.value if alias.asname else None, 0, module_level)
+                for alias in small.names]
+    return []
+
+
 @dataclass
 class ImportMap:
     names: dict[str, str] = field(default_factory=dict)  # local name -> qualified name
@@ -68,34 +104,11 @@ class ImportMap:
 
     @classmethod
     def of(cls, module: cst.Module, module_name: str | None = None, is_package: bool = False) -> "ImportMap":
-        result = cls()
-        for line in module_level_statements(module):
-            for small in line.body:
-                if isinstance(small, cst.Import):
-                    for alias in small.names:
-                        dotted = get_full_name_for_node(alias.name)
-                        if alias.asname:
-                            result.names[alias.asname.name.value] = dotted
-                        else:  # `import a.b` binds `a`
-                            top = dotted.split(".")[0]
-                            result.names[top] = top
-                elif isinstance(small, cst.ImportFrom):
-                    source = get_full_name_for_node(small.module) if small.module else None
-                    source = resolve_relative(module_name, len(small.relative), source, is_package)
-                    if source is None:
-                        continue
-                    if isinstance(small.names, cst.ImportStar):
-                        result.star_modules.append(source)
-                        continue
-                    for alias in small.names:
-                        name = get_full_name_for_node(alias.name)
-                        local = alias.asname.name.value if alias.asname else name
-                        result.names[local] = f"{source}.{name}"
-        return result
+        return cls.from_index(import_records(module), module_name, is_package)
 
     @classmethod
     def from_index(cls, records, module_name: str | None = None, is_package: bool = False) -> "ImportMap":
-        """The same map as `of`, from a file's index records (no libcst parse)."""
+        """The map of a file's import records (from the project index: no libcst parse)."""
         result = cls()
         for record in records:
             if not record.module_level:
