@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import libcst as cst
 
+from flask_refactor.walk import ReadOnlyVisitor
+
 from .support.imports import ImportMap
 
 URL_FOR = frozenset({"flask.url_for", "flask.helpers.url_for"})
@@ -99,7 +101,7 @@ def builds_urls(call: cst.Call, imports: ImportMap) -> bool:
     return isinstance(call.func, cst.Attribute) and call.func.attr.value in ENDPOINT_FIELD_NAMES
 
 
-class DynamicEndpointFinder(cst.CSTVisitor):
+class DynamicEndpointFinder(ReadOnlyVisitor):
     """`url_for(variable)`: the endpoint cannot be checked or qualified."""
 
     def __init__(self, imports: ImportMap) -> None:

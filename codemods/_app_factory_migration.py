@@ -10,6 +10,7 @@ from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.codemod import ChangeSet, Severity
 from flask_refactor.project import Project
+from flask_refactor.walk import ReadOnlyVisitor
 
 from .support.flask import (
     BLUEPRINT_CLASSES, AppSite, app_modules, assigned_name, import_map, imports_transitively, is_package,
@@ -709,7 +710,7 @@ class Migration:
         for path, module in app_modules(self.project, ("url_for",)):
             if self._belongs_to_app(path):
                 finder = DynamicEndpointFinder(import_map(self.project, path))
-                module.visit(finder)
+                finder.walk(module)
                 found += [(path, self.project.position_lookup(path)(call)[0]) for call in finder.found]
         for path in self.project.other_paths(TEMPLATE_SUFFIXES):
             text = self.project.text(path) or ""
@@ -815,20 +816,20 @@ def _after_imports(body: list[cst.CSTNode]) -> int:
 def _calls(module: cst.Module) -> list[cst.Call]:
     found: list[cst.Call] = []
 
-    class Collect(cst.CSTVisitor):
+    class Collect(ReadOnlyVisitor):
         def visit_Call(self, node: cst.Call) -> None:
             found.append(node)
 
-    module.visit(Collect())
+    Collect().walk(module)
     return found
 
 
 def _attributes(module: cst.Module) -> list[cst.Attribute]:
     found: list[cst.Attribute] = []
 
-    class Collect(cst.CSTVisitor):
+    class Collect(ReadOnlyVisitor):
         def visit_Attribute(self, node: cst.Attribute) -> None:
             found.append(node)
 
-    module.visit(Collect())
+    Collect().walk(module)
     return found

@@ -9,6 +9,8 @@ import tokenize
 
 import libcst as cst
 
+from flask_refactor.walk import ReadOnlyVisitor
+
 from .support.cache import per_tree
 
 CURRENT_APP = "current_app"
@@ -16,7 +18,7 @@ CURRENT_APP = "current_app"
 LINT_PRAGMAS = ("# noqa", "# type:", "# pylint:", "# isort:", "# pragma")
 
 
-class _Loads(cst.CSTVisitor):
+class _Loads(ReadOnlyVisitor):
     """Name nodes used as names (not attribute names, keyword names or definitions)."""
 
     def __init__(self) -> None:
@@ -26,17 +28,17 @@ class _Loads(cst.CSTVisitor):
         self.found.append(node)
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)
+        self.walk(node.value)
         return False
 
     def visit_Arg(self, node: cst.Arg) -> bool:
-        node.value.visit(self)
+        self.walk(node.value)
         return False
 
     def visit_Param(self, node: cst.Param) -> bool:
         for part in (node.annotation, node.default):
             if part is not None:
-                part.visit(self)
+                self.walk(part)
         return False
 
     def visit_ImportAlias(self, node: cst.ImportAlias) -> bool:
@@ -44,21 +46,21 @@ class _Loads(cst.CSTVisitor):
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         for part in (*node.decorators, node.params, node.body):
-            part.visit(self)
+            self.walk(part)
         if node.returns is not None:
-            node.returns.visit(self)
+            self.walk(node.returns)
         return False
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         for part in (*node.decorators, *node.bases, *node.keywords, node.body):
-            part.visit(self)
+            self.walk(part)
         return False
 
 
 @per_tree
 def name_uses(node: cst.CSTNode) -> tuple[cst.Name, ...]:
     finder = _Loads()
-    node.visit(finder)
+    finder.walk(node)
     return tuple(finder.found)
 
 
@@ -79,11 +81,11 @@ def binds_locally(func: cst.FunctionDef | cst.Lambda, name: str) -> bool:
     if isinstance(func, cst.Lambda):
         return False
     finder = _Binder(name)
-    func.body.visit(finder)
+    finder.walk(func.body)
     return finder.binds
 
 
-class _Binder(cst.CSTVisitor):
+class _Binder(ReadOnlyVisitor):
     def __init__(self, name: str) -> None:
         self.name = name
         self.binds = False
@@ -300,12 +302,12 @@ def calls_to(node: cst.CSTNode, names: set[str]) -> list[cst.Call]:
 def _plain_name_calls(node: cst.CSTNode) -> tuple[cst.Call, ...]:
     found: list[cst.Call] = []
 
-    class Calls(cst.CSTVisitor):
+    class Calls(ReadOnlyVisitor):
         def visit_Call(self, call: cst.Call) -> None:
             if isinstance(call.func, cst.Name):
                 found.append(call)
 
-    node.visit(Calls())
+    Calls().walk(node)
     return tuple(found)
 
 

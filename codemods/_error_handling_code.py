@@ -9,6 +9,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
+from flask_refactor.walk import ReadOnlyVisitor
 
 from ._error_handling_sites import Shape, Site
 from .support.errors import ABORT_FUNCTIONS, INTERNAL_SERVER_ERROR
@@ -262,7 +263,7 @@ def drop_unused_imports(module: cst.Module, names: set[str]) -> cst.Module:
     if not names:
         return module
 
-    class Uses(cst.CSTVisitor):
+    class Uses(ReadOnlyVisitor):
         def __init__(self) -> None:
             self.used: set[str] = set()
 
@@ -273,7 +274,7 @@ def drop_unused_imports(module: cst.Module, names: set[str]) -> cst.Module:
             self.used.add(node.value)
 
     uses = Uses()
-    module.visit(uses)
+    uses.walk(module)
     unused = names - uses.used
     if not unused:
         return module

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
+from flask_refactor.walk import ReadOnlyVisitor
+
 from .support.errors import (
     ABORT_FUNCTIONS, JSONIFY, MAKE_RESPONSE, NOT_FOUND_HELPERS, REQUEST_MULTIDICTS, TRANSACTION_METHODS,
     http_errors, status_code,
@@ -190,7 +192,7 @@ class ErrorSource:
         return self.positions(self.node)[0] if self.node is not None and self.positions else 0
 
 
-class SourceFinder(cst.CSTVisitor):
+class SourceFinder(ReadOnlyVisitor):
     """Other ways a function raises HTTP errors: abort(), raise NotFound, get_or_404,
     request.get_json(), request.form[...], and calls to project functions."""
 
@@ -327,7 +329,7 @@ def _with_blocker(stmt: cst.With) -> str:
 
 
 def is_generator(func: cst.FunctionDef) -> bool:
-    class Finder(cst.CSTVisitor):
+    class Finder(ReadOnlyVisitor):
         found = False
 
         def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
@@ -343,7 +345,7 @@ def is_generator(func: cst.FunctionDef) -> bool:
             self.found = True
 
     finder = Finder()
-    func.visit(finder)
+    finder.walk(func)
     return finder.found
 
 

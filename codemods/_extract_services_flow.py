@@ -17,6 +17,8 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import BuiltinAssignment, BuiltinScope, CodeRange, GlobalScope, ImportAssignment, Scope
 
+from flask_refactor.walk import ReadOnlyVisitor
+
 from .support.imports import ImportMap
 from .support.views import REQUEST_READING_METHODS, is_request_bound
 
@@ -94,11 +96,11 @@ class _Candidate:
 
 def count_statements(node: cst.CSTNode) -> int:
     counter = _StatementCounter()
-    node.visit(counter)
+    counter.walk(node)
     return counter.count
 
 
-class _StatementCounter(cst.CSTVisitor):
+class _StatementCounter(ReadOnlyVisitor):
     def __init__(self) -> None:
         self.count = 0
 
@@ -451,7 +453,7 @@ def _dedupe(blockers: list[Blocker]) -> list[Blocker]:
     return out
 
 
-class _Scan(cst.CSTVisitor):
+class _Scan(ReadOnlyVisitor):
     """Why one statement cannot leave the view (empty `blockers`: it can), and the
     module-level names and builtins it reads."""
 
@@ -465,7 +467,7 @@ class _Scan(cst.CSTVisitor):
         self.scope_depth = 0  # nested def/lambda/class: their return/yield stay theirs
         self.loop_depth = 0
         self.handled: set[int] = set()
-        stmt.visit(self)
+        self.walk(stmt)
 
     def block(self, node: cst.CSTNode, reason: str, view_wide: bool = False) -> None:
         line = self.flow.line(node)

@@ -18,6 +18,7 @@ from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
 from flask_refactor.project import Project
+from flask_refactor.walk import ReadOnlyVisitor
 
 from ._error_handling_code import (
     Names, Rewriter, abort_statement, add_imports, bound_names, drop_unused_imports, dropped_comments,
@@ -486,7 +487,7 @@ def _report_abort_mistakes(project: Project, changes: ChangeSet) -> None:
         imports = import_map(project, path)
         positions = project.position_lookup(path)
 
-        class Visitor(cst.CSTVisitor):
+        class Visitor(ReadOnlyVisitor):
             def visit_Call(self, node: cst.Call) -> None:
                 if imports.resolve(node.func) not in ABORT_FUNCTIONS or not node.args or node.args[0].keyword:
                     return
@@ -507,7 +508,7 @@ def _report_abort_mistakes(project: Project, changes: ChangeSet) -> None:
                 if problem:
                     changes.report(path, positions(node)[0], problem, Severity.WARNING)
 
-        module.visit(Visitor())
+        Visitor().walk(module)
 
 
 def _html_pages(view: View, rendered: set[tuple[str, int]]) -> list[str]:
@@ -574,7 +575,7 @@ def _is_registered_hook(func: cst.FunctionDef) -> bool:
 def _view_sources(func, imports, positions, module, module_name, helper_codes) -> tuple[list[ErrorSource], bool]:
     """The other ways a view fails with an HTTP error, and whether it is a generator."""
     finder = SourceFinder(imports, positions)
-    func.visit(finder)
+    finder.walk(func)
     sources = list(finder.sources)
     for name, call in finder.called:
         qualified = _resolve_function(name, imports, module, module_name)
@@ -617,7 +618,7 @@ def _helper_error_codes(project: Project) -> dict[str, ErrorSource]:
                 if not isinstance(stmt, cst.FunctionDef) or route_owner(stmt):
                     continue
                 finder = SourceFinder(imports, positions)
-                stmt.visit(finder)
+                finder.walk(stmt)
                 qualified = f"{module_name}.{stmt.name.value}"
                 if finder.sources:
                     codes = _union(s.codes for s in finder.sources)

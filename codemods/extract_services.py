@@ -19,6 +19,7 @@ from libcst.metadata import ImportAssignment, MetadataWrapper, PositionProvider,
 
 from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
 from flask_refactor.project import Project
+from flask_refactor.walk import ReadOnlyVisitor
 
 from ._extract_services_flow import Blocker, ModuleFacts, Region, ViewFlow, count_statements, routine
 from .support.cache import per_tree
@@ -427,14 +428,14 @@ def _functions(module: cst.Module) -> tuple[cst.FunctionDef, ...]:
     """Every function of the module, nested ones too, in source order."""
     found: list[cst.FunctionDef] = []
 
-    class Defs(cst.CSTVisitor):
+    class Defs(ReadOnlyVisitor):
         def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
             return False  # no def inside: skip the bulk of the tree
 
         def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
             found.append(node)
 
-    module.visit(Defs())
+    Defs().walk(module)
     return tuple(found)
 
 

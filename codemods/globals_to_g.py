@@ -25,6 +25,7 @@ from libcst.metadata import (
 
 from flask_refactor.codemod import ChangeSet, Codemod, Severity
 from flask_refactor.project import Project
+from flask_refactor.walk import ReadOnlyVisitor
 
 from .support.context import (
     ContextMap, FunctionRef, context_map, is_before_request_hook, iter_functions, view_blueprint,
@@ -311,7 +312,7 @@ def external_references(project: Project) -> References:
             positions = proj.position_lookup(path)
             collector = _ReferenceCollector(imports, path, positions, found)
             collector.module_name, collector.package = proj.module_name(path), path.endswith("__init__.py")
-            module.visit(collector)
+            collector.walk(module)
         return found
     return project.fact("globals-to-g.external", compute)
 
@@ -326,7 +327,7 @@ def _referencing_paths(project: Project) -> list[str]:
     return sorted({*scope, *naming})
 
 
-class _ReferenceCollector(cst.CSTVisitor):
+class _ReferenceCollector(ReadOnlyVisitor):
     def __init__(self, imports: ImportMap, path: str, positions, found: References) -> None:
         self.imports, self.path, self.positions, self.found = imports, path, positions, found
 
@@ -956,7 +957,7 @@ def _global_statements(function: cst.FunctionDef) -> list[cst.Global]:
     """The `global` statements of a function body, at any depth (not in nested functions)."""
     found: list[cst.Global] = []
 
-    class Visitor(cst.CSTVisitor):
+    class Visitor(ReadOnlyVisitor):
         def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
             return node is function
 
@@ -971,7 +972,7 @@ def _global_statements(function: cst.FunctionDef) -> list[cst.Global]:
         def visit_SimpleStatementSuite(self, node: cst.SimpleStatementSuite) -> bool:
             found.extend(small for small in node.body if isinstance(small, cst.Global))
             return False
-    function.visit(Visitor())
+    Visitor().walk(function)
     return found
 
 
@@ -980,14 +981,14 @@ def _body(function: cst.FunctionDef) -> list:
 
 
 def _mentions(node: cst.CSTNode, name: str) -> bool:
-    class Finder(cst.CSTVisitor):
+    class Finder(ReadOnlyVisitor):
         found = False
 
         def visit_Name(self, n: cst.Name) -> None:
             if n.value == name:
                 Finder.found = True
     finder = Finder()
-    node.visit(finder)
+    finder.walk(node)
     return Finder.found
 
 
@@ -1039,25 +1040,25 @@ def _closes(teardown: cst.FunctionDef, name: str) -> bool:
 
 
 def _contains(node: cst.CSTNode, target: cst.CSTNode) -> bool:
-    class Finder(cst.CSTVisitor):
+    class Finder(ReadOnlyVisitor):
         found = False
 
         def on_visit(self, n: cst.CSTNode) -> bool:
             if n is target:
                 Finder.found = True
             return not Finder.found
-    node.visit(Finder())
+    Finder().walk(node)
     return Finder.found
 
 
 def _calls_function(node: cst.CSTNode, name: str) -> bool:
-    class Finder(cst.CSTVisitor):
+    class Finder(ReadOnlyVisitor):
         found = False
 
         def visit_Call(self, call: cst.Call) -> None:
             if isinstance(call.func, cst.Name) and call.func.value == name:
                 Finder.found = True
-    node.visit(Finder())
+    Finder().walk(node)
     return Finder.found
 
 

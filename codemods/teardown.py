@@ -14,6 +14,7 @@ from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.codemod import ChangeSet, Codemod, Severity
 from flask_refactor.project import Project
+from flask_refactor.walk import ReadOnlyVisitor
 
 from .support.flask import (
     AFTER_REQUEST_HOOKS, SCOPED_SESSION, SESSIONMAKER, TEARDOWN_HOOKS, AppSite, app_scope,
@@ -177,7 +178,7 @@ After (app.py):
             if module is None:
                 continue
             finder = _RemovalFinder(import_map(project, path), project.module_name(path), wanted)
-            module.visit(finder)
+            finder.walk(module)
             positions = project.position_lookup(path)
             for func, targets in finder.removals.items():
                 hooks = finder.hooks_of(func)
@@ -246,7 +247,7 @@ After (app.py):
         return min(names, key=len) if names else None
 
 
-class _RemovalFinder(cst.CSTVisitor):
+class _RemovalFinder(ReadOnlyVisitor):
     """Functions calling `<session>.remove()` and how each function is registered."""
 
     def __init__(self, imports: ImportMap, module_name: str | None, wanted: set[str]) -> None:

@@ -16,6 +16,7 @@ from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.codemod import ChangeSet, Codemod, Severity
 from flask_refactor.project import Project
+from flask_refactor.walk import ReadOnlyVisitor
 
 from .support.context import (
     ContextMap, FunctionRef, Resolver, body_calls, call_target, context_map, executors_in, iter_functions,
@@ -160,7 +161,7 @@ class TargetAnalyser:
         where = ref or FunctionRef(path, scope or "<module>")
         finder = _UseFinder(imports, self.extensions.get(path, set()), self._qualified_extensions())
         finder.is_model = lambda expr: is_model(expr, self.models, imports, path)
-        code.visit(finder)
+        finder.walk(code)
         needs = Needs(enters_context=finder.enters_context)
         needs.app = [(what, where, positions(node)[0]) for what, node in finder.app]
         needs.request = [(what, where, positions(node)[0]) for what, node in finder.request]
@@ -203,7 +204,7 @@ def extension_objects(project: Project) -> dict[str, set[str]]:
     return project.fact("thread-context.extensions", compute)
 
 
-class _UseFinder(cst.CSTVisitor):
+class _UseFinder(ReadOnlyVisitor):
     def __init__(self, imports: ImportMap, local_extensions: set[str], qualified_extensions: set[str]) -> None:
         self.imports = imports
         self.local_extensions = {n for n in local_extensions if "." not in n}
@@ -396,7 +397,7 @@ def _orm_bindings(func: cst.FunctionDef, models: dict[str, set[str]], imports: I
     """Names the function binds to what looks like an ORM query result or a new model."""
     names = set()
 
-    class Visitor(cst.CSTVisitor):
+    class Visitor(ReadOnlyVisitor):
         def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
             return node is func
 
@@ -406,7 +407,7 @@ def _orm_bindings(func: cst.FunctionDef, models: dict[str, set[str]], imports: I
                 for target in node.targets:
                     if isinstance(target.target, cst.Name):
                         names.add(target.target.value)
-    func.visit(Visitor())
+    Visitor().walk(func)
     return names
 
 

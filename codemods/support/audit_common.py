@@ -10,6 +10,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
+from flask_refactor.walk import ReadOnlyVisitor
 
 from .audit_views import is_test_path, nodes_of
 from .flask import app_scope, find_apps, import_map
@@ -67,7 +68,7 @@ def is_main_guard(stmt: cst.CSTNode) -> bool:
     return bool(names and strings)
 
 
-class Where(cst.CSTVisitor):
+class Where(ReadOnlyVisitor):
     """Visitor base that knows whether it is at import time, inside the main guard, in a
     function, or in a class body (and which)."""
 

@@ -59,7 +59,7 @@ Good (development: `flask --app app run --debug`, or FLASK_DEBUG=1):
             dev_module = dev_only(path.rsplit("/", 1)[-1])
             visitor = _DebugVisitor(app_names(project, path, module), is_config_module(path) and not dev_module,
                                     dev_module)
-            module.visit(visitor)
+            visitor.walk(module)
             positions = project.position_lookup(path)
             for node, kind, where, owner in visitor.found:
                 yield self._finding(project, path, positions(node)[0], kind, where, owner)
@@ -191,7 +191,7 @@ Good:
         pin = flask_pin(project)
         for path, module in production_modules(project, ("SECRET_KEY", "secret_key")):
             visitor = _SecretVisitor(import_map(project, path) or ImportMap(), path)
-            module.visit(visitor)
+            visitor.walk(module)
             positions = project.position_lookup(path)
             for node, value, scope in visitor.found:
                 finding = self._classify(path, positions(node)[0], value, visitor.imports, pin,

@@ -11,6 +11,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
+from flask_refactor.walk import ReadOnlyVisitor
 
 from .context import iter_functions
 from .flask import RESTFUL_RESOURCES, VIEW_CLASSES, app_modules, import_map
@@ -158,7 +159,7 @@ def _route(key: FunctionKey, func: cst.FunctionDef, decorator: cst.Decorator, pr
 
 # -- calls --------------------------------------------------------------------------------
 
-class _Nodes(cst.CSTVisitor):
+class _Nodes(ReadOnlyVisitor):
     """Collects nodes in source order (parents first) in one traversal: libcst's
     `node.children` runs a visit of its own for every node, far slower."""
 
@@ -177,7 +178,7 @@ def nodes_of(root: cst.CSTNode, skip: tuple[type, ...] = (), leaves: tuple[type,
     """Every node below `root` (included), in source order: nodes of the `skip` types are
     left out with what is inside them, nodes of the `leaves` types are kept without it."""
     collector = _Nodes(root, skip, leaves)
-    root.visit(collector)
+    collector.walk(root)
     return tuple(collector.nodes)
 
 

@@ -23,6 +23,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
+from flask_refactor.walk import ReadOnlyVisitor
 
 from .cache import per_tree
 from .flask import app_modules, app_scope, decorator_method, import_map
@@ -133,7 +134,7 @@ def _compound_blocks(stmt: cst.CSTNode) -> list[list]:
     return blocks
 
 
-class _BodyCalls(cst.CSTVisitor):
+class _BodyCalls(ReadOnlyVisitor):
     """Calls made by one function body (not by functions nested in it), and whether it yields."""
 
     def __init__(self) -> None:
@@ -166,7 +167,7 @@ class BodyCalls:
 def body_calls(func: cst.FunctionDef) -> BodyCalls:
     visitor = _BodyCalls()
     for stmt in _block(func.body):
-        stmt.visit(visitor)
+        visitor.walk(stmt)
     return BodyCalls(tuple(visitor.calls), visitor.is_generator)
 
 
@@ -243,7 +244,7 @@ def executor_names(module: cst.Module, imports: ImportMap, classes: frozenset[st
     (`pool = ThreadPoolExecutor(...)`, `with ThreadPoolExecutor() as pool`)."""
     found: set[str] = set()
 
-    class Visitor(cst.CSTVisitor):
+    class Visitor(ReadOnlyVisitor):
         def visit_Assign(self, node: cst.Assign) -> None:
             if isinstance(node.value, cst.Call) and imports.resolve(node.value.func) in classes:
                 for target in node.targets:
@@ -258,7 +259,7 @@ def executor_names(module: cst.Module, imports: ImportMap, classes: frozenset[st
                 if name:
                     found.add(name)
 
-    module.visit(Visitor())
+    Visitor().walk(module)
     return found
 
 
@@ -406,14 +407,14 @@ def _line_of(positions, node: cst.CSTNode) -> int:
 def _module_level_calls(module: cst.Module) -> list[cst.Call]:
     calls: list[cst.Call] = []
 
-    class Visitor(cst.CSTVisitor):
+    class Visitor(ReadOnlyVisitor):
         def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
             return False
 
         def visit_Call(self, node: cst.Call) -> None:
             calls.append(node)
 
-    module.visit(Visitor())
+    Visitor().walk(module)
     return calls
 
 

@@ -13,6 +13,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.index import ImportRecord
+from flask_refactor.walk import ReadOnlyVisitor
 
 
 def module_level_statements(module: cst.Module):
@@ -71,14 +72,14 @@ def import_records(module: cst.Module, everywhere: bool = False) -> list[ImportR
                 for record in _records_of(small, module_level=True)]
     found: list[ImportRecord] = []
 
-    class Imports(cst.CSTVisitor):
+    class Imports(ReadOnlyVisitor):
         def visit_Import(self, node: cst.Import) -> None:
             found.extend(_records_of(node, module_level=False))
 
         def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
             found.extend(_records_of(node, module_level=False))
 
-    module.visit(Imports())
+    Imports().walk(module)
     return found
 
 

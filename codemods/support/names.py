@@ -7,6 +7,8 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import MetadataWrapper, ScopeProvider
 
+from flask_refactor.walk import ReadOnlyVisitor
+
 from .cache import per_tree
 from .imports import ImportMap, add_import
 
@@ -16,10 +18,10 @@ def names_used(module: cst.Module) -> frozenset[str]:
     """Every identifier that appears anywhere in the module."""
     names: set[str] = set()
 
-    class Visitor(cst.CSTVisitor):
+    class Visitor(ReadOnlyVisitor):
         def visit_Name(self, node: cst.Name) -> None:
             names.add(node.value)
-    module.visit(Visitor())
+    Visitor().walk(module)
     return frozenset(names)
 
 
@@ -89,11 +91,11 @@ def preferred_quote(module: cst.Module) -> str:
     """The quote character most strings of the module use."""
     counts = {"'": 0, '"': 0}
 
-    class Visitor(cst.CSTVisitor):
+    class Visitor(ReadOnlyVisitor):
         def visit_SimpleString(self, node: cst.SimpleString) -> None:
             if len(node.quote) == 1:
                 counts[node.quote] += 1
-    module.visit(Visitor())
+    Visitor().walk(module)
     return "'" if counts["'"] > counts['"'] else '"'
 
 

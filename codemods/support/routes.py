@@ -17,6 +17,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
+from flask_refactor.walk import ReadOnlyVisitor
 
 from .cache import per_tree
 from .flask import (
@@ -156,7 +157,7 @@ def registrations(module: cst.CSTNode) -> tuple[Registration, ...]:
     call forms, in source order."""
     found: list[Registration] = []
 
-    class Visitor(cst.CSTVisitor):
+    class Visitor(ReadOnlyVisitor):
         def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
             found.extend(decorator_registrations(node))
 
@@ -165,7 +166,7 @@ def registrations(module: cst.CSTNode) -> tuple[Registration, ...]:
             if registration is not None:
                 found.append(registration)
 
-    module.visit(Visitor())
+    Visitor().walk(module)
     return tuple(found)
 
 
@@ -311,7 +312,7 @@ def _assigned_instances(module: cst.Module, imports: ImportMap, classes: frozens
                 if name:
                     names.add(name)
 
-    class Visitor(cst.CSTVisitor):
+    class Visitor(ReadOnlyVisitor):
         # an assignment is a small statement of a line: no need to walk the expressions
         def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
             for small in node.body:
@@ -323,7 +324,7 @@ def _assigned_instances(module: cst.Module, imports: ImportMap, classes: frozens
                 add(small)
             return False
 
-    module.visit(Visitor())
+    Visitor().walk(module)
     return names
 
 
@@ -334,7 +335,7 @@ def _forget_renamed(project: Project, found: dict[str, str | None]) -> None:
         imports = import_map(project, path)
         local = local_blueprints(module, project.module_name(path), path, imports, found)
 
-        class Visitor(cst.CSTVisitor):
+        class Visitor(ReadOnlyVisitor):
             def visit_Call(self, node: cst.Call) -> None:
                 func = node.func
                 if not (isinstance(func, cst.Attribute) and func.attr.value == "register_blueprint" and node.args):
@@ -345,4 +346,4 @@ def _forget_renamed(project: Project, found: dict[str, str | None]) -> None:
                 if target and (renamed or nested):
                     found[target] = None
 
-        module.visit(Visitor())
+        Visitor().walk(module)

@@ -1,0 +1,182 @@
+"""Read-only traversal of libcst trees, several times faster than `node.visit(visitor)`.
+
+libcst's `visit` rebuilds every node it passes through, even for a `CSTVisitor` that
+changes nothing: each node's `_visit_and_replace_children` constructs and validates a
+copy, which is then thrown away. Analyses that only look (most of a codemod's work) pay
+for a full rebuild of the tree on every pass. Here children are read straight off the
+node's fields instead, about 4x faster than a visit (measured over the source of
+installed packages in tests/test_walk.py, which also checks the order).
+
+The order is libcst's own: the first time a node class is met, its
+`_visit_and_replace_children` is run once with a recorder that names the fields in the
+order libcst visits them (and descends nowhere). A few classes skip a field when it is
+None (`FormattedStringExpression.format_spec`); a node whose unrecorded field holds
+nodes is recorded again on its own, so nothing is ever missed.
+
+`ReadOnlyVisitor` keeps libcst's visitor protocol: `visit_<Class>(node)` returning False
+skips the children, `leave_<Class>(node)` runs after them, and `on_visit` / `on_leave`
+can be overridden. Nothing here may change a tree: transforms stay with libcst.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+import typing
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import libcst as cst
+from libcst import CSTNode
+
+
+class _FieldRecorder(cst.CSTVisitor):
+    """Names the fields of one node in visiting order, without descending into them."""
+
+    def __init__(self, target: CSTNode) -> None:
+        self.target = target
+        self.names: list[str] = []
+
+    def on_visit(self, node: CSTNode) -> bool:
+        return False
+
+    def on_leave(self, original_node: CSTNode) -> None:
+        return None
+
+    def on_visit_attribute(self, node: CSTNode, attribute: str) -> None:
+        if node is self.target and attribute not in self.names:
+            self.names.append(attribute)
+
+    def on_leave_attribute(self, original_node: CSTNode, attribute: str) -> None:
+        return None
+
+
+def _recorded_fields(node: CSTNode) -> tuple[str, ...]:
+    recorder = _FieldRecorder(node)
+    node._visit_and_replace_children(recorder)
+    return tuple(recorder.names)
+
+
+# class -> (reader of the fields libcst visits, in order; other fields that may hold nodes)
+_LAYOUT: dict[type, tuple[Callable[[CSTNode], tuple[Any, ...]], tuple[str, ...]]] = {}
+
+
+def _layout(node: CSTNode) -> tuple[Callable[[CSTNode], tuple[Any, ...]], tuple[str, ...]]:
+    cls = type(node)
+    layout = _LAYOUT.get(cls)
+    if layout is None:
+        visited = _recorded_fields(node)
+        others = tuple(f.name for f in dataclasses.fields(cls)
+                       if f.name not in visited and _may_hold_nodes(cls, f.name))
+        layout = _LAYOUT[cls] = (_getter(visited), others)
+    return layout
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[CSTNode], tuple[Any, ...]]:
+    """Reads the named fields of a node as one tuple (`attrgetter` reads them in C)."""
+    if not names:
+        return lambda node: ()
+    if len(names) == 1:
+        read = operator.attrgetter(names[0])
+        return lambda node: (read(node),)
+    return operator.attrgetter(*names)
+
+
+def _may_hold_nodes(cls: type, field: str) -> bool:
+    """False when the field's annotation admits no CSTNode (`value: str`), so that it
+    need not be looked at on every node; True when in doubt."""
+    try:
+        hint = typing.get_type_hints(cls)[field]
+    except Exception:  # an annotation that cannot be evaluated: look every time
+        return True
+    return _admits_node(hint)
+
+
+def _admits_node(hint: Any) -> bool:
+    if isinstance(hint, type):
+        return issubclass(hint, CSTNode) or hint in (object, tuple, list)
+    arguments = typing.get_args(hint)
+    if not arguments:
+        return typing.get_origin(hint) is not typing.Literal and hint is not type(None)
+    return any(_admits_node(argument) for argument in arguments)
+
+
+def _holds_nodes(value: Any) -> bool:
+    if isinstance(value, CSTNode):
+        return True
+    return isinstance(value, (tuple, list)) and any(isinstance(item, CSTNode) for item in value)
+
+
+def children(node: CSTNode) -> list[CSTNode]:
+    """The node's direct children, in the order libcst visits them."""
+    fields, others = _layout(node)
+    if others and any(_holds_nodes(getattr(node, name)) for name in others):
+        fields = _getter(_recorded_fields(node))  # a field visited only when set: this node's own order
+    found: list[CSTNode] = []
+    for value in fields(node):
+        if isinstance(value, CSTNode):
+            found.append(value)
+        elif isinstance(value, (tuple, list)):
+            found.extend(item for item in value if isinstance(item, CSTNode))
+    return found
+
+
+def iter_nodes(root: CSTNode) -> Iterator[CSTNode]:
+    """Every node under `root` (itself first), in libcst's visiting order."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(children(node)))
+
+
+def parent_map(root: CSTNode) -> dict[CSTNode, CSTNode]:
+    """Each node under `root` mapped to its parent: what libcst's ParentNodeProvider
+    gives, without the metadata machinery."""
+    parents: dict[CSTNode, CSTNode] = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for child in children(node):
+            parents[child] = node
+            stack.append(child)
+    return parents
+
+
+_Hook = Callable[[Any, CSTNode], Any] | None
+
+
+class ReadOnlyVisitor:
+    """libcst's `CSTVisitor` protocol over `children`: `visit.walk(node)` instead of
+    `node.visit(visitor)`."""
+
+    # per subclass (set in __init_subclass__, so a class defined inside a function takes
+    # its cache with it): node class -> (visit_<Class>, leave_<Class>)
+    _hook_cache: dict[type, tuple[_Hook, _Hook]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._hook_cache = {}
+
+    def walk(self, node: CSTNode) -> None:
+        if self.on_visit(node):
+            for child in children(node):
+                self.walk(child)
+        self.on_leave(node)
+
+    def on_visit(self, node: CSTNode) -> bool:
+        visit = self._hooks(type(node))[0]
+        return visit is None or visit(self, node) is not False
+
+    def on_leave(self, original_node: CSTNode) -> None:
+        leave = self._hooks(type(original_node))[1]
+        if leave is not None:
+            leave(self, original_node)
+
+    def _hooks(self, node_class: type) -> tuple[_Hook, _Hook]:
+        hooks = self._hook_cache.get(node_class)
+        if hooks is None:
+            name = node_class.__name__
+            hooks = self._hook_cache[node_class] = (getattr(type(self), f"visit_{name}", None),
+                                                    getattr(type(self), f"leave_{name}", None))
+        return hooks

@@ -1,0 +1,163 @@
+"""The read-only walker must see exactly what libcst's own visit sees, in the same order:
+every analysis moved onto it relies on that."""
+
+from __future__ import annotations
+
+import importlib.util
+import textwrap
+from pathlib import Path
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, ParentNodeProvider
+
+from flask_refactor import walk
+from flask_refactor.walk import ReadOnlyVisitor, children, iter_nodes, parent_map
+
+# Syntax that real packages may not all use: conditional fields (an f-string format spec),
+# match, decorators, async, walrus, star-expressions, type hints, comments everywhere.
+CORNERS = textwrap.dedent('''\
+    # leading comment
+    import os, sys as system
+    from . import sibling
+    from ..pkg import (a as b, c,)
+
+    @decorator(arg=1)
+    @other
+    async def handler(x: int, /, y=2, *args, z: "str" = 'q', **kw) -> list[int]:
+        """Docstring."""
+        async with lock as held, other():
+            async for item in stream:
+                yield item
+        value = f"{x!r:>{width}} and {y=} {z:{fill}^10}"
+        if (n := len(args)) > 1 and not kw:
+            return [i ** 2 for i in range(n) if i % 2]
+        elif n:
+            raise ValueError("n") from None
+        else:
+            del value
+        return {k: v for k, v in kw.items()} | {**kw}
+
+    class Thing(Base, metaclass=Meta):
+        attr: int = 0
+
+        def method(self, *, key) -> None:
+            global counter
+            nonlocal_value = lambda a, *b, **c: (a, *b)
+            match key:
+                case {"k": [1, 2, *rest]} | Point(x=0) as matched if matched:
+                    pass
+                case _:
+                    counter += 1
+            try:
+                pass
+            except* (OSError, ValueError) as error:
+                print(error, sep="", end="\\n"); return
+            finally:
+                x = y = z[1:2, ::3]
+            while False:
+                break
+            else:
+                continue_ = ...
+    ''')
+
+
+def _package_sources() -> list[Path]:
+    """Real code nobody here wrote: the sources of packages installed next to the tests."""
+    files: list[Path] = []
+    for package in ("flask", "werkzeug", "click", "jinja2"):
+        spec = importlib.util.find_spec(package)
+        assert spec is not None and spec.origin, package
+        files.extend(sorted(Path(spec.origin).parent.rglob("*.py")))
+    return files
+
+
+class _LibcstOrder(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.seen: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.seen.append(node)
+        return True
+
+
+def _assert_same_order(module: cst.Module, where: str) -> None:
+    expected = _LibcstOrder()
+    module.visit(expected)
+    walked = list(iter_nodes(module))
+    assert len(walked) == len(expected.seen), where
+    mismatch = next((i for i, (a, b) in enumerate(zip(walked, expected.seen)) if a is not b), None)
+    assert mismatch is None, f"{where}: node {mismatch} is {type(walked[mismatch]).__name__}, " \
+                             f"libcst visits {type(expected.seen[mismatch]).__name__}"
+
+
+def test_corner_syntax_is_walked_like_libcst_visits_it():
+    _assert_same_order(cst.parse_module(CORNERS), "corners")
+
+
+def test_real_packages_are_walked_like_libcst_visits_them():
+    files = _package_sources()
+    assert len(files) > 50
+    for path in files:
+        _assert_same_order(cst.parse_module(path.read_bytes()), str(path))
+
+
+def test_a_field_visited_only_when_set_is_not_missed(monkeypatch):
+    # FormattedStringExpression visits format_spec only when present: a layout recorded
+    # on a node without one must not hide the spec of the next node.
+    monkeypatch.setattr(walk, "_LAYOUT", {})  # record layouts afresh, on these nodes
+    module = cst.parse_module('a = f"{x}"\nb = f"{y:{width}}"\n')
+    names = [n.value for n in iter_nodes(module) if isinstance(n, cst.Name)]
+    assert names == ["a", "x", "b", "y", "width"]
+
+
+def test_parent_map_matches_libcsts_parent_provider():
+    module = cst.parse_module(CORNERS)
+    expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(ParentNodeProvider)
+    assert parent_map(module) == dict(expected)
+
+
+def test_visitor_protocol_skips_children_and_leaves_in_order():
+    module = cst.parse_module("def f(a):\n    return g(a)\n\nclass C:\n    h(1)\n")
+    events: list[str] = []
+
+    class Visitor(ReadOnlyVisitor):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+            events.append(f"def {node.name.value}")
+
+        def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+            events.append(f"end {original_node.name.value}")
+
+        def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+            events.append("class")
+            return False  # nothing inside the class is seen
+
+        def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+            events.append("end class")
+
+        def visit_Call(self, node: cst.Call) -> None:
+            events.append(f"call {cst.Module([]).code_for_node(node.func)}")
+
+    Visitor().walk(module)
+    assert events == ["def f", "call g", "end f", "class", "end class"]
+
+
+def test_on_visit_can_be_overridden():
+    module = cst.parse_module("x = [1, [2, [3]]]\n")
+
+    class Outer(ReadOnlyVisitor):
+        def __init__(self) -> None:
+            self.lists = 0
+
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            if isinstance(node, cst.List):
+                self.lists += 1
+                return self.lists < 2  # stop below the second list
+            return True
+
+    visitor = Outer()
+    visitor.walk(module)
+    assert visitor.lists == 2
+
+
+def test_children_of_a_leaf_is_empty():
+    assert children(cst.Name("x")) == []
