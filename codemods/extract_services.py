@@ -15,16 +15,17 @@ from typing import Any
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import ImportAssignment, MetadataWrapper, PositionProvider, ScopeProvider
+from libcst.metadata import ImportAssignment
 
 from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
-from flask_refactor.project import Project
+from flask_refactor.project import Project, code_ranges
 from flask_refactor.walk import ReadOnlyVisitor
 
 from ._extract_services_flow import Blocker, ModuleFacts, Region, ViewFlow, count_statements, routine
 from .support.cache import per_tree
 from .support.flask import app_modules, import_map, is_package, project_module_of
 from .support.imports import ImportMap, resolve_relative
+from .support.names import scope_map
 from .support.routes import is_view
 from .support.views import (
     is_request_free_object, module_reads_request, patched_attributes, reaches_on_import,
@@ -187,8 +188,7 @@ class _ViewsModule:
         views = [f for f in _functions(self.module) if is_view(f, imports, self.project)]
         if not views:
             return
-        wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
-        self.positions = wrapper.resolve(PositionProvider)
+        self.positions = code_ranges(self.module)
         fat = [v for v in views if self._is_fat(v)]
         if not fat:
             return
@@ -208,7 +208,7 @@ class _ViewsModule:
                 self.report(view, f"view `{view.name.value}` not extracted: {problem}")
             return
         self.services_file = services_file
-        self.scopes = wrapper.resolve(ScopeProvider)
+        self.scopes = scope_map(self.module)
         self.imports = import_map(self.project, self.path)
         self.global_scope = self.scopes[self.module]
         facts = ModuleFacts(self.path, module_name, self.imports, self.scopes, self.positions, self._verdict)
@@ -533,7 +533,7 @@ def _module_bindings(module: cst.Module, module_name: str, package: bool) -> dic
     imports = ImportMap.of(module, module_name, package)
     if imports.star_modules:
         return None
-    scope = MetadataWrapper(module, unsafe_skip_copy=True).resolve(ScopeProvider)[module]
+    scope = scope_map(module)[module]
     bound = {}
     for assignment in scope.assignments:
         if isinstance(assignment, ImportAssignment) and assignment.name in imports.names:

@@ -19,13 +19,11 @@ from typing import Callable
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import (
-    ComprehensionScope, FunctionScope, GlobalScope, MetadataWrapper, ParentNodeProvider, ScopeProvider,
-)
+from libcst.metadata import ComprehensionScope, FunctionScope, GlobalScope
 
 from flask_refactor.codemod import ChangeSet, Codemod, Severity
 from flask_refactor.project import Project
-from flask_refactor.walk import ReadOnlyVisitor
+from flask_refactor.walk import ReadOnlyVisitor, parent_map
 
 from .support.context import (
     ContextMap, FunctionRef, context_map, is_before_request_hook, iter_functions, view_blueprint,
@@ -34,7 +32,7 @@ from .support.flask import (
     EXTENSIONS, app_modules, app_scope, assigned_name, decorator_method, files_naming, import_map,
 )
 from .support.imports import ImportMap, resolve_relative
-from .support.names import flask_name, import_from_flask, names_used, preferred_quote
+from .support.names import flask_name, import_from_flask, names_used, preferred_quote, scope_map
 
 MUTATING_METHODS = frozenset({
     "append", "extend", "insert", "remove", "pop", "popitem", "clear", "update", "setdefault",
@@ -382,10 +380,9 @@ class ModuleAnalysis:
         self.project, self.path, self.module, self.cmap = project, path, module, cmap
         self.imports = import_map(project, path) or ImportMap()
         self.positions = project.position_lookup(path)
-        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-        self.scopes = wrapper.resolve(ScopeProvider)
+        self.scopes = scope_map(module)
         self.all_scopes = list({id(s): s for s in self.scopes.values() if s is not None}.values())
-        self.parents = wrapper.resolve(ParentNodeProvider)
+        self.parents = parent_map(module)
         self.functions = {node: qualname for qualname, node, _ in iter_functions(module)}
         self.by_qualname = {qualname: node for node, qualname in self.functions.items()}
         self.redefined = {q for q, n in Counter(self.functions.values()).items() if n > 1}

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange
 
 from . import index as project_index
 from .index import FileIndex, IndexCache
+from .positions import code_ranges_of
 from .source import Encoding, SourceError, decode
 
 
@@ -368,13 +370,15 @@ def _module_name(path: str, is_package: Callable[[PurePosixPath], bool]) -> str 
 
 def position_lookup(module: cst.Module) -> Callable[[cst.CSTNode], tuple[int, int]]:
     """(line, column) of nodes of `module`, resolved lazily on first use."""
-    positions: dict[cst.CSTNode, Any] = {}
-
     def lookup(node: cst.CSTNode) -> tuple[int, int]:
-        if not positions:
-            wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-            positions.update(wrapper.resolve(PositionProvider))
-        pos = positions.get(node)
+        pos = code_ranges(module).get(node)
         return (pos.start.line, pos.start.column) if pos else (1, 0)
 
     return lookup
+
+
+@functools.lru_cache(maxsize=16)
+def code_ranges(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
+    """Positions of a tree's nodes (PositionProvider's), computed once however many ask:
+    it renders the whole module. Trees hash by identity."""
+    return code_ranges_of(module)

@@ -3,8 +3,10 @@ serves a fixture app through Flask's test client in a fresh interpreter."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import textwrap
 import shutil
 import subprocess
 import sys
@@ -123,3 +125,61 @@ def run_app_suite(tree: Path, python: str = sys.executable, env: dict | None = N
         cwd=tree, capture_output=True, text=True, timeout=300,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
     )
+
+
+# Syntax that real packages may not all use: conditional fields (an f-string format spec),
+# match, decorators, async, walrus, star-expressions, type hints, comments everywhere.
+CORNER_SYNTAX = textwrap.dedent('''\
+    # leading comment
+    import os, sys as system
+    from . import sibling
+    from ..pkg import (a as b, c,)
+
+    @decorator(arg=1)
+    @other
+    async def handler(x: int, /, y=2, *args, z: "str" = 'q', **kw) -> list[int]:
+        """Docstring."""
+        async with lock as held, other():
+            async for item in stream:
+                yield item
+        value = f"{x!r:>{width}} and {y=} {z:{fill}^10}"
+        if (n := len(args)) > 1 and not kw:
+            return [i ** 2 for i in range(n) if i % 2]
+        elif n:
+            raise ValueError("n") from None
+        else:
+            del value
+        return {k: v for k, v in kw.items()} | {**kw}
+
+    class Thing(Base, metaclass=Meta):
+        attr: int = 0
+
+        def method(self, *, key) -> None:
+            global counter
+            nonlocal_value = lambda a, *b, **c: (a, *b)
+            match key:
+                case {"k": [1, 2, *rest]} | Point(x=0) as matched if matched:
+                    pass
+                case _:
+                    counter += 1
+            try:
+                pass
+            except* (OSError, ValueError) as error:
+                print(error, sep="", end="\\n"); return
+            finally:
+                x = y = z[1:2, ::3]
+            while False:
+                break
+            else:
+                continue_ = ...
+    ''')
+
+
+def installed_package_sources() -> list[Path]:
+    """Real code nobody here wrote: the sources of packages installed next to the tests."""
+    files: list[Path] = []
+    for package in ("flask", "werkzeug", "click", "jinja2"):
+        spec = importlib.util.find_spec(package)
+        assert spec is not None and spec.origin, package
+        files.extend(sorted(Path(spec.origin).parent.rglob("*.py")))
+    return files

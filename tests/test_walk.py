@@ -3,72 +3,12 @@ every analysis moved onto it relies on that."""
 
 from __future__ import annotations
 
-import importlib.util
-import textwrap
-from pathlib import Path
-
 import libcst as cst
 from libcst.metadata import MetadataWrapper, ParentNodeProvider
 
 from flask_refactor import walk
 from flask_refactor.walk import ReadOnlyVisitor, children, iter_nodes, parent_map
-
-# Syntax that real packages may not all use: conditional fields (an f-string format spec),
-# match, decorators, async, walrus, star-expressions, type hints, comments everywhere.
-CORNERS = textwrap.dedent('''\
-    # leading comment
-    import os, sys as system
-    from . import sibling
-    from ..pkg import (a as b, c,)
-
-    @decorator(arg=1)
-    @other
-    async def handler(x: int, /, y=2, *args, z: "str" = 'q', **kw) -> list[int]:
-        """Docstring."""
-        async with lock as held, other():
-            async for item in stream:
-                yield item
-        value = f"{x!r:>{width}} and {y=} {z:{fill}^10}"
-        if (n := len(args)) > 1 and not kw:
-            return [i ** 2 for i in range(n) if i % 2]
-        elif n:
-            raise ValueError("n") from None
-        else:
-            del value
-        return {k: v for k, v in kw.items()} | {**kw}
-
-    class Thing(Base, metaclass=Meta):
-        attr: int = 0
-
-        def method(self, *, key) -> None:
-            global counter
-            nonlocal_value = lambda a, *b, **c: (a, *b)
-            match key:
-                case {"k": [1, 2, *rest]} | Point(x=0) as matched if matched:
-                    pass
-                case _:
-                    counter += 1
-            try:
-                pass
-            except* (OSError, ValueError) as error:
-                print(error, sep="", end="\\n"); return
-            finally:
-                x = y = z[1:2, ::3]
-            while False:
-                break
-            else:
-                continue_ = ...
-    ''')
-
-
-def _package_sources() -> list[Path]:
-    """Real code nobody here wrote: the sources of packages installed next to the tests."""
-    files: list[Path] = []
-    for package in ("flask", "werkzeug", "click", "jinja2"):
-        spec = importlib.util.find_spec(package)
-        assert spec is not None and spec.origin, package
-        files.extend(sorted(Path(spec.origin).parent.rglob("*.py")))
-    return files
+from helpers import CORNER_SYNTAX, installed_package_sources
 
 
 class _LibcstOrder(cst.CSTVisitor):
@@ -91,11 +31,11 @@ def _assert_same_order(module: cst.Module, where: str) -> None:
 
 
 def test_corner_syntax_is_walked_like_libcst_visits_it():
-    _assert_same_order(cst.parse_module(CORNERS), "corners")
+    _assert_same_order(cst.parse_module(CORNER_SYNTAX), "corners")
 
 
 def test_real_packages_are_walked_like_libcst_visits_them():
-    files = _package_sources()
+    files = installed_package_sources()
     assert len(files) > 50
     for path in files:
         _assert_same_order(cst.parse_module(path.read_bytes()), str(path))
@@ -111,7 +51,7 @@ def test_a_field_visited_only_when_set_is_not_missed(monkeypatch):
 
 
 def test_parent_map_matches_libcsts_parent_provider():
-    module = cst.parse_module(CORNERS)
+    module = cst.parse_module(CORNER_SYNTAX)
     expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(ParentNodeProvider)
     assert parent_map(module) == dict(expected)
 

@@ -3,9 +3,12 @@ imports it, or import it without clashing with the module's own names."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import MetadataWrapper, ScopeProvider
+from libcst.metadata import MetadataWrapper, Scope, ScopeProvider
 
 from flask_refactor.walk import ReadOnlyVisitor
 
@@ -25,12 +28,17 @@ def names_used(module: cst.Module) -> frozenset[str]:
     return frozenset(names)
 
 
+@functools.lru_cache(maxsize=16)  # scope maps are large: keep only the trees in use
+def scope_map(module: cst.Module) -> Mapping[cst.CSTNode, Scope | None]:
+    """libcst's ScopeProvider for a tree, resolved once for every analysis that asks."""
+    return MetadataWrapper(module, unsafe_skip_copy=True).resolve(ScopeProvider)
+
+
 @per_tree
 def bound_names(module: cst.Module) -> frozenset[str]:
     """Names bound in any scope of the module."""
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     names: set[str] = set()
-    for scope in set(wrapper.resolve(ScopeProvider).values()):
+    for scope in set(scope_map(module).values()):
         if scope is not None:
             names |= {a.name for a in scope.assignments}
     return frozenset(names)
