@@ -10,7 +10,7 @@ from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.codemod import ChangeSet, Severity
 from flask_refactor.project import Project
-from flask_refactor.walk import ReadOnlyVisitor
+from flask_refactor.walk import ReadOnlyVisitor, iter_nodes
 
 from .support.flask import (
     BLUEPRINT_CLASSES, AppSite, app_modules, assigned_name, import_map, imports_transitively, is_package,
@@ -492,6 +492,8 @@ class Migration:
             self.modules[path] = new
 
     def _rewrite_nested_imports(self, path: str, module: cst.Module, ext_vars: set[str], role: str) -> cst.Module:
+        if not _has_nested_import_from(module):
+            return module  # cheap test first: a transform rebuilds the whole tree
         migration = self
         name = self.project.module_name(path)
 
@@ -822,6 +824,12 @@ def _calls(module: cst.Module) -> list[cst.Call]:
 
     Collect().walk(module)
     return found
+
+
+def _has_nested_import_from(module: cst.Module) -> bool:
+    """Whether a `from ... import` sits inside a compound statement (a function, an if)."""
+    return any(isinstance(node, cst.ImportFrom) for stmt in module.body
+               if isinstance(stmt, cst.BaseCompoundStatement) for node in iter_nodes(stmt))
 
 
 def _attributes(module: cst.Module) -> list[cst.Attribute]:
