@@ -13,7 +13,8 @@ from flask_refactor.project import Project
 from flask_refactor.walk import ReadOnlyVisitor, iter_nodes
 
 from .support.flask import (
-    BLUEPRINT_CLASSES, AppSite, app_modules, assigned_name, import_map, imports_transitively, is_package,
+    BLUEPRINT_CLASSES, AppSite, app_modules, assigned_name, import_map, import_reach, imports_transitively,
+    in_import_reach, is_package,
     module_defines,
 )
 from .support.imports import ImportMap, add_import, imported_modules, resolve_relative
@@ -159,6 +160,8 @@ class Migration:
         """Cheap test before parsing, on the project index: an import naming the app
         module or something in it (relative imports resolved). A file the index cannot
         read may import it: the caller's parse then reports it."""
+        if not in_import_reach(self.project, path):
+            return False  # neither names the app's package nor sits in it
         entry = self.project.index(path)
         if entry is None or entry.error:
             return True
@@ -272,7 +275,7 @@ class Migration:
                 and self._factory_local(plan) == stem and not self._reached_through_app_module(stem)}
 
     def _reached_through_app_module(self, stem: str) -> bool:
-        for path in self.project.paths():
+        for path in import_reach(self.project):  # an importer of the app module is in it
             imports = import_map(self.project, path) if path.endswith(".py") and path != self.site.path else None
             if imports is None:
                 continue

@@ -320,8 +320,7 @@ def _referencing_paths(project: Project) -> list[str]:
     (an import or attribute use needs an import), and any other file naming one of
     their modules in a string (`monkeypatch.setattr("pkg.state.x", ...)`)."""
     scope = app_scope(project)
-    naming = {path for name in {project.module_name(path) for path in scope} - {None}
-              for path in files_naming(project, name)}
+    naming = files_naming(project, *({project.module_name(path) for path in scope} - {None}))
     return sorted({*scope, *naming})
 
 

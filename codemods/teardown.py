@@ -127,7 +127,9 @@ After (app.py):
         mentions Flask (then each is reported: there is no app to attach it to)."""
         sessions = []
         near = _modules_near_flask(project)
-        for path in project.candidates(self.needles):
+        candidates = project.candidates(self.needles)
+        project.index_many(candidates)  # a file left aside below is still read: if broken, it is reported
+        for path in candidates:
             module = project.parse(path) if not near or path in near else None
             if module is None:
                 continue

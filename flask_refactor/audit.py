@@ -167,7 +167,7 @@ def run(paths: Iterable[str], rules: list[Rule], *, excludes: Iterable[str] = ()
     found = discover(list(paths), list(excludes), cwd)
     project = Project(found.files, found.errors)
     project.index_cache = default_cache()
-    pipeline.build_index(project, pipeline.default_jobs())  # the rules ask the index too
+    pipeline.use_index_workers(project, pipeline.default_jobs())  # the rules ask the index too
     return run_on_project(project, rules)
 
 

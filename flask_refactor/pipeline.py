@@ -141,7 +141,7 @@ def run_on_project(
     touched: dict[str, list[tuple[str, str]]] = {}
     units: list[set[str]] = []
     if any(c.uses_index for c in codemods):
-        build_index(project, jobs, progress)
+        use_index_workers(project, jobs, progress)
     for stage in _stages(codemods):
         if isinstance(stage[0], FileCodemod):
             changesets = _run_file_stage(project, stage, jobs, progress)
@@ -156,8 +156,9 @@ def run_on_project(
     return result
 
 
-def build_index(project: Project, jobs: int, progress: Progress | None = None) -> None:
-    """Index every file of the project, cached entries first, the rest in `jobs` workers."""
+def use_index_workers(project: Project, jobs: int, progress: Progress | None = None) -> None:
+    """Have the project index files in `jobs` worker processes when a codemod asks for
+    many at once (cached entries are read first)."""
     def scan_many(items: list) -> list:
         if progress:
             progress("index", 0, len(items))
@@ -167,7 +168,7 @@ def build_index(project: Project, jobs: int, progress: Progress | None = None) -
         with ProcessPoolExecutor(jobs, mp_context=_pool_context()) as pool:
             return list(pool.map(scan_item, items, chunksize=chunk))
 
-    project.build_index(scan_many)
+    project.index_scanner = scan_many
 
 
 def _pool_context():

@@ -7,6 +7,7 @@ possible, POSIX separators), which is also what diffs and findings show.
 from __future__ import annotations
 
 import functools
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -91,10 +92,13 @@ class Project:
         # count (a file nothing needs must never be parsed; a file at most once per text)
         self.parse_counts: Counter[str] = Counter()
         self.index_cache: IndexCache | None = None  # set by the engine: where index entries persist
+        # set by the engine: scans a batch of (bytes, python) items, in worker processes
+        self.index_scanner: Callable[[list], list] | None = None
         self._index: dict[str, FileIndex] = {}  # path -> index of the original text
         self._changed_index: dict[str, tuple[str, FileIndex]] = {}  # path -> (current text, its index)
         self.layout = 0  # bumped when files appear or go (module names may then resolve elsewhere)
         self._byte_hits: dict[tuple[str, ...], set[str]] = {}  # needles -> files whose bytes hold one
+        self._pattern_hits: dict[tuple[str, ...], set[str]] = {}  # (pattern, *needles) -> files matching
         self._memo: dict[Any, Any] = {}
         # every question put to the disk beyond the files of the run (is there an
         # __init__.py, would a new file clobber one), with its answer: a cached result
@@ -143,6 +147,28 @@ class Project:
                 found.append(path)
         return found
 
+    def matching(self, pattern: str, needles: tuple[str, ...]) -> list[str]:
+        """Python files whose text the regular expression matches somewhere: `candidates`
+        for when a plain substring would match too much. Every match must contain one of
+        the `needles`: only files holding one are searched with the pattern."""
+        key = (pattern, *needles)
+        on_disk = self._pattern_hits.get(key)
+        if on_disk is None:
+            compiled = re.compile(pattern.encode())
+            on_disk = self._pattern_hits[key] = {
+                path for path in self._files_holding(needles)
+                if (data := self._read(self._files[path])) is not None and compiled.search(data)}
+        found = []
+        for path in self.paths():
+            file = self._files[path]
+            if file.as_on_disk:
+                hit = path in on_disk
+            else:  # rewritten or created by a codemod
+                hit = re.search(pattern, file.text) is not None
+            if hit:
+                found.append(path)
+        return found
+
     def mentions(self, path: str, needles: Iterable[str]) -> bool:
         """Whether one file's current text contains a needle (any file, if no needles):
         `candidates` for a few files, without searching the whole project."""
@@ -161,10 +187,13 @@ class Project:
         hits = self._byte_hits.get(needles)
         if hits is None:
             encoded = tuple(n.encode() for n in needles)
+            # one pass of a regular expression beats many substring searches per file
+            holds = (re.compile(b"|".join(re.escape(n) for n in encoded)).search if len(encoded) > 8
+                     else lambda data: any(n in data for n in encoded))
             hits = set()
             for path in self.paths():
                 data = self._read(self._files[path])
-                if data is not None and any(n in data for n in encoded):
+                if data is not None and holds(data):
                     hits.add(path)
             self._byte_hits[needles] = hits
         return hits
@@ -262,24 +291,26 @@ class Project:
                 self._changed_index[path] = memo
             return memo[1]
         if path not in self._index:
-            text = self.text(path)
-            if text is None:
-                return None
-            self._index[path] = project_index.scan_text(text)
-        return self._index[path]
+            self.index_many([path])
+        return self._index.get(path)
 
-    def build_index(self, scan_many: Callable[[list], list] | None = None) -> None:
-        """Index every Python file up front: entries come from the cache, the rest are
-        scanned by `scan_many` (the engine's worker pool). Files that cannot be scanned
-        are then parsed here so that the usual one-line error is logged for each."""
+    def index_many(self, paths: Iterable[str]) -> None:
+        """Index these files in one batch (a codemod about to ask for many): entries come
+        from the cache, the rest are scanned by the engine's `index_scanner`. Files that
+        cannot be scanned are then parsed so that the usual one-line error is logged.
+        Only what codemods ask for is indexed: in a tree of libraries, most files never.
+        Entries are of the files' original bytes (`index` answers for rewritten ones)."""
         items = []
-        for path in self.paths():
-            if path in self._index:
+        for path in dict.fromkeys(paths):
+            file = self._files.get(path)
+            if file is None or not file.python or path in self._index:
                 continue
-            data = self._read(self._files[path])
+            data = self._read(file)
             if data is not None:
                 items.append((path, data, True))
-        found = project_index.build(items, self.index_cache, scan_many or (lambda batch: [
+        if not items:
+            return
+        found = project_index.build(items, self.index_cache, self.index_scanner or (lambda batch: [
             project_index.scan_item(item) for item in batch]))
         self._index.update(found)
         for path, entry in sorted(found.items()):

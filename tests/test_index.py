@@ -16,7 +16,7 @@ import libcst as cst
 import pytest
 
 from flask_refactor import index, pipeline, registry
-from flask_refactor.codemods.support.flask import app_scope
+from flask_refactor.codemods.support.flask import app_scope, flask_files, import_reach, imported_paths
 from flask_refactor.codemods.support.imports import ImportMap
 from flask_refactor.index import IndexCache, scan_text
 
@@ -207,6 +207,50 @@ def test_a_library_importing_the_app_is_part_of_it(tmp_path, monkeypatch):
     assert "tools/cli.py" in app_scope(result.project)
 
 
+REACH_EXTRAS = {
+    # imports the app on a continued line, and inside a function: still connected
+    "tools/__init__.py": "",
+    "report.py": "import os, \\\n    shop.helpers\n",
+    "tools/late.py": "def run():\n    from shop.app import app\n    return app\n",
+    # a relative import from inside the app's package
+    "shop/admin.py": "from . import helpers\nfrom .database import Session\n",
+    # mentions Flask only in text: no import, so no part of any app
+    "docs_lexer.py": '"""Highlights Flask templates."""\nKEYWORDS = ["flask", "Flask", "route"]\n',
+}
+
+
+def _scope_from_every_file(project) -> set[str]:
+    """The app scope as if every file were indexed: what the import reach must not change."""
+    paths = project.paths()
+    project.index_many(paths)
+    forward, backward = {}, {}
+    for path in paths:
+        named, packages = imported_paths(project, path)
+        forward[path] = named | packages
+        for target in named:
+            backward.setdefault(target, set()).add(path)
+    scope, pending = set(), list(flask_files(project))
+    while pending:
+        path = pending.pop()
+        if path not in scope:
+            scope.add(path)
+            pending += [*forward.get(path, ()), *backward.get(path, ())]
+    return scope
+
+
+def test_only_files_imports_can_connect_to_flask_are_indexed(tmp_path, monkeypatch):
+    _write_tree(tmp_path, {**APP, **LIBRARY, **REACH_EXTRAS})
+    monkeypatch.chdir(tmp_path)
+    scans = _record_scans(monkeypatch)
+    result = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=None)
+    scope = app_scope(result.project)
+    assert {"report.py", "tools/late.py", "shop/admin.py", "shop/helpers.py"} <= set(scope)
+    assert "docs_lexer.py" not in scope and "docs_lexer.py" not in import_reach(result.project)
+    # library code nothing imports from the app, with every prefilter word: never read
+    assert not {LIBRARY["vendored/state.py"], LIBRARY["vendored/jobs.py"]} & set(scans)
+    assert set(scope) == _scope_from_every_file(result.project)
+
+
 # -- the cache ------------------------------------------------------------------------------
 
 def _record_scans(monkeypatch) -> list[str]:
@@ -229,25 +273,28 @@ def test_a_second_run_reads_the_index_from_the_cache(tmp_path, monkeypatch):
     monkeypatch.chdir(tree)
     cache = IndexCache(tmp_path / "cache")
     scans = _record_scans(monkeypatch)
-    originals = set({**APP, **LIBRARY}.values())
+    originals = set(APP.values())
 
     first = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
-    assert originals <= set(scans)  # cold: every file scanned
+    assert originals <= set(scans)  # cold: every file of the app scanned
+    assert LIBRARY["vendored/state.py"] not in scans  # nothing of Flask reaches it: never read
+    scanned_first = set(scans)
     scans.clear()
-    edited = LIBRARY["vendored/broken_import.py"] + "# edited\n"  # so that the whole run is not cached
-    (tree / "vendored/broken_import.py").write_text(edited)
+    edited = "# edited\n"  # so that the whole run is not cached
+    (tree / "shop/__init__.py").write_text(edited)
     second = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
     # warm: of the files on disk only the edited one is scanned, besides what codemods wrote
     assert second.project.parse_counts and edited in scans and not originals & set(scans)
     assert [o.diff for o in first.outcomes] == [o.diff for o in second.outcomes]
 
     entries = sorted(cache.dir.rglob("*.json"))
-    assert len(entries) == len(originals) + 1  # the empty __init__.py files share one; the edit has one
+    on_disk = scanned_first & set({**APP, **LIBRARY}.values())  # not what codemods wrote: never cached
+    assert len(entries) == len(on_disk) + 1  # one per content indexed (empty files share one), and the edit
     key = index.content_key(APP["shop/helpers.py"].encode())
     corrupt = cache.dir / key[:2] / f"{key}.json"
     corrupt.write_text("{not json")
     scans.clear()
-    (tree / "vendored/broken_import.py").write_text(edited + "# again\n")
+    (tree / "shop/__init__.py").write_text(edited + "# again\n")
     third = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
     assert originals & set(scans) == {APP["shop/helpers.py"]}  # the corrupt entry, rebuilt
     assert index.FileIndex.from_json(json.loads(corrupt.read_text())) == index.scan_text(APP["shop/helpers.py"])

@@ -7,6 +7,7 @@ code is `routes.py`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -210,7 +211,7 @@ def project_imports(project: Project) -> dict[str, set[str]]:
     imports at module level. Built from the project index: nothing is parsed."""
     def compute(proj: Project) -> dict[str, set[str]]:
         graph: dict[str, set[str]] = {}
-        for path in proj.paths():
+        for path in import_reach(proj):  # no import chain leads from outside into it
             name = proj.module_name(path)
             imports = import_map(proj, path) if name else None
             if imports is None:
@@ -228,8 +229,30 @@ def project_imports(project: Project) -> dict[str, set[str]]:
 FLASK_NEEDLES = ("flask", "Flask")  # Flask itself and every `flask_*` extension
 
 
+def flask_files(project: Project) -> list[str]:
+    """Files that import Flask or a Flask extension, sorted: where every Flask analysis
+    starts. Text that only mentions Flask (a lexer's keyword list, a docstring) does
+    not count; a file the index cannot read does, if it mentions Flask."""
+    mentioning = project.candidates(FLASK_NEEDLES)
+    project.index_many(mentioning)
+    return [path for path in mentioning if _imports_flask(project.index(path))]
+
+
+def _imports_flask(entry) -> bool:
+    if entry is None:
+        return False
+    if entry.error:
+        return True
+    return any(record.level == 0 and _is_flask_module((record.module or record.name).split(".")[0])
+               for record in entry.imports)
+
+
+def _is_flask_module(top: str) -> bool:
+    return top in ("flask", "flaskext") or top.startswith("flask_")
+
+
 def app_scope(project: Project) -> list[str]:
-    """The Python files that can take part in a Flask app, sorted: files that mention
+    """The Python files that can take part in a Flask app, sorted: files that import
     Flask, and everything connected to them by imports, both ways (what they import,
     what imports them, transitively). A function outside this set can neither be called
     from a view nor call into the app, so project-wide analyses (call graphs, references
@@ -237,10 +260,72 @@ def app_scope(project: Project) -> list[str]:
     return project.fact("flask.app-scope", _compute_app_scope)
 
 
+def import_reach(project: Project) -> list[str]:
+    """The Python files that may be import-connected to a file importing Flask, sorted:
+    the only files whose imports a Flask analysis ever needs, so the only ones indexed.
+
+    Found outwards from those files, with cheap tests before any index: a module's
+    importers name its top-level package on an import line (`import shop.views`, `from
+    shop import views`) or sit in that package (relative imports), and what a file
+    imports is read from its index. A file outside this set imports nothing in it and
+    nothing in it imports the file, so leaving it out changes no import question asked
+    from inside (a chain of imports into the set ends in a file of the set)."""
+    return project.fact("flask.import-reach", _compute_import_reach)
+
+
+def in_import_reach(project: Project, path: str) -> bool:
+    return path in project.fact("flask.import-reach-set", lambda proj: frozenset(import_reach(proj)))
+
+
+def _compute_import_reach(project: Project) -> list[str]:
+    reach: set[str] = set()
+    searched_names: set[str] = set()
+    searched_folders: set[str] = set()
+    pending = set(flask_files(project))
+    while pending:
+        project.index_many(sorted(pending))  # one batch: in worker processes when large
+        reach |= pending
+        found: set[str] = set()
+        names: set[str] = set()
+        folders: set[str] = set()
+        for path in pending:
+            named, packages = imported_paths(project, path)
+            found |= named | packages
+            module_name = project.module_name(path)
+            if module_name:  # a file with no dotted name cannot be imported
+                names.add(module_name.split(".")[0])
+                depth = module_name.count(".") + (1 if is_package(path) else 0)
+                if depth:  # in a package: relative imports come from inside its top-level package
+                    folders.add(_top_package_folder(path, depth))
+        names -= searched_names
+        folders -= searched_folders
+        searched_names |= names
+        searched_folders |= folders
+        if names:
+            found |= set(project.matching(_naming_in_import(sorted(names)), needles=tuple(sorted(names))))
+        found |= {path for path in project.paths() if any(path.startswith(f"{folder}/") for folder in folders)}
+        pending = found - reach
+    return sorted(reach)
+
+
+def _naming_in_import(names: list[str]) -> str:
+    """A pattern any absolute import of these top-level modules (or of something in them)
+    matches: a name as a word after `import` or `from` on its line, or on a line continued
+    from the one before (`import a, \\` then `shop`). It matches more than imports
+    (comments, `from x import shop` of a name): a superset is all the test must be."""
+    word = r"\b(?:" + "|".join(re.escape(name) for name in names) + r")\b"
+    return rf"\b(?:import|from)\b[^\n]*{word}|\\\r?\n[^\n]*{word}"
+
+
+def _top_package_folder(path: str, depth: int) -> str:
+    """`src/shop/views/x.py` (module shop.views.x, depth 2) -> `src/shop`."""
+    return "/".join(path.split("/")[:-depth])
+
+
 def _compute_app_scope(project: Project) -> list[str]:
     forward: dict[str, set[str]] = {}
     backward: dict[str, set[str]] = {}
-    for path in project.paths():
+    for path in import_reach(project):
         named, packages = imported_paths(project, path)
         forward[path] = named | packages
         for target in named:
@@ -248,7 +333,7 @@ def _compute_app_scope(project: Project) -> list[str]:
             # something of a package runs its __init__, but calls none of it by that.
             backward.setdefault(target, set()).add(path)
     scope: set[str] = set()
-    pending = project.candidates(FLASK_NEEDLES)
+    pending = list(flask_files(project))
     while pending:
         path = pending.pop()
         if path in scope:
@@ -259,21 +344,19 @@ def _compute_app_scope(project: Project) -> list[str]:
     return sorted(scope)
 
 
-def files_naming(project: Project, module_name: str) -> list[str]:
-    """Files with a string that starts with `module_name.` (`mock.patch("pkg.views.x")`),
-    sorted: from the project index, so no file's text is searched."""
-    by_module = project.fact("flask.dotted-strings", _strings_by_module)
-    return sorted(by_module.get(module_name, ()))
-
-
-def _strings_by_module(project: Project) -> dict[str, set[str]]:
-    found: dict[str, set[str]] = {}
-    for path in project.paths():
-        for text in getattr(project.index(path), "dotted_strings", ()):
-            parts = text.split(".")
-            for cut in range(1, len(parts)):
-                found.setdefault(".".join(parts[:cut]), set()).add(path)
-    return found
+def files_naming(project: Project, *module_names: str) -> list[str]:
+    """Files with a string that starts with one of the module names and a dot
+    (`mock.patch("pkg.views.x")`), sorted: the files whose text holds a quote, the
+    name's top-level package and a dot, confirmed on their index."""
+    names = sorted(set(module_names))
+    if not names:
+        return []
+    tops = sorted({name.split(".")[0] for name in names})
+    holding = project.candidates(tuple(f"{quote}{top}." for top in tops for quote in "\"'"))
+    project.index_many(holding)
+    prefixes = tuple(f"{name}." for name in names)
+    return [path for path in holding
+            if any(text.startswith(prefixes) for text in getattr(project.index(path), "dotted_strings", ()))]
 
 
 def app_modules(project: Project, needles: tuple[str, ...] = ()) -> Iterable[tuple[str, cst.Module]]:

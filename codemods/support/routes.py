@@ -22,7 +22,7 @@ from flask_refactor.walk import ReadOnlyVisitor
 from .cache import per_tree
 from .flask import (
     APP_HOOKS, BLUEPRINT_CLASSES, ROUTE_DECORATORS, VIEW_CLASSES, app_modules, assigned_name, decorator_method,
-    import_map, is_call_to, project_module_of,
+    import_map, import_reach, is_call_to, project_module_of,
 )
 from .imports import ImportMap
 
@@ -290,7 +290,7 @@ def blueprint_variables(project: Project) -> dict[str, set[str]]:
             found[path] = _assigned_instances(module, import_map(proj, path) or ImportMap(), BLUEPRINT_CLASSES)
         defined = {f"{proj.module_name(path)}.{name}" for path, names in found.items()
                    for name in names if proj.module_name(path) and "." not in name}
-        for path in proj.paths() if defined else ():  # importers, from the index: no parse
+        for path in import_reach(proj) if defined else ():  # importers (of app modules): from the index
             imports = import_map(proj, path) or ImportMap()
             imported = {local for local, target in imports.names.items() if target in defined}
             if imported:
