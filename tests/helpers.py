@@ -175,10 +175,10 @@ CORNER_SYNTAX = textwrap.dedent('''\
     ''')
 
 
-def installed_package_sources() -> list[Path]:
+def installed_package_sources(packages: tuple[str, ...] = ("flask", "werkzeug", "click", "jinja2")) -> list[Path]:
     """Real code nobody here wrote: the sources of packages installed next to the tests."""
     files: list[Path] = []
-    for package in ("flask", "werkzeug", "click", "jinja2"):
+    for package in packages:
         spec = importlib.util.find_spec(package)
         assert spec is not None and spec.origin, package
         files.extend(sorted(Path(spec.origin).parent.rglob("*.py")))

@@ -8,8 +8,9 @@ from collections.abc import Mapping
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import MetadataWrapper, Scope, ScopeProvider
+from libcst.metadata import Scope
 
+from flask_refactor.scopes import scopes_of
 from flask_refactor.walk import ReadOnlyVisitor
 
 from .cache import per_tree
@@ -31,7 +32,7 @@ def names_used(module: cst.Module) -> frozenset[str]:
 @functools.lru_cache(maxsize=16)  # scope maps are large: keep only the trees in use
 def scope_map(module: cst.Module) -> Mapping[cst.CSTNode, Scope | None]:
     """libcst's ScopeProvider for a tree, resolved once for every analysis that asks."""
-    return MetadataWrapper(module, unsafe_skip_copy=True).resolve(ScopeProvider)
+    return scopes_of(module)
 
 
 @per_tree

@@ -1,0 +1,63 @@
+"""Scope maps must be libcst's ScopeProvider's: globals-to-g and extract-services decide
+what a name refers to from them."""
+
+from __future__ import annotations
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, ScopeProvider
+
+from flask_refactor.scopes import scopes_of
+from flask_refactor.walk import iter_nodes
+from helpers import CORNER_SYNTAX, installed_package_sources
+
+
+def _describe(mapping, module: cst.Module):
+    """What a scope map says about the module's own nodes, independent of the order in
+    which libcst's sets iterate (by hash) and of the nodes libcst parses out of string
+    annotations afresh on every resolution."""
+    tree = {id(node) for node in iter_nodes(module)}
+
+    def key(node):
+        return id(node) if id(node) in tree else "parsed"
+
+    first: dict[int, int] = {}  # a scope is named by the first tree node (by id) in it
+    for node, scope in mapping.items():
+        if scope is not None and id(node) in tree:
+            first[id(scope)] = min(first.get(id(scope), id(node)), id(node))
+
+    def name(scope):
+        return None if scope is None else (type(scope).__name__, first.get(id(scope)))
+
+    per_node = {id(node): name(scope) for node, scope in mapping.items() if id(node) in tree}
+    per_scope = set()
+    for scope in {id(s): s for s in mapping.values() if s is not None}.values():
+        assignments = sorted((a.name, key(a.node)) for a in scope.assignments if hasattr(a, "node"))
+        accesses = sorted(repr((key(a.node), sorted(repr(key(r.node)) if hasattr(r, "node") else f"builtin:{r.name}"
+                                                    for r in a.referents))) for a in scope.accesses)
+        parent = "itself" if scope.parent is scope else name(scope.parent)
+        per_scope.add(repr((name(scope), parent, assignments, accesses)))
+    return per_node, sorted(per_scope)
+
+
+def _assert_same_scopes(module: cst.Module, where: str) -> None:
+    expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(ScopeProvider)
+    assert _describe(scopes_of(module), module) == _describe(expected, module), where
+
+
+def test_corner_syntax_has_libcsts_scopes():
+    _assert_same_scopes(cst.parse_module(CORNER_SYNTAX), "corners")
+
+
+def test_real_packages_have_libcsts_scopes():
+    for path in installed_package_sources(("flask", "click")):  # libcst's own resolution is the slow side
+        _assert_same_scopes(cst.parse_module(path.read_bytes()), str(path))
+
+
+def test_a_global_rebound_in_a_function_is_a_module_name():
+    module = cst.parse_module("count = 0\n\ndef bump():\n    global count\n    count += 1\n    return count\n")
+    scopes = scopes_of(module)
+    global_scope = scopes[module]
+    assert sorted(a.name for a in global_scope.assignments) == ["bump", "count", "count"]  # `global` rebinds it
+    returned = module.body[1].body.body[-1].body[0].value
+    function_scope = scopes[returned]
+    assert type(function_scope).__name__ == "FunctionScope" and function_scope.parent is global_scope
