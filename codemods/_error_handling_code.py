@@ -9,7 +9,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
-from flask_refactor.walk import ReadOnlyVisitor
+from flask_refactor.walk import ReadOnlyVisitor, children
 
 from ._error_handling_sites import Shape, Site
 from .support.errors import ABORT_FUNCTIONS, INTERNAL_SERVER_ERROR
@@ -303,7 +303,7 @@ def _walk(node: cst.CSTNode | None):
     if node is None:
         return
     yield node
-    for child in node.children:
+    for child in children(node):
         yield from _walk(child)
 
 

@@ -17,7 +17,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import BuiltinAssignment, BuiltinScope, CodeRange, GlobalScope, ImportAssignment, Scope
 
-from flask_refactor.walk import ReadOnlyVisitor
+from flask_refactor.walk import ReadOnlyVisitor, children
 
 from .support.imports import ImportMap
 from .support.views import REQUEST_READING_METHODS, is_request_bound
@@ -391,7 +391,7 @@ class ViewFlow:
             return any(self._passes_proxy(child, tainted) for child in rest)
         if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and self._is_proxy(expr.func.value, tainted):
             return any(self._passes_proxy(arg, tainted) for arg in expr.args)
-        return any(self._passes_proxy(child, tainted) for child in expr.children)
+        return any(self._passes_proxy(child, tainted) for child in children(expr))
 
     def _is_proxy(self, expr: cst.CSTNode, tainted: set[str]) -> bool:
         if isinstance(expr, cst.Name) and expr.value in tainted:
@@ -433,12 +433,12 @@ def _is_trivial(stmt: cst.BaseStatement) -> bool:
 
 def _collect_ids(node: cst.CSTNode, into: set[int]) -> None:
     into.add(id(node))
-    for child in node.children:
+    for child in children(node):
         _collect_ids(child, into)
 
 
 def _walk_skipping_scopes(node: cst.CSTNode):
-    for child in node.children:
+    for child in children(node):
         yield child
         if not isinstance(child, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
             yield from _walk_skipping_scopes(child)

@@ -19,7 +19,7 @@ from libcst.metadata import ImportAssignment
 
 from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
 from flask_refactor.project import Project, code_ranges
-from flask_refactor.walk import ReadOnlyVisitor
+from flask_refactor.walk import ReadOnlyVisitor, children
 
 from ._extract_services_flow import Blocker, ModuleFacts, Region, ViewFlow, count_statements, routine
 from .support.cache import per_tree
@@ -440,7 +440,7 @@ def _functions(module: cst.Module) -> tuple[cst.FunctionDef, ...]:
 
 
 def _walk(node: cst.CSTNode):
-    for child in node.children:
+    for child in children(node):
         yield child
         yield from _walk(child)
 

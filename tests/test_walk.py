@@ -101,3 +101,32 @@ def test_on_visit_can_be_overridden():
 
 def test_children_of_a_leaf_is_empty():
     assert children(cst.Name("x")) == []
+
+
+def _recording_visitor(base: type, record: list, with_comments: bool) -> type:
+    """A visitor class of `base` that records Names, Calls, functions left, and comments."""
+    hooks = {f"visit_{name}": lambda self, node: record.append(node) for name in ("Name", "Call")}
+    hooks["leave_FunctionDef"] = lambda self, node: record.append(node)
+    if with_comments:
+        hooks["visit_Comment"] = lambda self, node: record.append(node)
+    return type("Recording", (base,), hooks)
+
+
+def test_hooks_see_what_libcst_visitors_see_with_or_without_whitespace_hooks():
+    # A visitor without whitespace hooks is not walked through whitespace; one with a
+    # hook for comments still sees every comment, even inside parenthesized whitespace.
+    by_libcst, ours, ours_without_comments = [], [], []
+    libcst_visitor = _recording_visitor(cst.CSTVisitor, by_libcst, with_comments=True)
+    our_visitor = _recording_visitor(ReadOnlyVisitor, ours, with_comments=True)
+    no_comments = _recording_visitor(ReadOnlyVisitor, ours_without_comments, with_comments=False)
+    assert not our_visitor._skips_whitespace and no_comments._skips_whitespace
+
+    source = CORNER_SYNTAX + "x = call(  # a comment inside parentheses\n    1)\n"
+    modules = [cst.parse_module(source)] + [cst.parse_module(path.read_bytes())
+                                            for path in installed_package_sources(("flask",))]
+    for module in modules:
+        module.visit(libcst_visitor())
+        our_visitor().walk(module)
+        no_comments().walk(module)
+    assert ours == by_libcst and any(isinstance(node, cst.Comment) for node in ours)
+    assert ours_without_comments == [node for node in by_libcst if not isinstance(node, cst.Comment)]

@@ -8,7 +8,7 @@ import re
 
 from flask_refactor.project import Project
 
-from .flask import assigned_name, files_naming, import_map, is_call_to, project_module_of
+from .flask import assigned_name, files_naming, import_map, in_import_reach, is_call_to, project_module_of
 from .imports import ImportMap
 
 # Packages whose objects are bound to the request (or app) context or build the
@@ -154,7 +154,8 @@ def patched_attributes(project: Project, module_name: str) -> dict[str, str]:
         by_string = re.compile(r"""["']""" + re.escape(module_name) + r"""\.([A-Za-z_][A-Za-z0-9_]*)""")
         found: dict[str, str] = {}
         naming = set(files_naming(proj, module_name))
-        patching = set(proj.candidates(("setattr", "patch.object")))
+        # patching the module object needs an import of it: only files in the import reach
+        patching = {path for path in proj.candidates(("setattr", "patch.object")) if in_import_reach(proj, path)}
         for path in sorted(naming | patching):  # the order of proj.paths(): first file wins
             text = proj.text(path) or ""
             for match in by_string.finditer(text):
