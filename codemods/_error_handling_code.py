@@ -9,7 +9,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
-from flask_refactor.walk import ReadOnlyVisitor, children
+from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, children
 
 from ._error_handling_sites import Shape, Site
 from .support.errors import ABORT_FUNCTIONS, INTERNAL_SERVER_ERROR
@@ -307,9 +307,14 @@ def _walk(node: cst.CSTNode | None):
         yield from _walk(child)
 
 
-class Rewriter(cst.CSTTransformer):
-    def __init__(self, replacements: dict[int, cst.CSTNode], insertions: dict[int, list[cst.BaseStatement]],
+class Rewriter(TargetedTransformer):
+    """Replaces nodes, inserts functions before statements and moves comments onto lines,
+    all keyed by the id of an original node: only the paths to those are walked."""
+
+    def __init__(self, module: cst.Module, replacements: dict[int, cst.CSTNode],
+                 insertions: dict[int, list[cst.BaseStatement]],
                  moved_comments: dict[int, list[str]] | None = None) -> None:
+        super().__init__(module, [*replacements, *insertions, *(moved_comments or {})])
         self.replacements = replacements
         self.insertions = insertions
         self.moved_comments = moved_comments or {}

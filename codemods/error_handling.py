@@ -378,7 +378,8 @@ After:
                 function = handler_function(handler, module_names, taken, module,
                                              nested=handler.view.container is not module)
                 insertions.setdefault(id(handler.view.func), []).append(function)
-            new = add_imports(module.visit(Rewriter(replacements, insertions, moved_comments)), module_names.imports)
+            new = add_imports(module.visit(Rewriter(module, replacements, insertions, moved_comments)),
+                              module_names.imports)
             raised = {get_full_name_for_node(s.node.exc.func if isinstance(s.node.exc, cst.Call) else s.node.exc)
                       for s in sites if s.kind == "raise"}
             new = drop_unused_imports(new, {n for n in raised if n and "." not in n})

@@ -19,7 +19,7 @@ from libcst.metadata import ImportAssignment
 
 from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
 from flask_refactor.project import Project, code_ranges
-from flask_refactor.walk import ReadOnlyVisitor, children
+from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, children
 
 from ._extract_services_flow import Blocker, ModuleFacts, Region, ViewFlow, count_statements, routine
 from .support.cache import per_tree
@@ -179,6 +179,7 @@ class _ViewsModule:
         self.services = services
         self.changes = changes
         self.replacements: dict[int, cst.IndentedBlock] = {}
+        self.verdicts: dict[tuple[str, str], str | None] = {}  # asked per read of a name: kept
 
     def report(self, func: cst.FunctionDef, message: str, severity: Severity = Severity.INFO) -> None:
         self.changes.report(self.path, self.positions[func.name].start.line, message, severity)
@@ -219,7 +220,7 @@ class _ViewsModule:
         for view in fat:
             self._extract(view, ViewFlow(view, facts))
         if self.replacements:
-            new = self.module.visit(_ReplaceBlocks(self.replacements))
+            new = self.module.visit(_ReplaceBlocks(self.module, self.replacements))
             if self.import_needed:
                 new = _insert_statement(new, self.import_index, self._services_import())
             self.changes.modify(self.path, new, "view business logic moved to " + self.services_file.path)
@@ -278,7 +279,13 @@ class _ViewsModule:
         return False
 
     def _verdict(self, name: str, qualified: str) -> str | None:
-        """Why the import of `name` (`qualified`) cannot be repeated in the services module."""
+        """Why the import of `name` (`qualified`) cannot be repeated in the services module.
+        Asked for every read of the name in every statement: answered once per module."""
+        if (name, qualified) not in self.verdicts:
+            self.verdicts[name, qualified] = self._find_verdict(name, qualified)
+        return self.verdicts[name, qualified]
+
+    def _find_verdict(self, name: str, qualified: str) -> str | None:
         target = project_module_of(self.project, qualified)
         if target == self.module_name:
             return f"defined in {self.path} itself"
@@ -681,8 +688,9 @@ def _call_statement(target: str, region: Region, is_async: bool, module: cst.Mod
     return cst.parse_statement(code + "\n", config=module.config_for_parsing)
 
 
-class _ReplaceBlocks(cst.CSTTransformer):
-    def __init__(self, replacements: dict[int, cst.IndentedBlock]) -> None:
+class _ReplaceBlocks(TargetedTransformer):
+    def __init__(self, module: cst.Module, replacements: dict[int, cst.IndentedBlock]) -> None:
+        super().__init__(module, replacements)
         self.replacements = replacements
 
     def leave_IndentedBlock(self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock) -> cst.IndentedBlock:

@@ -16,7 +16,7 @@ from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.codemod import ChangeSet, Codemod, Severity
 from flask_refactor.project import Project
-from flask_refactor.walk import ReadOnlyVisitor
+from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer
 
 from .support.context import (
     ContextMap, FunctionRef, Resolver, body_calls, call_target, context_map, executors_in, iter_functions,
@@ -379,7 +379,7 @@ class ModuleSites:
         helper = self.helper or _free_name(module, HELPER)
         if self.copy_names:
             copy_name, need_copy = sorted(self.copy_names, key=len)[0], None
-        new = module.visit(_WrapTargets(wraps, helper, copy_name))
+        new = module.visit(_WrapTargets(module, wraps, helper, copy_name))
         if any(w.how == "app" for w in wraps.values()):
             if self.helper is None:
                 functools_name, need_functools = _functools_wraps(module, self.imports)
@@ -520,8 +520,9 @@ def _insert_helper(module: cst.Module, helper: str, current_app: str, wraps: str
     return module.with_changes(body=body)
 
 
-class _WrapTargets(cst.CSTTransformer):
-    def __init__(self, wraps: dict[cst.Arg, Wrap], helper: str, copy_name: str) -> None:
+class _WrapTargets(TargetedTransformer):
+    def __init__(self, module: cst.Module, wraps: dict[cst.Arg, Wrap], helper: str, copy_name: str) -> None:
+        super().__init__(module, map(id, wraps))
         self.wraps = wraps
         self.helper = cst.parse_expression(helper)
         self.copy = cst.parse_expression(copy_name)

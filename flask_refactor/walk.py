@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import libcst as cst
@@ -225,3 +225,33 @@ class ReadOnlyVisitor:
             hooks = self._hook_cache[node_class] = (getattr(type(self), f"visit_{name}", None),
                                                     getattr(type(self), f"leave_{name}", None))
         return hooks
+
+
+def path_to(root: CSTNode, target_ids: Iterable[int]) -> set[int]:
+    """Ids of the nodes under `root` whose id is a target, and of every node above them:
+    where a transform that changes only those nodes needs to go (`TargetedTransformer`).
+    Ids, because that is how transforms key the nodes they change."""
+    wanted = set(target_ids)
+    parents = parent_map(root)
+    on_path: set[int] = set()
+    for node in [root, *parents]:
+        if id(node) in wanted:
+            while node is not None and id(node) not in on_path:
+                on_path.add(id(node))
+                node = parents.get(node)
+    return on_path
+
+
+class TargetedTransformer(cst.CSTTransformer):
+    """A libcst transform that changes only known nodes (and what is above them) descends
+    only along the paths to them: libcst rebuilds every node it enters, and most of a
+    module is nowhere near what changes. Nodes off the path get `leave_*(node, node)`
+    unvisited, so a subclass may change only nodes on the path, and must not count on
+    visiting the others."""
+
+    def __init__(self, root: CSTNode, target_ids: Iterable[int]) -> None:
+        super().__init__()
+        self._on_path = path_to(root, target_ids)
+
+    def on_visit(self, node: CSTNode) -> bool:
+        return id(node) in self._on_path and super().on_visit(node)
