@@ -7,7 +7,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, ParentNodeProvider
 
 from flask_refactor import walk
-from flask_refactor.walk import ReadOnlyVisitor, children, iter_nodes, parent_map
+from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, children, iter_nodes, parent_map
 from helpers import CORNER_SYNTAX, installed_package_sources
 
 
@@ -130,3 +130,27 @@ def test_hooks_see_what_libcst_visitors_see_with_or_without_whitespace_hooks():
         no_comments().walk(module)
     assert ours == by_libcst and any(isinstance(node, cst.Comment) for node in ours)
     assert ours_without_comments == [node for node in by_libcst if not isinstance(node, cst.Comment)]
+
+
+def test_a_targeted_transform_writes_what_a_full_one_does_and_enters_only_the_path():
+    module = cst.parse_module(CORNER_SYNTAX)
+    targets = {id(node) for node in iter_nodes(module) if isinstance(node, cst.Name) and node.value == "key"}
+    entered: list[cst.CSTNode] = []
+
+    def rename(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
+        return updated_node.with_changes(value="renamed") if id(original_node) in targets else updated_node
+
+    class Full(cst.CSTTransformer):
+        leave_Name = rename
+
+    class Targeted(TargetedTransformer):
+        leave_Name = rename
+
+        def visit_Param(self, node: cst.Param) -> None:
+            entered.append(node)
+
+    assert targets
+    expected = module.visit(Full()).code
+    assert "renamed" in expected and module.visit(Targeted(module, targets)).code == expected
+    # only `method(self, *, key)` holds a target Param: no other parameter list is entered
+    assert [param.name.value for param in entered] == ["key"]
