@@ -4,6 +4,7 @@ elsewhere (extract-services), kept apart from `flask.py`. What a view is: `route
 
 from __future__ import annotations
 
+import functools
 import re
 
 from flask_refactor.project import Project
@@ -86,7 +87,15 @@ def _imports_of(project: Project, module_name: str) -> ImportMap | None:
 
 
 def _module_edges(project: Project, module_name: str) -> list[tuple[str, str | None]]:
-    """(project module, attribute imported from it or None) for each module-level import."""
+    """(project module, attribute imported from it or None) for each module-level import.
+    Every search from every module walks these: kept per project revision."""
+    cache = project.fact("views.module-edges", lambda proj: {})
+    if module_name not in cache:
+        cache[module_name] = _find_module_edges(project, module_name)
+    return cache[module_name]
+
+
+def _find_module_edges(project: Project, module_name: str) -> list[tuple[str, str | None]]:
     imports = _imports_of(project, module_name)
     edges = []
     for qualified in [*(imports.names.values() if imports else ()), *(imports.star_modules if imports else ())]:
@@ -98,7 +107,14 @@ def _module_edges(project: Project, module_name: str) -> list[tuple[str, str | N
 
 def is_request_free_object(project: Project, module_name: str, attribute: str | None) -> bool:
     """Whether `module_name.attribute` is bound at module level to a request-free
-    extension object (`db = SQLAlchemy(app)`)."""
+    extension object (`db = SQLAlchemy(app)`). Kept per project revision."""
+    cache = project.fact("views.request-free", lambda proj: {})
+    if (module_name, attribute) not in cache:
+        cache[module_name, attribute] = _find_request_free_object(project, module_name, attribute)
+    return cache[module_name, attribute]
+
+
+def _find_request_free_object(project: Project, module_name: str, attribute: str | None) -> bool:
     path = project.path_of_module(module_name)
     module = project.parse(path) if path and attribute else None
     if module is None:
@@ -111,6 +127,7 @@ def is_request_free_object(project: Project, module_name: str, attribute: str | 
     return False
 
 
+@functools.lru_cache(maxsize=4096)  # asked for every import on every search path
 def _reads_request(qualified: str) -> bool:
     if qualified in ("flask", "flask_login", "flask_wtf", "flask_babel", "flask_jwt_extended"):
         return True  # the whole package: any attribute may be read
