@@ -29,7 +29,7 @@ from .support.context import (
     ContextMap, FunctionRef, context_map, is_before_request_hook, iter_functions, view_blueprint,
 )
 from .support.flask import (
-    EXTENSIONS, app_modules, app_scope, assigned_name, decorator_method, files_naming, import_map,
+    EXTENSIONS, app_modules, app_scope, assigned_name, decorator_method, files_naming, import_map, import_reach,
 )
 from .support.imports import ImportMap, resolve_relative
 from .support.names import flask_name, import_from_flask, names_used, preferred_quote, scope_map
@@ -364,9 +364,12 @@ class _ReferenceCollector(ReadOnlyVisitor):
 
 
 def g_attribute_user(project: Project, name: str) -> str | None:
-    """The first file (Python or template) that already uses `g.<name>`, if any."""
+    """The first file (Python or template) that already uses `g.<name>`, if any. Python
+    files that can use Flask's `g` import it, from Flask or through the app's modules:
+    only the import reach is searched."""
     pattern = re.compile(rf"\b(?:g|flask_g\d*)\.{re.escape(name)}\b|\bg\.get\(\s*['\"]{re.escape(name)}['\"]")
-    for path in [*project.candidates((name,)), *project.other_paths((".html", ".htm", ".jinja", ".jinja2", ".j2", ".txt"))]:
+    python = [path for path in import_reach(project) if project.mentions(path, (name,))]
+    for path in [*python, *project.other_paths((".html", ".htm", ".jinja", ".jinja2", ".j2", ".txt"))]:
         if pattern.search(project.text(path) or ""):
             return path
     return None
