@@ -310,10 +310,11 @@ def _compute_import_reach(project: Project) -> list[str]:
 
 def _naming_in_import(names: list[str]) -> str:
     """A pattern any absolute import of these top-level modules (or of something in them)
-    matches: a name as a word after `import` or `from` on its line, or on a line continued
-    from the one before (`import a, \\` then `shop`). It matches more than imports
-    (comments, `from x import shop` of a name): a superset is all the test must be."""
-    word = r"\b(?:" + "|".join(re.escape(name) for name in names) + r")\b"
+    matches: a name as a word, not after a dot (`from .utils` and `a.utils` are other
+    modules), after `import` or `from` on its line, or on a line continued from the one
+    before (`import a, \\` then `shop`). It matches more than imports (comments, `from x
+    import shop` of a name): a superset is all the test must be."""
+    word = r"(?<![.\w])(?:" + "|".join(re.escape(name) for name in names) + r")\b"
     return rf"\b(?:import|from)\b[^\n]*{word}|\\\r?\n[^\n]*{word}"
 
 
