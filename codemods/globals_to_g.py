@@ -23,7 +23,7 @@ from libcst.metadata import ComprehensionScope, FunctionScope, GlobalScope
 
 from flask_refactor.codemod import ChangeSet, Codemod, Severity
 from flask_refactor.project import Project
-from flask_refactor.walk import ReadOnlyVisitor, parent_map
+from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, parent_map
 
 from .support.context import (
     ContextMap, FunctionRef, context_map, is_before_request_hook, iter_functions, view_blueprint,
@@ -1134,7 +1134,12 @@ def rewrite(module: cst.Module, path: str, project: Project, plans: list[Plan],
     return new
 
 
-class _Rewriter(cst.CSTTransformer):
+class _Rewriter(TargetedTransformer):
+    """Every node it changes is one of the sets below (by identity), so only the paths
+    to them are walked; blocks and statement lines off those paths are still left (with
+    their original children), which is all `leave_IndentedBlock` and
+    `leave_SimpleStatementLine` need there."""
+
     def __init__(self, plans: list[Plan], g_text: str, wrap_text: str | None, analysis: ModuleAnalysis) -> None:
         self.g = cst.parse_expression(g_text)
         self.g_text = g_text
@@ -1169,6 +1174,9 @@ class _Rewriter(cst.CSTTransformer):
                 self.closers[analysis.by_qualname[resource.closer]] = resource
         self.doomed: dict[int, cst.CSTNode] = {}  # kept alive so that ids are never reused
         self.moved: dict[int, str] = {}  # removed default -> where the value lives now
+        targets = [*self.unwrapped, *self.plain, *self.defaulted, *self.writes, *self.globals, *self.defaults,
+                   *self.getter_reads, *self.kept, *self.openers, *self.closers]
+        super().__init__(analysis.module, map(id, targets))
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         if original_node in self.unwrapped:
