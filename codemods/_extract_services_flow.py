@@ -10,6 +10,7 @@ every reason the move could change behaviour. All from libcst's scope metadata.
 from __future__ import annotations
 
 import builtins
+import inspect
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -101,13 +102,23 @@ def count_statements(node: cst.CSTNode) -> int:
 
 
 class _StatementCounter(ReadOnlyVisitor):
+    """Counts statements, small and compound, nested ones too. One `visit_<Class>` hook
+    per statement class (set below) rather than an `on_visit` test of every node: a
+    visitor with hooks only is not walked through whitespace."""
+
     def __init__(self) -> None:
         self.count = 0
 
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        if isinstance(node, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
-            self.count += 1
-        return True
+    def _count(self, node: cst.CSTNode) -> None:
+        self.count += 1
+
+
+STATEMENT_CLASSES = tuple(
+    value for value in vars(cst).values()
+    if isinstance(value, type) and issubclass(value, (cst.BaseSmallStatement, cst.BaseCompoundStatement))
+    and not inspect.isabstract(value))
+for _statement_class in STATEMENT_CLASSES:
+    setattr(_StatementCounter, f"visit_{_statement_class.__name__}", _StatementCounter._count)
 
 
 # -- definite assignment ----------------------------------------------------------

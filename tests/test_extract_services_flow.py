@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import textwrap
 
+import libcst as cst
 import pytest
 
 from flask_refactor import pipeline
+from flask_refactor.codemods._extract_services_flow import count_statements
 from flask_refactor.codemod import Severity
 from flask_refactor.project import Project
 from flask_refactor.registry import get
+from flask_refactor.walk import iter_nodes
+from helpers import CORNER_SYNTAX, installed_package_sources
 
 HEADER = """\
 from flask import Blueprint, flash, g, jsonify, redirect, request, url_for
@@ -503,3 +507,12 @@ def test_crlf_and_tab_indentation_are_kept_in_both_files():
     services = outputs["app/services.py"]
     assert "\n" not in services.replace("\r\n", "")
     assert "\r\n\tdb.session.commit()\r\n\treturn order\r\n" in services
+
+
+def test_statements_are_counted_like_an_isinstance_test_of_every_node():
+    modules = [cst.parse_module(CORNER_SYNTAX)] + [cst.parse_module(path.read_bytes())
+                                                   for path in installed_package_sources(("flask",))]
+    for module in modules:
+        for node in [module, *module.body]:
+            expected = sum(isinstance(n, (cst.BaseSmallStatement, cst.BaseCompoundStatement)) for n in iter_nodes(node))
+            assert count_statements(node) == expected
