@@ -9,9 +9,10 @@ import tokenize
 
 import libcst as cst
 
-from flask_refactor.walk import ReadOnlyVisitor, iter_nodes
+from flask_refactor.walk import ReadOnlyVisitor
 
 from .support.cache import per_tree
+from .support.names import names_used
 
 CURRENT_APP = "current_app"
 # Trailing comments that only instruct linters about the line they end; dropped with it.
@@ -173,7 +174,7 @@ class CurrentAppRewriter(cst.CSTTransformer):
 def rewrite_function_bodies(node: cst.CSTNode, app_var: str) -> tuple[cst.CSTNode, int]:
     """Rewrite app uses inside the bodies of `node`'s functions (not decorators or defaults)."""
     if isinstance(node, cst.FunctionDef):
-        if binds_locally(node, app_var) or not _names(node.body, app_var):
+        if binds_locally(node, app_var) or app_var not in names_used(node.body):
             return node, 0  # (a transform rebuilds the whole body: not for nothing)
         rewriter = CurrentAppRewriter(app_var)
         body = node.body.visit(rewriter)
@@ -187,11 +188,6 @@ def rewrite_function_bodies(node: cst.CSTNode, app_var: str) -> tuple[cst.CSTNod
             total += count
         return node.with_changes(body=node.body.with_changes(body=new_body)), total
     return node, 0
-
-
-def _names(node: cst.CSTNode, name: str) -> bool:
-    """Whether any Name node below `node` spells `name` (as a use, attribute or keyword)."""
-    return any(isinstance(found, cst.Name) and found.value == name for found in iter_nodes(node))
 
 
 def refs_outside_function_bodies(node: cst.CSTNode, app_var: str) -> list[cst.Name]:

@@ -18,14 +18,15 @@ from libcst.helpers import get_full_name_for_node
 from libcst.metadata import ImportAssignment
 
 from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
-from flask_refactor.project import Project, code_ranges
+from flask_refactor.positions import code_ranges
+from flask_refactor.project import Project
+from flask_refactor.scopes import scope_map
 from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, children
 
 from ._extract_services_flow import Blocker, ModuleFacts, Region, ViewFlow, count_statements, routine
 from .support.cache import per_tree
 from .support.flask import app_modules, import_map, is_package, project_module_of
 from .support.imports import ImportMap, resolve_relative
-from .support.names import scope_map
 from .support.routes import is_view
 from .support.views import (
     is_request_free_object, module_reads_request, patched_attributes, reaches_on_import,

@@ -23,6 +23,7 @@ from libcst.metadata import ComprehensionScope, FunctionScope, GlobalScope
 
 from flask_refactor.codemod import ChangeSet, Codemod, Severity
 from flask_refactor.project import Project
+from flask_refactor.scopes import scope_map
 from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, parent_map
 
 from .support.context import (
@@ -32,7 +33,7 @@ from .support.flask import (
     EXTENSIONS, app_modules, app_scope, assigned_name, decorator_method, files_naming, import_map, import_reach,
 )
 from .support.imports import ImportMap, resolve_relative
-from .support.names import flask_name, import_from_flask, names_used, preferred_quote, scope_map
+from .support.names import flask_name, import_from_flask, names_used, preferred_quote
 
 MUTATING_METHODS = frozenset({
     "append", "extend", "insert", "remove", "pop", "popitem", "clear", "update", "setdefault",

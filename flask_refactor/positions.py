@@ -14,6 +14,7 @@ node of real packages against PositionProvider.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 
@@ -108,3 +109,10 @@ def code_ranges_of(module: cst.Module) -> CodeRanges:
     state = _PositionState(module)
     module._codegen(state)
     return CodeRanges(state.ranges)
+
+
+@functools.lru_cache(maxsize=16)
+def code_ranges(module: cst.Module) -> CodeRanges:
+    """`code_ranges_of`, computed once per tree however many ask (it renders the whole
+    module). Trees hash by identity; only the trees in use are kept."""
+    return code_ranges_of(module)

@@ -9,17 +9,15 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
 
 import libcst as cst
-from libcst.metadata import CodeRange
 
 from . import index as project_index
 from .index import FileIndex, IndexCache
-from .positions import code_ranges_of
+from .positions import code_ranges
 from .source import Encoding, SourceError, decode
 
 
@@ -86,7 +84,6 @@ class Project:
         self.errors = errors if errors is not None else ErrorLog()
         self.revision = 0
         self._facts: dict[str, tuple[int, Any]] = {}
-        self._positions: dict[int, Callable[[cst.CSTNode], tuple[int, int]]] = {}
         self.on_parse: Callable[[str], None] | None = None  # progress reporting: called per parse
         # libcst parses per path, in this process or in workers: what the speed tests
         # count (a file nothing needs must never be parsed; a file at most once per text)
@@ -135,17 +132,7 @@ class Project:
         needles = tuple(needles)
         if not needles:
             return self.paths()
-        on_disk = self._files_holding(needles)
-        found = []
-        for path in self.paths():
-            file = self._files[path]
-            if file.as_on_disk:
-                hit = path in on_disk
-            else:  # rewritten or created by a codemod
-                hit = any(n in file.text for n in needles)
-            if hit:
-                found.append(path)
-        return found
+        return self._select(self._files_holding(needles), lambda text: any(n in text for n in needles))
 
     def matching(self, pattern: str, needles: tuple[str, ...]) -> list[str]:
         """Python files whose text the regular expression matches somewhere: `candidates`
@@ -158,14 +145,15 @@ class Project:
             on_disk = self._pattern_hits[key] = {
                 path for path in self._files_holding(needles)
                 if (data := self._read(self._files[path])) is not None and compiled.search(data)}
+        return self._select(on_disk, lambda text: re.search(pattern, text) is not None)
+
+    def _select(self, on_disk: set[str], in_text: Callable[[str], bool]) -> list[str]:
+        """Python files, sorted: those still as on disk if they are among the `on_disk`
+        hits, the others (rewritten or created by a codemod) if `in_text` says so."""
         found = []
         for path in self.paths():
             file = self._files[path]
-            if file.as_on_disk:
-                hit = path in on_disk
-            else:  # rewritten or created by a codemod
-                hit = re.search(pattern, file.text) is not None
-            if hit:
+            if path in on_disk if file.as_on_disk else in_text(file.text):
                 found.append(path)
         return found
 
@@ -255,12 +243,7 @@ class Project:
     def position_lookup(self, path: str) -> Callable[[cst.CSTNode], tuple[int, int]]:
         """A function giving (line, column) of a node of the file's current module."""
         module = self.parse(path)
-        if module is None:
-            return lambda node: (1, 0)
-        key = id(module)
-        if key not in self._positions:
-            self._positions[key] = position_lookup(module)
-        return self._positions[key]
+        return (lambda node: (1, 0)) if module is None else position_lookup(module)
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """A value kept for the whole run: `key` must name everything the value depends
@@ -406,10 +389,3 @@ def position_lookup(module: cst.Module) -> Callable[[cst.CSTNode], tuple[int, in
         return (pos.start.line, pos.start.column) if pos else (1, 0)
 
     return lookup
-
-
-@functools.lru_cache(maxsize=16)
-def code_ranges(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
-    """Positions of a tree's nodes (PositionProvider's), computed once however many ask:
-    it renders the whole module. Trees hash by identity."""
-    return code_ranges_of(module)

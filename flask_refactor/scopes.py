@@ -12,6 +12,7 @@ is read the way MetadataWrapper reads it. tests/test_scopes.py compares the resu
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -27,3 +28,9 @@ def scopes_of(module: cst.Module) -> Mapping[cst.CSTNode, Scope | None]:
     scopes.metadata = {ExpressionContextProvider: MappingProxyType(dict(contexts._computed))}
     scopes.visit_Module(module)
     return MappingProxyType(dict(scopes._computed))
+
+
+@functools.lru_cache(maxsize=16)  # scope maps are large: keep only the trees in use
+def scope_map(module: cst.Module) -> Mapping[cst.CSTNode, Scope | None]:
+    """`scopes_of`, resolved once per tree for every analysis that asks."""
+    return scopes_of(module)

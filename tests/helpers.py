@@ -6,13 +6,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import textwrap
 import shutil
 import subprocess
 import sys
+import textwrap
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import libcst as cst
 
 from flask_refactor import pipeline, registry
 
@@ -183,3 +185,10 @@ def installed_package_sources(packages: tuple[str, ...] = ("flask", "werkzeug", 
         assert spec is not None and spec.origin, package
         files.extend(sorted(Path(spec.origin).parent.rglob("*.py")))
     return files
+
+
+def sample_modules(packages: tuple[str, ...]) -> list[tuple[str, cst.Module]]:
+    """(where, module) for the corner-syntax module and every source file of `packages`:
+    what the tests comparing our tree readers with libcst's run over."""
+    return [("corners", cst.parse_module(CORNER_SYNTAX))] + [
+        (str(path), cst.parse_module(path.read_bytes())) for path in installed_package_sources(packages)]

@@ -17,7 +17,7 @@ from flask_refactor.codemod import Severity
 from flask_refactor.project import Project
 from flask_refactor.registry import get
 from flask_refactor.walk import iter_nodes
-from helpers import CORNER_SYNTAX, installed_package_sources
+from helpers import sample_modules
 
 HEADER = """\
 from flask import Blueprint, flash, g, jsonify, redirect, request, url_for
@@ -510,9 +510,7 @@ def test_crlf_and_tab_indentation_are_kept_in_both_files():
 
 
 def test_statements_are_counted_like_an_isinstance_test_of_every_node():
-    modules = [cst.parse_module(CORNER_SYNTAX)] + [cst.parse_module(path.read_bytes())
-                                                   for path in installed_package_sources(("flask",))]
-    for module in modules:
+    for _where, module in sample_modules(("flask",)):
         for node in [module, *module.body]:
             expected = sum(isinstance(n, (cst.BaseSmallStatement, cst.BaseCompoundStatement)) for n in iter_nodes(node))
             assert count_statements(node) == expected

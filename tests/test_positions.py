@@ -8,7 +8,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from flask_refactor.positions import code_ranges_of
 
-from helpers import CORNER_SYNTAX, installed_package_sources
+from helpers import sample_modules
 
 
 def _assert_same_ranges(module: cst.Module, where: str) -> None:
@@ -19,13 +19,9 @@ def _assert_same_ranges(module: cst.Module, where: str) -> None:
         assert ours[node] == code_range, f"{where}: {type(node).__name__}"
 
 
-def test_corner_syntax_has_libcsts_positions():
-    _assert_same_ranges(cst.parse_module(CORNER_SYNTAX), "corners")
-
-
-def test_real_packages_have_libcsts_positions():
-    for path in installed_package_sources(("flask", "click")):  # libcst's own resolution is the slow side
-        _assert_same_ranges(cst.parse_module(path.read_bytes()), str(path))
+def test_corner_syntax_and_real_packages_have_libcsts_positions():
+    for where, module in sample_modules(("flask", "click")):  # libcst's own resolution is the slow side
+        _assert_same_ranges(module, where)
 
 
 def test_trailing_newline_and_crlf_are_counted_like_libcst():

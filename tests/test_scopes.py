@@ -8,7 +8,7 @@ from libcst.metadata import MetadataWrapper, ScopeProvider
 
 from flask_refactor.scopes import scopes_of
 from flask_refactor.walk import iter_nodes
-from helpers import CORNER_SYNTAX, installed_package_sources
+from helpers import sample_modules
 
 
 def _describe(mapping, module: cst.Module):
@@ -44,13 +44,9 @@ def _assert_same_scopes(module: cst.Module, where: str) -> None:
     assert _describe(scopes_of(module), module) == _describe(expected, module), where
 
 
-def test_corner_syntax_has_libcsts_scopes():
-    _assert_same_scopes(cst.parse_module(CORNER_SYNTAX), "corners")
-
-
-def test_real_packages_have_libcsts_scopes():
-    for path in installed_package_sources(("flask", "click")):  # libcst's own resolution is the slow side
-        _assert_same_scopes(cst.parse_module(path.read_bytes()), str(path))
+def test_corner_syntax_and_real_packages_have_libcsts_scopes():
+    for where, module in sample_modules(("flask", "click")):  # libcst's own resolution is the slow side
+        _assert_same_scopes(module, where)
 
 
 def test_a_global_rebound_in_a_function_is_a_module_name():

@@ -3,14 +3,10 @@ imports it, or import it without clashing with the module's own names."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping
-
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import Scope
 
-from flask_refactor.scopes import scopes_of
+from flask_refactor.scopes import scope_map
 from flask_refactor.walk import ReadOnlyVisitor
 
 from .cache import per_tree
@@ -27,12 +23,6 @@ def names_used(module: cst.Module) -> frozenset[str]:
             names.add(node.value)
     Visitor().walk(module)
     return frozenset(names)
-
-
-@functools.lru_cache(maxsize=16)  # scope maps are large: keep only the trees in use
-def scope_map(module: cst.Module) -> Mapping[cst.CSTNode, Scope | None]:
-    """libcst's ScopeProvider for a tree, resolved once for every analysis that asks."""
-    return scopes_of(module)
 
 
 @per_tree
