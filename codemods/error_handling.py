@@ -360,38 +360,18 @@ After:
                 changes.report(view.path, site.line, f"not converted to abort(): {site.skip}", Severity.INFO)
         names = {path: Names(project.parse(path), import_map(project, path)) for path in by_path}
         self._drop_unwritable(views, handlers, names, changes)
+        work = []
         for path, path_views in sorted(by_path.items()):
-            module = project.parse(path)
             sites = [s for v in path_views for s in v.sites if s.skip is None]
             module_handlers = [h for h in handlers if h.path == path]
-            if not sites and not module_handlers:
-                continue
-            module_names = names[path]
-            replacements = {id(site.node): abort_statement(site, module_names.get("flask.abort")) for site in sites}
-            moved_comments = {id(site.node): dropped_comments(site) for site in sites}
-            insertions: dict[int, list[cst.BaseStatement]] = {}
-            taken = set(bound_names(module))  # grows as handlers are added
-            for handler in sorted(module_handlers, key=lambda h: h.shape.label()):
-                if handler.existing:
-                    replacements[id(handler.existing.func)] = extend_own_handler(handler, module)
-                    continue
-                function = handler_function(handler, module_names, taken, module,
-                                             nested=handler.view.container is not module)
-                insertions.setdefault(id(handler.view.func), []).append(function)
-            new = add_imports(module.visit(Rewriter(module, replacements, insertions, moved_comments)),
-                              module_names.imports)
-            raised = {get_full_name_for_node(s.node.exc.func if isinstance(s.node.exc, cst.Call) else s.node.exc)
-                      for s in sites if s.kind == "raise"}
-            new = drop_unused_imports(new, {n for n in raised if n and "." not in n})
-            changes.modify(path, new, "hand-built error responses -> abort() and a handler rendering the same bytes")
-            for handler in module_handlers:
-                line = project.position_lookup(path)(handler.existing.func if handler.existing else handler.view.func)[0]
-                where = "blueprint" if not handler.scope.startswith("app:") else "app"
-                verb = "extended the error handler" if handler.existing else "added an error handler"
-                changes.report(path, line,
-                               f"{verb} on the {where} `{handler.owner}` rendering "
-                               f"{handler.shape.label()} for {len(handler.pairs)} converted endpoint/code pair(s); "
-                               "other HTTP errors pass through unchanged", Severity.INFO)
+            if sites or module_handlers:
+                work.append((path, sites, module_handlers))
+
+        def one_module(item: tuple[str, list[Site], list[Handler]], changes: ChangeSet) -> None:
+            path, sites, module_handlers = item
+            _rewrite_module(project, path, sites, module_handlers, names[path], changes)
+
+        project.per_module(work, one_module, changes)
 
     def _drop_unwritable(self, views: list[View], handlers: list[Handler], names: dict[str, Names],
                          changes: ChangeSet) -> None:
@@ -678,3 +658,34 @@ def _hook_sources(project: Project, helper_codes: dict[str, ErrorSource]) -> lis
                     found.append(ErrorSource(source.codes, f"the before_request hook {func.name.value}() "
                                              f"({path}:{source.line})"))
     return found
+
+
+def _rewrite_module(project: Project, path: str, sites: list[Site], module_handlers: list[Handler], module_names: Names,
+                    changes: ChangeSet) -> None:
+    """One module: its error responses become abort() calls, its handlers are added or extended."""
+    module = project.parse(path)
+    replacements = {id(site.node): abort_statement(site, module_names.get("flask.abort")) for site in sites}
+    moved_comments = {id(site.node): dropped_comments(site) for site in sites}
+    insertions: dict[int, list[cst.BaseStatement]] = {}
+    taken = set(bound_names(module))  # grows as handlers are added
+    for handler in sorted(module_handlers, key=lambda h: h.shape.label()):
+        if handler.existing:
+            replacements[id(handler.existing.func)] = extend_own_handler(handler, module)
+            continue
+        function = handler_function(handler, module_names, taken, module,
+                                    nested=handler.view.container is not module)
+        insertions.setdefault(id(handler.view.func), []).append(function)
+    new = add_imports(module.visit(Rewriter(module, replacements, insertions, moved_comments)),
+                      module_names.imports)
+    raised = {get_full_name_for_node(s.node.exc.func if isinstance(s.node.exc, cst.Call) else s.node.exc)
+              for s in sites if s.kind == "raise"}
+    new = drop_unused_imports(new, {n for n in raised if n and "." not in n})
+    changes.modify(path, new, "hand-built error responses -> abort() and a handler rendering the same bytes")
+    for handler in module_handlers:
+        line = project.position_lookup(path)(handler.existing.func if handler.existing else handler.view.func)[0]
+        where = "blueprint" if not handler.scope.startswith("app:") else "app"
+        verb = "extended the error handler" if handler.existing else "added an error handler"
+        changes.report(path, line,
+                       f"{verb} on the {where} `{handler.owner}` rendering "
+                       f"{handler.shape.label()} for {len(handler.pairs)} converted endpoint/code pair(s); "
+                       "other HTTP errors pass through unchanged", Severity.INFO)

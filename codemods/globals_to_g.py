@@ -226,36 +226,45 @@ After:
         changes = self.new_changeset()
         cmap = context_map(project)
         external = external_references(project)
-        for path, module in app_modules(project, self.needles):
-            if not _may_hold_state(project, path, module):
-                continue  # no `global` and no module-level container: nothing to analyse
-            module_name = project.module_name(path)
-            analysis = ModuleAnalysis(project, path, module, cmap)
-            plans = []
-            for candidate in analysis.candidates():
-                try:
-                    plans.append(analysis.plan(candidate, external.get(f"{module_name}.{candidate.name}")))
-                except Rejected as rejected:
-                    changes.report(path, candidate.line, f"{candidate.name} left as a module global: {rejected.reason}",
-                                   rejected.severity)
-            if not plans:
-                continue
-            noted = set()
-            for plan in plans:
-                for note in plan_notes(plan):
-                    if note not in noted:  # a generator reading two globals is wrapped once
-                        noted.add(note)
-                        changes.report(path, note[0], note[1], Severity.INFO)
-                if plan.defaulted_reads:
-                    readers = sorted({u.function for u in plan.candidate.uses if u.node in plan.defaulted_reads})
-                    name = plan.candidate.name
-                    changes.report(path, plan.candidate.line,
-                                   f"{name} is now read with g.get() in {', '.join(r + '()' for r in readers)}: "
-                                   f"on a request where no hook has set it, it is the module default there instead "
-                                   "of the previous request's value", Severity.INFO)
-            new = rewrite(module, path, project, plans, analysis)
-            changes.modify(path, new, "per-request module globals moved to flask.g")
+        modules = [(path, module) for path, module in app_modules(project, self.needles)
+                   if _may_hold_state(project, path, module)]  # no `global`, no module-level container: nothing to do
+
+        def one_module(item: tuple[str, cst.Module], changes: ChangeSet) -> None:
+            _move_globals(project, *item, cmap, external, changes)
+
+        project.per_module(modules, one_module, changes)
         return changes
+
+
+def _move_globals(project: Project, path: str, module: cst.Module, cmap: ContextMap, external: "References",
+                  changes: ChangeSet) -> None:
+    """Plan and rewrite one module's per-request globals."""
+    module_name = project.module_name(path)
+    analysis = ModuleAnalysis(project, path, module, cmap)
+    plans = []
+    for candidate in analysis.candidates():
+        try:
+            plans.append(analysis.plan(candidate, external.get(f"{module_name}.{candidate.name}")))
+        except Rejected as rejected:
+            changes.report(path, candidate.line, f"{candidate.name} left as a module global: {rejected.reason}",
+                           rejected.severity)
+    if not plans:
+        return
+    noted = set()
+    for plan in plans:
+        for note in plan_notes(plan):
+            if note not in noted:  # a generator reading two globals is wrapped once
+                noted.add(note)
+                changes.report(path, note[0], note[1], Severity.INFO)
+        if plan.defaulted_reads:
+            readers = sorted({u.function for u in plan.candidate.uses if u.node in plan.defaulted_reads})
+            name = plan.candidate.name
+            changes.report(path, plan.candidate.line,
+                           f"{name} is now read with g.get() in {', '.join(r + '()' for r in readers)}: "
+                           f"on a request where no hook has set it, it is the module default there instead "
+                           "of the previous request's value", Severity.INFO)
+    new = rewrite(module, path, project, plans, analysis)
+    changes.modify(path, new, "per-request module globals moved to flask.g")
 
 
 def plan_notes(plan: Plan) -> list[tuple[int, str]]:

@@ -109,11 +109,14 @@ After:
         cmap = context_map(project)
         analyser = TargetAnalyser(project, cmap)
         server_name = _server_name_configured(project)
-        for path, module in app_modules(project, self.needles):
-            site = ModuleSites(project, path, module, cmap, analyser, server_name, changes)
-            new = site.rewrite()
+
+        def one_module(item: tuple[str, cst.Module], changes: ChangeSet) -> None:
+            path, module = item
+            new = ModuleSites(project, path, module, cmap, analyser, server_name, changes).rewrite()
             if new is not None:
                 changes.modify(path, new, "background work started in a request runs inside the app context")
+
+        project.per_module(list(app_modules(project, self.needles)), one_module, changes)
         return changes
 
 

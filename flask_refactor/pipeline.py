@@ -12,11 +12,13 @@ parsed modules. Only the coordinator validates and writes.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import itertools
 import multiprocessing
 import os
 import sys
 import traceback
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,8 @@ from .writer import PendingWrite, validate, write_all
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
 PARALLEL_THRESHOLD = 16  # below this many files a process pool costs more than it saves
+# Below this many modules, forking workers for `Project.per_module` costs more than it saves.
+MODULE_PARALLEL_THRESHOLD = 8
 INDEX_PARALLEL_THRESHOLD = 64  # an `ast` scan is ~13x cheaper than a parse: a pool pays later
 DEFAULT_CACHE = object()  # `run(index_cache=...)`: the user's cache directory
 
@@ -142,6 +146,7 @@ def run_on_project(
     units: list[set[str]] = []
     if any(c.uses_index for c in codemods):
         use_index_workers(project, jobs, progress)
+    use_module_workers(project, jobs)
     for stage in _stages(codemods):
         if isinstance(stage[0], FileCodemod):
             changesets = _run_file_stage(project, stage, jobs, progress)
@@ -152,7 +157,7 @@ def run_on_project(
             if changes.unit and len(changes.changes) > 1:
                 units.append(set(changes.changes))
     result.findings.sort(key=Finding.sort_key)
-    result.outcomes = collect_outcomes(project, touched, units)
+    result.outcomes = collect_outcomes(project, touched, units, jobs)
     return result
 
 
@@ -169,6 +174,81 @@ def use_index_workers(project: Project, jobs: int, progress: Progress | None = N
             return list(pool.map(scan_item, items, chunksize=chunk))
 
     project.index_scanner = scan_many
+
+
+def can_fork(jobs: int) -> bool:
+    """Whether work can go to processes forked from this one (which start with all its
+    state, so nothing but results is pickled): on Linux, with more than one job."""
+    return jobs > 1 and sys.platform.startswith("linux")
+
+
+def use_module_workers(project: Project, jobs: int) -> None:
+    """Have `Project.per_module` run its items in `jobs` forked processes, which start
+    with every fact the codemod computed. Elsewhere, and for few items, they run here."""
+    if not can_fork(jobs):
+        return
+
+    def run_forked(items: list, work: Callable[[Any, ChangeSet], None], codemod: str) -> list[ChangeSet]:
+        if len(items) < MODULE_PARALLEL_THRESHOLD:
+            part = ChangeSet(codemod)
+            for item in items:
+                work(item, part)
+            return [part]
+        parts = []
+        for part, errors, parses, probes in fork_map(lambda item: _work_one(project, work, codemod, item), items, jobs):
+            parts.append(part)
+            for path, message in errors:
+                project.errors.add(path, message)
+            project.parse_counts.update(parses)
+            for path, answer in probes.items():
+                project.disk_probes.setdefault(path, answer)
+        return parts
+
+    project.module_runner = run_forked
+
+
+def _work_one(project: Project, work: Callable[[Any, ChangeSet], None], codemod: str,
+              item: Any) -> tuple[ChangeSet, list[tuple[str, str]], Counter, dict[str, bool]]:
+    """In a forked worker: one item into its own change set, with what the project learnt
+    meanwhile that the coordinator must know too (errors logged, parses made, and the disk
+    questions asked, which key cached results)."""
+    project.on_parse = project.module_runner = project.index_scanner = None  # no progress or pools in here
+    errors_before, probes_before = set(project.errors.entries), set(project.disk_probes)
+    parses_before = project.parse_counts.copy()
+    part = ChangeSet(codemod)
+    work(item, part)
+    errors = [(path, message) for path, message in project.errors.entries.items() if path not in errors_before]
+    probes = {path: answer for path, answer in project.disk_probes.items() if path not in probes_before}
+    return part, errors, project.parse_counts - parses_before, probes
+
+
+# (function, items) of the `fork_map` being run: forked workers inherit it
+_FORKED: tuple[Callable[[Any], Any], list] | None = None
+
+
+def fork_map(function: Callable[[Any], Any], items: list, jobs: int) -> list:
+    """`[function(item) for item in items]`, in `jobs` processes forked from this one
+    (`can_fork`). Neither `function` nor the items are pickled, only what it returns."""
+    global _FORKED
+    # small contiguous chunks, handed out as workers free up: items differ in cost
+    size = max(1, len(items) // (jobs * 4))
+    bounds = [(start, min(start + size, len(items))) for start in range(0, len(items), size)]
+    _FORKED = (function, items)
+    # Unpickling what comes back creates objects by the hundred thousand, and each burst
+    # would have the collector walk the whole heap: it waits.
+    gc.disable()
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            return [result for chunk in pool.map(_call_forked, bounds) for result in chunk]
+    finally:
+        _FORKED = None
+        gc.enable()
+
+
+def _call_forked(bounds: tuple[int, int]) -> list:
+    gc.disable()  # a short-lived copy: collecting would touch, and so copy, the parent's whole heap
+    function, items = _FORKED
+    return [function(item) for item in items[bounds[0]:bounds[1]]]
 
 
 def _pool_context():
@@ -225,19 +305,20 @@ def _record(project: Project, changes: ChangeSet, touched: dict, result: RunResu
 
 
 def collect_outcomes(project: Project, touched: dict[str, list[tuple[str, str]]],
-                     units: list[set[str]] = ()) -> list[FileOutcome]:
-    """Validate every changed file and diff it against the original.
+                     units: list[set[str]] = (), jobs: int = 1) -> list[FileOutcome]:
+    """Validate every changed file (in `jobs` processes) and diff it against the original.
 
     A file that fails validation is not written; neither is any file of a unit change
     set (files that only make sense together) that it belongs to."""
     invalid = set()
-    for path in sorted(touched):
-        file = project.file(path)
-        if file.changed:
-            problem = validate(path, file.text, file.python)
-            if problem:
-                project.errors.add(path, problem)
-                invalid.add(path)
+    changed = [(path, project.file(path).text, project.file(path).python)
+               for path in sorted(touched) if project.file(path).changed]
+    checked = (fork_map(_validate, changed, jobs) if can_fork(jobs) and len(changed) >= MODULE_PARALLEL_THRESHOLD
+               else map(_validate, changed))
+    for (path, _, _), problem in zip(changed, checked):
+        if problem:
+            project.errors.add(path, problem)
+            invalid.add(path)
     for unit in units:
         broken = sorted(unit & invalid)
         if not broken:
@@ -259,6 +340,10 @@ def collect_outcomes(project: Project, touched: dict[str, list[tuple[str, str]]]
         outcome.diff = unified_diff(path, None if old is None else bom + old, bom + file.text)
         outcomes.append(outcome)
     return outcomes
+
+
+def _validate(item: tuple[str, str, bool]) -> str | None:
+    return validate(*item)
 
 
 def apply(result: RunResult) -> None:

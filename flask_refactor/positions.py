@@ -23,6 +23,8 @@ from libcst import CSTNode
 from libcst._nodes.internal import CodegenState  # the codegen protocol PositionProvider uses too
 from libcst.metadata import CodePosition, CodeRange
 
+from .walk import WHITESPACE as UNPLACED  # no range is kept for these: nothing is reported at them
+
 _NEWLINE = re.compile(r"\r\n?|\n")  # libcst's own definition of a line break
 
 _Range = tuple[int, int, int, int]  # start line, start column, end line, end column
@@ -52,9 +54,12 @@ class _PositionState(CodegenState):
             self.column += len(value)
 
     def before_codegen(self, node: CSTNode) -> None:
-        self.starts.append((self.line, self.column))
+        if node.__class__ not in UNPLACED:
+            self.starts.append((self.line, self.column))
 
     def after_codegen(self, node: CSTNode) -> None:
+        if node.__class__ in UNPLACED:
+            return
         start = self.starts.pop()
         if node not in self.ranges:  # a syntactic range recorded inside wins
             self.ranges[node] = (*start, self.line, self.column)
@@ -105,10 +110,17 @@ class CodeRanges(Mapping[CSTNode, CodeRange]):
 
 
 def code_ranges_of(module: cst.Module) -> CodeRanges:
-    """The range of every node of `module`, as PositionProvider computes it."""
+    """The range of every node of `module` but whitespace and comments, as
+    PositionProvider computes it."""
+    return render(module)[1]
+
+
+def render(module: cst.Module) -> tuple[str, CodeRanges]:
+    """`module.code` and `code_ranges_of(module)` from one rendering: the positions cost
+    no more than the code alone (the engine renders each rewritten tree this way)."""
     state = _PositionState(module)
     module._codegen(state)
-    return CodeRanges(state.ranges)
+    return "".join(state.tokens), CodeRanges(state.ranges)
 
 
 @functools.lru_cache(maxsize=16)

@@ -53,7 +53,8 @@ class _FieldRecorder(cst.CSTVisitor):
         return None
 
 
-def _recorded_fields(node: CSTNode) -> tuple[str, ...]:
+def visited_fields(node: CSTNode) -> tuple[str, ...]:
+    """The names of the node's fields that libcst visits, in its order."""
     recorder = _FieldRecorder(node)
     node._visit_and_replace_children(recorder)
     return tuple(recorder.names)
@@ -67,7 +68,7 @@ def _layout(node: CSTNode) -> tuple[Callable[[CSTNode], tuple[Any, ...]], tuple[
     cls = type(node)
     layout = _LAYOUT.get(cls)
     if layout is None:
-        visited = _recorded_fields(node)
+        visited = visited_fields(node)
         others = tuple(f.name for f in dataclasses.fields(cls)
                        if f.name not in visited and _may_hold_nodes(cls, f.name))
         layout = _LAYOUT[cls] = (_getter(visited), others)
@@ -127,7 +128,7 @@ def children(node: CSTNode) -> list[CSTNode]:
     """The node's direct children, in the order libcst visits them."""
     fields, others = _LAYOUT.get(node.__class__) or _layout(node)
     if others and any(_holds_nodes(getattr(node, name)) for name in others):
-        fields = _getter(_recorded_fields(node))  # a field visited only when set: this node's own order
+        fields = _getter(visited_fields(node))  # a field visited only when set: this node's own order
     found: list[CSTNode] = []
     for value in fields(node):
         kind = _KIND.get(value.__class__)

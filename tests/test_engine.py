@@ -123,6 +123,53 @@ def test_parallel_stage_gives_the_same_result_as_serial(tmp_path):
     assert [f.as_dict() for f in serial.findings] == [f.as_dict() for f in parallel.findings]
 
 
+class PerModule(Codemod):
+    """Adds a comment to every module through `Project.per_module`, reporting, logging an
+    error and asking the disk from inside the work, as real codemods do."""
+
+    name = "test-per-module"
+    summary = "comment every module"
+    explain = ""
+
+    def run(self, project: Project) -> ChangeSet:
+        changes = self.new_changeset()
+        modules = [(path, project.parse(path)) for path in project.paths() if path != "helper.py"]
+        self.left_behind = []
+
+        def one_module(item, changes: ChangeSet) -> None:
+            path, module = item
+            self.left_behind.append(path)  # codemod state: lost in a worker, as documented
+            changes.report(path, 1, f"commented {path}", Severity.INFO)
+            changes.modify(path, module.with_changes(header=[cst.EmptyLine(comment=cst.Comment("# seen"))]), "c")
+            project.errors.add(path + ".log", f"logged while rewriting {path}")
+            project.on_disk(path + ".missing")
+            project.parse("helper.py")  # parsed in the worker: still counted
+
+        project.per_module(modules, one_module, changes)
+        return changes
+
+
+@pytest.mark.skipif(not pipeline.can_fork(2), reason="modules go to forked workers only where processes fork")
+def test_per_module_work_in_forked_workers_comes_back_as_if_run_here(tmp_path, monkeypatch):
+    files = {f"m{i}.py": f"x = {i}\n" for i in range(12)} | {"helper.py": "y = 1\n"}
+    serial = run_in(write(tmp_path / "s", files), [PerModule()], jobs=1)
+    forked_calls = []
+    real_fork_map = pipeline.fork_map
+    monkeypatch.setattr(pipeline, "fork_map", lambda *args: forked_calls.append(1) or real_fork_map(*args))
+    codemod = PerModule()
+    forked = run_in(write(tmp_path / "p", files), [codemod], jobs=2)
+    assert forked_calls  # the items did go to workers
+    assert codemod.left_behind == []  # ... so what the work changed besides its change set stayed there
+    assert len(forked.outcomes) == 12 and all(o.new.startswith("# seen\n") for o in forked.outcomes)
+    assert [(o.path, o.new) for o in serial.outcomes] == [(o.path, o.new) for o in forked.outcomes]
+    assert [f.as_dict() for f in serial.findings] == [f.as_dict() for f in forked.findings]
+    assert list(serial.errors) == list(forked.errors) and len(forked.errors) == 12
+    assert all(forked.project.disk_probes[f"m{i}.py.missing"] is False for i in range(12))
+    counts = forked.project.parse_counts
+    assert {path: counts[path] for path in files if path != "helper.py"} == {f"m{i}.py": 1 for i in range(12)}
+    assert counts["helper.py"] >= 1  # once per worker that needed it
+
+
 def test_prefilter_keeps_unrelated_files_unparsed(tmp_path):
     write(tmp_path, {"a.py": "old = 1\n", "b.py": "this is not python at all (\n"})
     result = run_in(tmp_path, [RenameOld()])
@@ -148,9 +195,11 @@ def test_unchanged_files_are_parsed_once_across_codemods(tmp_path, monkeypatch):
     assert len(calls) == 1
 
 
-def test_invalid_output_is_not_written_and_is_reported(tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_invalid_output_is_not_written_and_is_reported(tmp_path, monkeypatch, jobs):
+    monkeypatch.setattr(pipeline, "MODULE_PARALLEL_THRESHOLD", 1)  # with 2 jobs, validated in forked workers
     write(tmp_path, {"a.py": "x = 1\n"})
-    result = run_in(tmp_path, [Breaks()], do_apply=True)
+    result = run_in(tmp_path, [Breaks()], jobs=jobs, do_apply=True)
     assert (tmp_path / "a.py").read_text() == "x = 1\n"
     assert result.outcomes == []
     [(path, message)] = list(result.errors)

@@ -180,12 +180,14 @@ def _all_codemods():
     return [known[name]() for name in sorted(known, key=lambda name: known[name].order)]
 
 
-def test_files_outside_the_app_are_never_parsed_and_each_file_once(tmp_path, monkeypatch):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_files_outside_the_app_are_never_parsed_and_each_file_once(tmp_path, monkeypatch, jobs):
     for rel, text in {**APP, **LIBRARY}.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
     monkeypatch.chdir(tmp_path)
-    result = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=None)
+    monkeypatch.setattr(pipeline, "MODULE_PARALLEL_THRESHOLD", 1)  # with 2 jobs, modules go to forked workers
+    result = pipeline.run(["."], _all_codemods(), jobs=jobs, index_cache=None)
 
     assert not result.errors.entries
     changed = {outcome.path for outcome in result.outcomes}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import MetadataWrapper, ScopeProvider
 
-from flask_refactor.scopes import scopes_of
+from flask_refactor.scopes import _DirectWalk, scopes_of
 from flask_refactor.walk import iter_nodes
 from helpers import sample_modules
 
@@ -32,7 +32,7 @@ def _describe(mapping, module: cst.Module):
     per_scope = set()
     for scope in {id(s): s for s in mapping.values() if s is not None}.values():
         assignments = sorted((a.name, key(a.node)) for a in scope.assignments if hasattr(a, "node"))
-        accesses = sorted(repr((key(a.node), sorted(repr(key(r.node)) if hasattr(r, "node") else f"builtin:{r.name}"
+        accesses = sorted(repr((key(a.node), a.is_annotation, a.is_type_hint, sorted(repr(key(r.node)) if hasattr(r, "node") else f"builtin:{r.name}"
                                                     for r in a.referents))) for a in scope.accesses)
         parent = "itself" if scope.parent is scope else name(scope.parent)
         per_scope.add(repr((name(scope), parent, assignments, accesses)))
@@ -57,3 +57,37 @@ def test_a_global_rebound_in_a_function_is_a_module_name():
     returned = module.body[1].body.body[-1].body[0].value
     function_scope = scopes[returned]
     assert type(function_scope).__name__ == "FunctionScope" and function_scope.parent is global_scope
+
+
+def test_the_direct_walk_makes_libcsts_calls_field_hooks_included():
+    # ScopeVisitor counts class bases out of annotations with a field hook
+    # (visit_ClassDef_bases): the direct walk must make every call libcst's walk makes
+    class Recorder(cst.CSTVisitor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[str] = []
+
+        def visit_Name(self, node: cst.Name) -> None:
+            self.calls.append(f"visit {node.value}")
+
+        def leave_Name(self, node: cst.Name) -> None:
+            self.calls.append(f"leave {node.value}")
+
+        def visit_ClassDef_bases(self, node: cst.ClassDef) -> None:
+            self.calls.append("bases of " + node.name.value)
+
+        def leave_ClassDef_bases(self, node: cst.ClassDef) -> None:
+            self.calls.append("end of bases")
+
+        def visit_Call(self, node: cst.Call) -> bool:
+            node.func.visit(self)  # a hook walking a child itself, as ScopeVisitor's do
+            return False
+
+    class Direct(Recorder, _DirectWalk):
+        pass
+
+    module = cst.parse_module("class A(B, metaclass=M):\n    x = f(y)\n")
+    expected, ours = Recorder(), Direct()
+    module.visit(expected)
+    ours.walk(module)
+    assert ours.calls == expected.calls and "bases of A" in ours.calls
