@@ -491,7 +491,7 @@ class Migration:
         role = "inner" if name and imports_transitively(self.project, self.app_module, name) else "outer"
         new = self._rewrite_imports(path, module, ext_vars, role)
         new = self._rewrite_nested_imports(path, new, ext_vars, role)
-        if new.code != module.code:
+        if new is not module and new.code != module.code:  # rendering costs: only when something changed
             self.modules[path] = new
 
     def _rewrite_nested_imports(self, path: str, module: cst.Module, ext_vars: set[str], role: str) -> cst.Module:
@@ -567,7 +567,9 @@ class Migration:
                 replaced[0] = replaced[0].with_changes(leading_lines=[*carried, *replaced[0].leading_lines])
                 carried = []
             body.extend(replaced)
-        return self._redirect_module_attributes(path, module.with_changes(body=body), role)
+        if len(body) != len(module.body) or any(new is not old for new, old in zip(body, module.body)):
+            module = module.with_changes(body=body)  # else the same tree: callers see nothing changed
+        return self._redirect_module_attributes(path, module, role)
 
     def _rewrite_import_line(self, path, module, stmt, module_name, ext_vars, role, nested=False) -> list[cst.CSTNode]:
         if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1

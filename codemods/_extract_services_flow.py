@@ -187,6 +187,7 @@ class ViewFlow:
     def __init__(self, func: cst.FunctionDef, facts: ModuleFacts) -> None:
         self.func = func
         self.facts = facts
+        self._scans: dict[int, _Scan] = {}  # id of a statement of `func` -> its scan
         self.scope: Scope = facts.scopes[func.body]
         self.accesses = {}
         self.view_reads: list[tuple[str, cst.CSTNode, Scope]] = []  # reads of the view's locals
@@ -221,7 +222,12 @@ class ViewFlow:
 
     # -- statements -----------------------------------------------------------------
     def scan(self, stmt: cst.CSTNode) -> "_Scan":
-        return _Scan(self, stmt)
+        """What one statement reads and what keeps it in the view. Asked again for every
+        region tried that holds it: scanned once."""
+        found = self._scans.get(id(stmt))
+        if found is None:
+            found = self._scans[id(stmt)] = _Scan(self, stmt)
+        return found
 
     def candidates(self, min_weight: int) -> tuple[list[_Candidate], list[Blocker]]:
         """Maximal runs of movable statements in the body and in the branches of `if`s
@@ -449,10 +455,14 @@ def _collect_ids(node: cst.CSTNode, into: set[int]) -> None:
 
 
 def _walk_skipping_scopes(node: cst.CSTNode):
-    for child in children(node):
+    """The nodes under `node`, in libcst's order, not entering nested functions, classes
+    and lambdas (a stack, not nested generators: those cost a frame per level per node)."""
+    stack = children(node)[::-1]
+    while stack:
+        child = stack.pop()
         yield child
         if not isinstance(child, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-            yield from _walk_skipping_scopes(child)
+            stack.extend(children(child)[::-1])
 
 
 def _dedupe(blockers: list[Blocker]) -> list[Blocker]:

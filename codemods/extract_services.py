@@ -18,6 +18,7 @@ from libcst.helpers import get_full_name_for_node
 from libcst.metadata import ImportAssignment
 
 from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
+from flask_refactor.positions import code_ranges
 from flask_refactor.project import Project
 from flask_refactor.scopes import scope_map
 from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, children
@@ -189,7 +190,7 @@ class _ViewsModule:
         views = [f for f in _functions(self.module) if is_view(f, imports, self.project)]
         if not views:
             return
-        self.positions = self.project.code_ranges(self.path)
+        self.positions = code_ranges(self.module)
         fat = [v for v in views if self._is_fat(v)]
         if not fat:
             return

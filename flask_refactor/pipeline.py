@@ -16,7 +16,9 @@ import gc
 import itertools
 import multiprocessing
 import os
+import pickle
 import sys
+import time
 import traceback
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -36,8 +38,13 @@ from .writer import PendingWrite, validate, write_all
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
 PARALLEL_THRESHOLD = 16  # below this many files a process pool costs more than it saves
-# Below this many modules, forking workers for `Project.per_module` costs more than it saves.
-MODULE_PARALLEL_THRESHOLD = 8
+# Work that may go to forked workers (`Project.per_module`, validation) first runs here for
+# this long; the rest is forked only if, at the pace so far, it would take longer than the
+# second figure. Forking, and pickling results back, cost a few hundredths of a second:
+# small apps are done before a pool would have started.
+RUN_HERE_FIRST_SECONDS = 0.1
+FORK_WORTHWHILE_SECONDS = 0.3
+FORK_SECONDS = 0.05  # starting a pool of forked workers and stopping it
 INDEX_PARALLEL_THRESHOLD = 64  # an `ast` scan is ~13x cheaper than a parse: a pool pays later
 DEFAULT_CACHE = object()  # `run(index_cache=...)`: the user's cache directory
 
@@ -183,43 +190,69 @@ def can_fork(jobs: int) -> bool:
 
 
 def use_module_workers(project: Project, jobs: int) -> None:
-    """Have `Project.per_module` run its items in `jobs` forked processes, which start
-    with every fact the codemod computed. Elsewhere, and for few items, they run here."""
+    """Have `Project.map` run its calls in `jobs` forked processes, which start with every
+    fact the codemod computed (only what the calls return is pickled), when they are many
+    enough to pay for it (`run_here_then_fork`)."""
     if not can_fork(jobs):
         return
 
-    def run_forked(items: list, work: Callable[[Any, ChangeSet], None], codemod: str) -> list[ChangeSet]:
-        if len(items) < MODULE_PARALLEL_THRESHOLD:
-            part = ChangeSet(codemod)
-            for item in items:
-                work(item, part)
-            return [part]
-        parts = []
-        for part, errors, parses, probes in fork_map(lambda item: _work_one(project, work, codemod, item), items, jobs):
-            parts.append(part)
+    def run_mapped(items: list, function: Callable[[Any], Any]) -> list:
+        results, forked = run_here_then_fork(items, function, lambda item: _in_worker(project, function, item), jobs)
+        for result, errors, parses, probes in forked:
+            results.append(result)
             for path, message in errors:
                 project.errors.add(path, message)
             project.parse_counts.update(parses)
             for path, answer in probes.items():
                 project.disk_probes.setdefault(path, answer)
-        return parts
+        return results
 
-    project.module_runner = run_forked
+    project.map_runner = run_mapped
 
 
-def _work_one(project: Project, work: Callable[[Any, ChangeSet], None], codemod: str,
-              item: Any) -> tuple[ChangeSet, list[tuple[str, str]], Counter, dict[str, bool]]:
-    """In a forked worker: one item into its own change set, with what the project learnt
-    meanwhile that the coordinator must know too (errors logged, parses made, and the disk
-    questions asked, which key cached results)."""
-    project.on_parse = project.module_runner = project.index_scanner = None  # no progress or pools in here
+def _in_worker(project: Project, function: Callable[[Any], Any],
+               item: Any) -> tuple[Any, list[tuple[str, str]], Counter, dict[str, bool]]:
+    """In a forked worker: `function(item)`, with what the project learnt meanwhile that
+    the coordinator must know too (errors logged, parses made, and the disk questions
+    asked, which key cached results)."""
+    project.on_parse = project.map_runner = project.index_scanner = None  # no progress or pools in here
     errors_before, probes_before = set(project.errors.entries), set(project.disk_probes)
     parses_before = project.parse_counts.copy()
-    part = ChangeSet(codemod)
-    work(item, part)
+    result = function(item)
     errors = [(path, message) for path, message in project.errors.entries.items() if path not in errors_before]
     probes = {path: answer for path, answer in project.disk_probes.items() if path not in probes_before}
-    return part, errors, project.parse_counts - parses_before, probes
+    return result, errors, project.parse_counts - parses_before, probes
+
+
+def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[[Any], Any],
+                       jobs: int) -> tuple[list, list]:
+    """(`here(item)` for the first items, `there(item)` for the rest): the first ones run
+    in this process until RUN_HERE_FIRST_SECONDS have passed, which gives their pace and
+    the cost of pickling a result; the rest go to forked workers if, at that pace, that is
+    clearly faster (the coordinator unpickles every result alone) and the rest would
+    take FORK_WORTHWHILE_SECONDS here. Else they run here too (their results in the first
+    list)."""
+    start, done = time.perf_counter(), []
+    while len(done) < len(items) and time.perf_counter() - start < RUN_HERE_FIRST_SECONDS:
+        done.append(here(items[len(done)]))
+    rest = items[len(done):]
+    if rest and can_fork(jobs) and _forking_pays(done, time.perf_counter() - start, len(rest), jobs):
+        return done, fork_map(there, rest, jobs)
+    return done + [here(item) for item in rest], []
+
+
+def _forking_pays(done: list, seconds: float, rest: int, jobs: int) -> bool:
+    if not done:
+        return True  # nothing to go by (RUN_HERE_FIRST_SECONDS is 0): fork
+    pace = seconds / len(done)
+    sample = done[:3]
+    timer = time.perf_counter()
+    for result in sample:
+        pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
+    transfer = (time.perf_counter() - timer) / len(sample)  # to dump in a worker, and about as long to load here
+    here_seconds = pace * rest
+    forked_seconds = FORK_SECONDS + rest * max((pace + transfer) / jobs, transfer)
+    return here_seconds >= FORK_WORTHWHILE_SECONDS and forked_seconds < 0.8 * here_seconds
 
 
 # (function, items) of the `fork_map` being run: forked workers inherit it
@@ -313,8 +346,7 @@ def collect_outcomes(project: Project, touched: dict[str, list[tuple[str, str]]]
     invalid = set()
     changed = [(path, project.file(path).text, project.file(path).python)
                for path in sorted(touched) if project.file(path).changed]
-    checked = (fork_map(_validate, changed, jobs) if can_fork(jobs) and len(changed) >= MODULE_PARALLEL_THRESHOLD
-               else map(_validate, changed))
+    checked = sum(run_here_then_fork(changed, _validate, _validate, jobs), [])
     for (path, _, _), problem in zip(changed, checked):
         if problem:
             project.errors.add(path, problem)

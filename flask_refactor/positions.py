@@ -112,15 +112,9 @@ class CodeRanges(Mapping[CSTNode, CodeRange]):
 def code_ranges_of(module: cst.Module) -> CodeRanges:
     """The range of every node of `module` but whitespace and comments, as
     PositionProvider computes it."""
-    return render(module)[1]
-
-
-def render(module: cst.Module) -> tuple[str, CodeRanges]:
-    """`module.code` and `code_ranges_of(module)` from one rendering: the positions cost
-    no more than the code alone (the engine renders each rewritten tree this way)."""
     state = _PositionState(module)
     module._codegen(state)
-    return "".join(state.tokens), CodeRanges(state.ranges)
+    return CodeRanges(state.ranges)
 
 
 @functools.lru_cache(maxsize=16)

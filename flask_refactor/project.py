@@ -18,7 +18,7 @@ import libcst as cst
 from . import index as project_index
 from .codemod import ChangeSet
 from .index import FileIndex, IndexCache
-from .positions import CodeRanges, code_ranges, render
+from .positions import code_ranges
 from .source import Encoding, SourceError, decode
 
 
@@ -33,7 +33,6 @@ class ProjectFile:
     encoding: Encoding = field(default_factory=Encoding)
     original_text: str | None = None
     tree: cst.Module | None = None
-    ranges: CodeRanges | None = None  # positions in `tree`, when rendered with it (a rewritten tree)
     failed: bool = False  # unreadable, undecodable or unparseable: never touched
 
     @property
@@ -93,8 +92,8 @@ class Project:
         self.index_cache: IndexCache | None = None  # set by the engine: where index entries persist
         # set by the engine: scans a batch of (bytes, python) items, in worker processes
         self.index_scanner: Callable[[list], list] | None = None
-        # set by the engine: runs `per_module`'s work in worker processes
-        self.module_runner: Callable[[list, Callable[[Any, ChangeSet], None], str], list[ChangeSet]] | None = None
+        # set by the engine: runs `map`'s calls, some in worker processes
+        self.map_runner: Callable[[list, Callable[[Any], Any]], list] | None = None
         self._index: dict[str, FileIndex] = {}  # path -> index of the original text
         self._changed_index: dict[str, tuple[str, FileIndex]] = {}  # path -> (current text, its index)
         self.layout = 0  # bumped when files appear or go (module names may then resolve elsewhere)
@@ -227,21 +226,28 @@ class Project:
             if module is not None:
                 yield path, module
 
-    def per_module(self, items: list, work: Callable[[Any, ChangeSet], None], changes: ChangeSet) -> None:
-        """`work(item, changes)` for each item (usually one module to analyse and rewrite),
-        as if run one after another in `items`' order.
+    def map(self, items: list, function: Callable[[Any], Any]) -> list:
+        """`[function(item) for item in items]`, where each call is independent work (one
+        module to analyse and rewrite): the engine may run some in worker processes forked
+        from this one (its `map_runner`), which start with everything computed so far.
 
-        The engine may run the items in worker processes forked from this one (its
-        `module_runner`), each writing to its own change set; they are merged into `changes`
-        in order. So `work` may read anything of the project, and compute what it needs,
-        but must change nothing but the change set it is given: anything else it changes
-        (its codemod's state, another item's objects) is lost in a worker. Compute facts
-        that every item needs before calling this, or each worker computes them again."""
-        if self.module_runner is None:
-            for item in items:
-                work(item, changes)
-            return
-        for part in self.module_runner(items, work, changes.codemod):
+        So `function` may read anything of the project, and compute what it needs, but
+        must return what it produced (picklable): anything else it changes (its codemod's
+        state, objects shared between items) is lost when it runs in a worker. Compute
+        the facts every item needs before calling this, or each worker computes them."""
+        if self.map_runner is None:
+            return [function(item) for item in items]
+        return self.map_runner(items, function)
+
+    def per_module(self, items: list, work: Callable[[Any, ChangeSet], None], changes: ChangeSet) -> None:
+        """`work(item, changes)` for each item, as if run one after another in `items`'
+        order: `map` with each item writing its own change set, merged into `changes`."""
+        def one(item: Any) -> ChangeSet:
+            part = ChangeSet(changes.codemod)
+            work(item, part)
+            return part
+
+        for part in self.map(items, one):
             changes.changes.update(part.changes)
             changes.findings.extend(part.findings)
 
@@ -265,17 +271,7 @@ class Project:
     def position_lookup(self, path: str) -> Callable[[cst.CSTNode], tuple[int, int]]:
         """A function giving (line, column) of a node of the file's current module."""
         module = self.parse(path)
-        return (lambda node: (1, 0)) if module is None else position_lookup(module, self._files[path].ranges)
-
-    def code_ranges(self, path: str) -> CodeRanges | None:
-        """Where each node of the file's current module is; None if it cannot be parsed.
-        A rewritten module's positions came with its text (`update`); a parsed one's are
-        computed on first use."""
-        module = self.parse(path)
-        if module is None:
-            return None
-        file = self._files[path]
-        return file.ranges if file.ranges is not None else code_ranges(module)
+        return (lambda node: (1, 0)) if module is None else position_lookup(module)
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """A value kept for the whole run: `key` must name everything the value depends
@@ -365,12 +361,9 @@ class Project:
         elif file.text is None:
             self.text(path)
         if isinstance(new, cst.Module):
-            # the next codemod will likely ask where its nodes are: rendering the positions
-            # with the text costs less than rendering twice
-            file.tree = new
-            file.text, file.ranges = render(new)
+            file.tree, file.text = new, new.code
         else:
-            file.tree, file.text, file.ranges = None, new, None
+            file.tree, file.text = None, new
         self.revision += 1
 
     def forget_created(self, path: str) -> None:
@@ -384,7 +377,7 @@ class Project:
 
     def _fail(self, file: ProjectFile, message: str) -> None:
         file.failed = True
-        file.tree = file.ranges = None
+        file.tree = None
         self.errors.add(file.path, message)
 
     def _is_package(self, directory: PurePosixPath) -> bool:
@@ -417,10 +410,10 @@ def _module_name(path: str, is_package: Callable[[PurePosixPath], bool]) -> str 
     return ".".join(name) if name and all(part.isidentifier() for part in name) else None
 
 
-def position_lookup(module: cst.Module, known: CodeRanges | None = None) -> Callable[[cst.CSTNode], tuple[int, int]]:
-    """(line, column) of nodes of `module`, resolved lazily on first use (unless `known`)."""
+def position_lookup(module: cst.Module) -> Callable[[cst.CSTNode], tuple[int, int]]:
+    """(line, column) of nodes of `module`, resolved lazily on first use."""
     def lookup(node: cst.CSTNode) -> tuple[int, int]:
-        pos = (known if known is not None else code_ranges(module)).get(node)
+        pos = code_ranges(module).get(node)
         return (pos.start.line, pos.start.column) if pos else (1, 0)
 
     return lookup

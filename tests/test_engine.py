@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import libcst as cst
@@ -123,6 +124,43 @@ def test_parallel_stage_gives_the_same_result_as_serial(tmp_path):
     assert [f.as_dict() for f in serial.findings] == [f.as_dict() for f in parallel.findings]
 
 
+def test_quick_work_is_not_forked_and_slow_work_is(monkeypatch):
+    forked = []
+    monkeypatch.setattr(pipeline, "fork_map", lambda there, rest, jobs: forked.append(rest) or [there(i) for i in rest])
+    here = []
+
+    def quick(item):
+        here.append(item)
+        return item
+
+    assert pipeline.run_here_then_fork(list(range(50)), quick, lambda i: -i, jobs=2) == (list(range(50)), [])
+    assert here == list(range(50)) and not forked  # done before a pool would have started
+
+    def slow(item):
+        time.sleep(0.03)
+        return quick(item)
+
+    here.clear()
+    done, returned = pipeline.run_here_then_fork(list(range(20)), slow, lambda i: -i, jobs=2)
+    assert forked and done == here and forked[0] == list(range(len(here), 20))  # the rest, once the pace was known
+    assert returned == [-i for i in forked[0]]
+    assert pipeline.run_here_then_fork(list(range(20)), slow, lambda i: -i, jobs=1)[1] == []  # one job: never
+
+
+def test_work_whose_results_cost_more_to_send_back_than_to_compute_stays(monkeypatch):
+    forked = []
+    monkeypatch.setattr(pipeline, "fork_map", lambda there, rest, jobs: forked.append(rest) or [there(i) for i in rest])
+
+    bulky = [str(i) for i in range(100_000)]
+
+    def quick_but_bulky(item):
+        time.sleep(0.005)
+        return bulky  # pickling it (in a worker) takes longer than the work did
+
+    done, returned = pipeline.run_here_then_fork(list(range(100)), quick_but_bulky, lambda i: i, jobs=2)
+    assert len(done) == 100 and not returned and not forked
+
+
 class PerModule(Codemod):
     """Adds a comment to every module through `Project.per_module`, reporting, logging an
     error and asking the disk from inside the work, as real codemods do."""
@@ -153,6 +191,7 @@ class PerModule(Codemod):
 def test_per_module_work_in_forked_workers_comes_back_as_if_run_here(tmp_path, monkeypatch):
     files = {f"m{i}.py": f"x = {i}\n" for i in range(12)} | {"helper.py": "y = 1\n"}
     serial = run_in(write(tmp_path / "s", files), [PerModule()], jobs=1)
+    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # quick items would all run here
     forked_calls = []
     real_fork_map = pipeline.fork_map
     monkeypatch.setattr(pipeline, "fork_map", lambda *args: forked_calls.append(1) or real_fork_map(*args))
@@ -197,7 +236,7 @@ def test_unchanged_files_are_parsed_once_across_codemods(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_invalid_output_is_not_written_and_is_reported(tmp_path, monkeypatch, jobs):
-    monkeypatch.setattr(pipeline, "MODULE_PARALLEL_THRESHOLD", 1)  # with 2 jobs, validated in forked workers
+    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # with 2 jobs, validated in forked workers
     write(tmp_path, {"a.py": "x = 1\n"})
     result = run_in(tmp_path, [Breaks()], jobs=jobs, do_apply=True)
     assert (tmp_path / "a.py").read_text() == "x = 1\n"

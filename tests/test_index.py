@@ -186,7 +186,7 @@ def test_files_outside_the_app_are_never_parsed_and_each_file_once(tmp_path, mon
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(pipeline, "MODULE_PARALLEL_THRESHOLD", 1)  # with 2 jobs, modules go to forked workers
+    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # with 2 jobs, modules go to forked workers
     result = pipeline.run(["."], _all_codemods(), jobs=jobs, index_cache=None)
 
     assert not result.errors.entries
