@@ -1,12 +1,14 @@
 """Running a chain of codemods over a project and turning the result into writes.
 
 Order of work: discover files, build the project (nothing parsed yet); answer from the
-result cache if the same run was made on the same files; else index every file (in
-worker processes, from the index cache), run the codemods in order (each sees the
-previous ones' output), then validate every changed file. Consecutive `FileCodemod`s
-form one stage that runs in worker processes: each worker parses a file once and applies
-the whole stage to it. Project-wide codemods run here, in the coordinator, on lazily
-parsed modules. Only the coordinator validates and writes.
+result cache if the same run was made on the same files; else run the codemods in order
+(each sees the previous ones' output), then validate every changed file. Files are
+indexed as codemods ask, in worker processes, from the index cache. Consecutive
+`FileCodemod`s form one stage that runs in worker processes: each worker parses a file
+once and applies the whole stage to it. Project-wide codemods run here, in the
+coordinator, on lazily parsed modules; the per-module work they hand to `Project.map`,
+and the validation, go to workers forked from the coordinator when that pays
+(`run_here_then_fork`). Only the coordinator writes.
 """
 
 from __future__ import annotations
@@ -38,10 +40,10 @@ from .writer import PendingWrite, validate, write_all
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
 PARALLEL_THRESHOLD = 16  # below this many files a process pool costs more than it saves
-# Work that may go to forked workers (`Project.per_module`, validation) first runs here for
-# this long; the rest is forked only if, at the pace so far, it would take longer than the
-# second figure. Forking, and pickling results back, cost a few hundredths of a second:
-# small apps are done before a pool would have started.
+# Work that may go to forked workers (`Project.map`, validation) first runs here for this
+# long; the rest is forked only if, at the pace so far, it would take longer than the
+# second figure, and if workers would finish it clearly sooner, results pickled back
+# included. Small apps are done before a pool would have started.
 RUN_HERE_FIRST_SECONDS = 0.1
 FORK_WORTHWHILE_SECONDS = 0.3
 FORK_SECONDS = 0.05  # starting a pool of forked workers and stopping it
@@ -269,13 +271,15 @@ def fork_map(function: Callable[[Any], Any], items: list, jobs: int) -> list:
     _FORKED = (function, items)
     # Unpickling what comes back creates objects by the hundred thousand, and each burst
     # would have the collector walk the whole heap: it waits.
+    collecting = gc.isenabled()
     gc.disable()
     try:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
             return [result for chunk in pool.map(_call_forked, bounds) for result in chunk]
     finally:
         _FORKED = None
-        gc.enable()
+        if collecting:
+            gc.enable()
 
 
 def _call_forked(bounds: tuple[int, int]) -> list:

@@ -18,7 +18,7 @@ import libcst as cst
 from . import index as project_index
 from .codemod import ChangeSet
 from .index import FileIndex, IndexCache
-from .positions import code_ranges
+from .positions import code_of, code_ranges
 from .source import Encoding, SourceError, decode
 
 
@@ -361,7 +361,7 @@ class Project:
         elif file.text is None:
             self.text(path)
         if isinstance(new, cst.Module):
-            file.tree, file.text = new, new.code
+            file.tree, file.text = new, code_of(new)
         else:
             file.tree, file.text = None, new
         self.revision += 1

@@ -11,9 +11,10 @@ the hooks against libcst's on the sources of installed packages.
 
 The order is libcst's own: the first time a node class is met, its
 `_visit_and_replace_children` is run once with a recorder that names the fields in the
-order libcst visits them (and descends nowhere). A few classes skip a field when it is
-None (`FormattedStringExpression.format_spec`); a node whose unrecorded field holds
-nodes is recorded again on its own, so nothing is ever missed.
+order libcst visits them (and descends nowhere), and a reader for the class is written
+out from those names and the fields' annotations (`_reader`). A few classes skip a field
+when it is None (`FormattedStringExpression.format_spec`); a node whose unrecorded field
+holds nodes is recorded again on its own, so nothing is ever missed.
 
 `ReadOnlyVisitor` keeps libcst's visitor protocol: `visit_<Class>(node)` returning False
 skips the children, `leave_<Class>(node)` runs after them, and `on_visit` / `on_leave`
@@ -22,8 +23,9 @@ can be overridden. Nothing here may change a tree: transforms stay with libcst.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
-import operator
+import functools
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -60,39 +62,95 @@ def visited_fields(node: CSTNode) -> tuple[str, ...]:
     return tuple(recorder.names)
 
 
-# class -> (reader of the fields libcst visits, in order; other fields that may hold nodes)
-_LAYOUT: dict[type, tuple[Callable[[CSTNode], tuple[Any, ...]], tuple[str, ...]]] = {}
+# value class -> NODE, SEQUENCE or OTHER. `isinstance(value, CSTNode)` goes through the ABC
+# machinery on every call; a dictionary keyed by class answers the same in a lookup.
+NODE, SEQUENCE, OTHER = 1, 2, 0
+_KIND: dict[type, int] = {}
 
 
-def _layout(node: CSTNode) -> tuple[Callable[[CSTNode], tuple[Any, ...]], tuple[str, ...]]:
+def _kind(value_class: type) -> int:
+    kind = _KIND.get(value_class)
+    if kind is None:
+        kind = _KIND[value_class] = (NODE if issubclass(value_class, CSTNode)
+                                     else SEQUENCE if issubclass(value_class, (tuple, list)) else OTHER)
+    return kind
+
+
+# class -> (reader of its children, in libcst's order; its other fields that may hold nodes)
+_LAYOUT: dict[type, tuple[Callable[[CSTNode], list[CSTNode]], tuple[str, ...]]] = {}
+
+
+def _layout(node: CSTNode) -> tuple[Callable[[CSTNode], list[CSTNode]], tuple[str, ...]]:
     cls = type(node)
     layout = _LAYOUT.get(cls)
     if layout is None:
         visited = visited_fields(node)
         others = tuple(f.name for f in dataclasses.fields(cls)
                        if f.name not in visited and _may_hold_nodes(cls, f.name))
-        layout = _LAYOUT[cls] = (_getter(visited), others)
+        layout = _LAYOUT[cls] = (_reader(cls, visited), others)
     return layout
 
 
-def _getter(names: tuple[str, ...]) -> Callable[[CSTNode], tuple[Any, ...]]:
-    """Reads the named fields of a node as one tuple (`attrgetter` reads them in C)."""
-    if not names:
-        return lambda node: ()
-    if len(names) == 1:
-        read = operator.attrgetter(names[0])
-        return lambda node: (read(node),)
-    return operator.attrgetter(*names)
+def _reader(cls: type, names: tuple[str, ...]) -> Callable[[CSTNode], list[CSTNode]]:
+    """A function listing the nodes held by the named fields of a `cls` node, written out
+    field by field: `children` is the hottest function of a run. A field annotated as a
+    node, or a sequence of nodes, is taken as it is (libcst's own visit takes it so too);
+    any other field's value is looked at."""
+    hints = _hints(cls)  # a field without an evaluable annotation: its value is looked at
+    lines = ["def read(node):", "    found = []"]
+    for name in names:
+        kind = _field_kind(hints[name]) if name in hints else OTHER
+        if kind == NODE:
+            lines.append(f"    found.append(node.{name})")
+        elif kind == SEQUENCE:
+            lines.append(f"    found += node.{name}")
+        else:
+            lines += [f"    value = node.{name}",
+                      "    kind = KINDS.get(value.__class__)",
+                      "    if kind is None:",
+                      "        kind = kind_of(value.__class__)",
+                      "    if kind == NODE:",
+                      "        found.append(value)",
+                      "    elif kind == SEQUENCE:",
+                      "        found += [item for item in value if kind_of(item.__class__) == NODE]"]
+    lines.append("    return found")
+    namespace = {"KINDS": _KIND, "kind_of": _kind, "NODE": NODE, "SEQUENCE": SEQUENCE}
+    exec("\n".join(lines), namespace)  # generated from libcst's field names only
+    return namespace["read"]
+
+
+def _field_kind(hint: Any) -> int:
+    """NODE for a field annotated as one node class, SEQUENCE for a sequence of nodes,
+    OTHER when the value must be looked at (optional, a sentinel, not a node)."""
+    if isinstance(hint, type):
+        return NODE if issubclass(hint, CSTNode) else OTHER
+    if typing.get_origin(hint) in (collections.abc.Sequence, list, tuple):
+        items = [item for item in typing.get_args(hint) if item is not Ellipsis]
+        if items and all(_only_nodes(item) for item in items):
+            return SEQUENCE
+    return OTHER
+
+
+def _only_nodes(hint: Any) -> bool:
+    if isinstance(hint, type):
+        return issubclass(hint, CSTNode)
+    return typing.get_origin(hint) is typing.Union and all(_only_nodes(item) for item in typing.get_args(hint))
 
 
 def _may_hold_nodes(cls: type, field: str) -> bool:
     """False when the field's annotation admits no CSTNode (`value: str`), so that it
     need not be looked at on every node; True when in doubt."""
+    hints = _hints(cls)
+    return field not in hints or _admits_node(hints[field])  # not evaluable: look every time
+
+
+@functools.lru_cache(maxsize=None)  # node classes: a few hundred at most
+def _hints(cls: type) -> dict[str, Any]:
+    """The evaluated annotations of a node class; empty if they cannot be evaluated."""
     try:
-        hint = typing.get_type_hints(cls)[field]
-    except Exception:  # an annotation that cannot be evaluated: look every time
-        return True
-    return _admits_node(hint)
+        return typing.get_type_hints(cls)
+    except Exception:
+        return {}
 
 
 def _admits_node(hint: Any) -> bool:
@@ -110,35 +168,12 @@ def _holds_nodes(value: Any) -> bool:
     return isinstance(value, (tuple, list)) and any(isinstance(item, CSTNode) for item in value)
 
 
-# value class -> NODE, SEQUENCE or OTHER. `isinstance(value, CSTNode)` goes through the ABC
-# machinery on every call; a dictionary keyed by class answers the same in a lookup.
-NODE, SEQUENCE, OTHER = 1, 2, 0
-_KIND: dict[type, int] = {}
-
-
-def _kind(value_class: type) -> int:
-    kind = _KIND.get(value_class)
-    if kind is None:
-        kind = _KIND[value_class] = (NODE if issubclass(value_class, CSTNode)
-                                     else SEQUENCE if issubclass(value_class, (tuple, list)) else OTHER)
-    return kind
-
-
 def children(node: CSTNode) -> list[CSTNode]:
     """The node's direct children, in the order libcst visits them."""
-    fields, others = _LAYOUT.get(node.__class__) or _layout(node)
+    read, others = _LAYOUT.get(node.__class__) or _layout(node)
     if others and any(_holds_nodes(getattr(node, name)) for name in others):
-        fields = _getter(visited_fields(node))  # a field visited only when set: this node's own order
-    found: list[CSTNode] = []
-    for value in fields(node):
-        kind = _KIND.get(value.__class__)
-        if kind is None:
-            kind = _kind(value.__class__)
-        if kind == NODE:
-            found.append(value)
-        elif kind == SEQUENCE:
-            found.extend(item for item in value if _kind(item.__class__) == NODE)
-    return found
+        read = _reader(node.__class__, visited_fields(node))  # a field visited only when set: this node's own order
+    return read(node)
 
 
 def iter_nodes(root: CSTNode) -> Iterator[CSTNode]:

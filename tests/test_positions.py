@@ -6,7 +6,7 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from flask_refactor.positions import UNPLACED, code_ranges_of
+from flask_refactor.positions import UNPLACED, code_of, code_ranges_of
 
 from helpers import sample_modules
 
@@ -37,3 +37,10 @@ def test_ranges_read_as_code_ranges():
     assert ranges[func].start.line == 1 and ranges[func].end.line == 2
     assert func in ranges and ranges.get(cst.Name("f")) is None
     assert not any(type(node) in UNPLACED for node in ranges)
+
+
+def test_code_of_renders_what_libcst_renders():
+    for where, module in sample_modules(("flask", "click", "werkzeug", "jinja2")):
+        assert code_of(module) == module.code, where
+    for source in ("", "\n", "x = 1", "if x:\r\n    y\r\n", "# c\n\n\n"):
+        assert code_of(cst.parse_module(source)) == source
