@@ -24,6 +24,7 @@ import time
 import traceback
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -239,7 +240,10 @@ def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[
         done.append(here(items[len(done)]))
     rest = items[len(done):]
     if rest and can_fork(jobs) and _forking_pays(done, time.perf_counter() - start, len(rest), jobs):
-        return done, fork_map(there, rest, jobs)
+        try:
+            return done, fork_map(there, rest, jobs)
+        except (OSError, BrokenProcessPool):  # no process could be forked, or a worker died: do it here
+            pass
     return done + [here(item) for item in rest], []
 
 

@@ -147,6 +147,15 @@ def test_quick_work_is_not_forked_and_slow_work_is(monkeypatch):
     assert pipeline.run_here_then_fork(list(range(20)), slow, lambda i: -i, jobs=1)[1] == []  # one job: never
 
 
+def test_work_is_done_here_when_no_worker_can_be_forked(monkeypatch):
+    def no_fork(there, rest, jobs):
+        raise BlockingIOError("fork: Resource temporarily unavailable")
+
+    monkeypatch.setattr(pipeline, "fork_map", no_fork)
+    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # would fork everything
+    assert pipeline.run_here_then_fork(list(range(5)), lambda i: i * 2, lambda i: -i, jobs=2) == ([0, 2, 4, 6, 8], [])
+
+
 def test_work_whose_results_cost_more_to_send_back_than_to_compute_stays(monkeypatch):
     forked = []
     monkeypatch.setattr(pipeline, "fork_map", lambda there, rest, jobs: forked.append(rest) or [there(i) for i in rest])
