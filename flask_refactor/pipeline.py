@@ -227,37 +227,41 @@ def _in_worker(project: Project, function: Callable[[Any], Any],
     return result, errors, project.parse_counts - parses_before, probes
 
 
-def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[[Any], Any],
-                       jobs: int) -> tuple[list, list]:
+def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[[Any], Any], jobs: int,
+                       sizes: list[int] | None = None) -> tuple[list, list]:
     """(`here(item)` for the first items, `there(item)` for the rest): the first ones run
-    in this process until RUN_HERE_FIRST_SECONDS have passed, which gives their pace and
-    the cost of pickling a result; the rest go to forked workers if, at that pace, that is
-    clearly faster (the coordinator unpickles every result alone) and the rest would
-    take FORK_WORTHWHILE_SECONDS here. Else they run here too (their results in the first
-    list)."""
+    in this process until RUN_HERE_FIRST_SECONDS have passed, which gives their pace (per
+    item, or per unit of `sizes` when the work grows with them) and the cost of pickling
+    a result; the rest go to forked workers if, at that pace, that is clearly faster (the
+    coordinator unpickles every result alone) and the rest would take
+    FORK_WORTHWHILE_SECONDS here. Else they run here too (their results in the first list)."""
+    sizes = sizes or [1] * len(items)
     start, done = time.perf_counter(), []
     while len(done) < len(items) and time.perf_counter() - start < RUN_HERE_FIRST_SECONDS:
         done.append(here(items[len(done)]))
     rest = items[len(done):]
-    if rest and can_fork(jobs) and _forking_pays(done, time.perf_counter() - start, len(rest), jobs):
-        try:
-            return done, fork_map(there, rest, jobs)
-        except (OSError, BrokenProcessPool):  # no process could be forked, or a worker died: do it here
-            pass
+    if rest and can_fork(jobs):
+        seconds = time.perf_counter() - start
+        here_seconds = seconds / max(1, sum(sizes[:len(done)])) * sum(sizes[len(done):]) if done else float("inf")
+        if _forking_pays(done, here_seconds, len(rest), jobs):
+            try:
+                return done, fork_map(there, rest, jobs)
+            except (OSError, BrokenProcessPool):  # no process could be forked, or a worker died: do it here
+                pass
     return done + [here(item) for item in rest], []
 
 
-def _forking_pays(done: list, seconds: float, rest: int, jobs: int) -> bool:
+def _forking_pays(done: list, here_seconds: float, rest: int, jobs: int) -> bool:
+    """Whether `rest` items that would take `here_seconds` in this process are clearly
+    done sooner by `jobs` forked workers, given what pickling a result costs."""
     if not done:
         return True  # nothing to go by (RUN_HERE_FIRST_SECONDS is 0): fork
-    pace = seconds / len(done)
     sample = done[:3]
     timer = time.perf_counter()
     for result in sample:
         pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
-    transfer = (time.perf_counter() - timer) / len(sample)  # to dump in a worker, and about as long to load here
-    here_seconds = pace * rest
-    forked_seconds = FORK_SECONDS + rest * max((pace + transfer) / jobs, transfer)
+    transfer = rest * (time.perf_counter() - timer) / len(sample)  # dumped there, about as long to load here
+    forked_seconds = FORK_SECONDS + max((here_seconds + transfer) / jobs, transfer)
     return here_seconds >= FORK_WORTHWHILE_SECONDS and forked_seconds < 0.8 * here_seconds
 
 
@@ -354,7 +358,8 @@ def collect_outcomes(project: Project, touched: dict[str, list[tuple[str, str]]]
     invalid = set()
     changed = [(path, project.file(path).text, project.file(path).python)
                for path in sorted(touched) if project.file(path).changed]
-    checked = sum(run_here_then_fork(changed, _validate, _validate, jobs), [])
+    # parsing is most of it, and grows with the text
+    checked = sum(run_here_then_fork(changed, _validate, _validate, jobs, [len(text) for _, text, _ in changed]), [])
     for (path, _, _), problem in zip(changed, checked):
         if problem:
             project.errors.add(path, problem)
