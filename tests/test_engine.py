@@ -147,6 +147,17 @@ def test_quick_work_is_not_forked_and_slow_work_is(monkeypatch):
     assert pipeline.run_here_then_fork(list(range(20)), slow, lambda i: -i, jobs=1)[1] == []  # one job: never
 
 
+def test_pace_is_taken_per_unit_of_size_when_work_grows_with_it(monkeypatch):
+    # validation runs in path order, and the first files are often the small ones
+    forked = []
+    monkeypatch.setattr(pipeline, "fork_map", lambda there, rest, jobs: forked.append(rest) or [there(i) for i in rest])
+    sizes = [1] * 150 + [50] * 20  # 1 ms per unit: the small ones alone outlast RUN_HERE_FIRST_SECONDS
+    done, returned = pipeline.run_here_then_fork(sizes, lambda size: time.sleep(size / 1000) or size, lambda size: size,
+                                                 jobs=2, sizes=sizes)
+    assert forked and forked[0][-20:] == [50] * 20  # the large ones went to workers
+    assert done + returned == sizes
+
+
 def test_work_is_done_here_when_no_worker_can_be_forked(monkeypatch):
     def no_fork(there, rest, jobs):
         raise BlockingIOError("fork: Resource temporarily unavailable")
