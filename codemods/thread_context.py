@@ -302,39 +302,39 @@ class ModuleSites:
         return self._apply(wraps)
 
     def _site(self, func: cst.FunctionDef, qualname: str, call: cst.Call, kind: str, arg: cst.Arg) -> Wrap | None:
-        line = self.positions(call)[0]
+        # lines are looked up only for findings: the first lookup renders the whole module
         if kind == "process":
-            self.changes.report(self.path, line, "a process started in a request cannot carry Flask's context: "
-                                "pass plain values and create the app (or an app context) in the child process",
-                                Severity.INFO)
+            self.changes.report(self.path, self.positions(call)[0],
+                                "a process started in a request cannot carry Flask's context: pass plain values "
+                                "and create the app (or an app context) in the child process", Severity.INFO)
             return None
         inner = arg.value.args[0].value if self._already_wrapped(arg.value) and arg.value.args else arg.value
         name = get_full_name_for_node(inner) or "the target"
-        self._report_orm_arguments(func, call, kind, name, line)
+        self._report_orm_arguments(func, call, kind, name)
         if inner is not arg.value:
             return None
         needs = self._target_needs(arg.value, qualname)
         if needs is None or needs.enters_context or not (needs.app or needs.request):
             return None
-        self._report_needs(name, needs, line)
+        self._report_needs(name, needs, call)
         return Wrap(arg, "request" if needs.request else "app")
 
-    def _report_needs(self, name: str, needs: Needs, line: int) -> None:
+    def _report_needs(self, name: str, needs: Needs, call: cst.Call) -> None:
         """What the wrapper cannot fix: url_for without SERVER_NAME, g, the shared request."""
         if needs.url_for and not self.server_name:
             where, at = needs.url_for[0]
-            self.changes.report(self.path, line,
+            self.changes.report(self.path, self.positions(call)[0],
                                 f"{name} calls url_for ({where.path}:{at}) in another thread, where there is no "
                                 "request: set SERVER_NAME (and PREFERRED_URL_SCHEME) or build the URL in the view "
                                 "and pass it as an argument")
         if needs.g:
             where, at = needs.g[0]
-            self.changes.report(self.path, line,
+            self.changes.report(self.path, self.positions(call)[0],
                                 f"{name} uses g ({where.path}:{at}): the thread gets a new, empty g, so values set "
                                 "during the request are not there; pass them as arguments")
         if needs.request:
             what, where, at = needs.request[0]
-            self.changes.report(self.path, line,
+            self.changes.report(self.path, self.positions(call)[0],
                                 f"{name} reads {what} ({where.path}:{at}): wrapped in copy_current_request_context, "
                                 "so the thread shares this request object, which is not thread-safe and whose "
                                 "session changes are never saved; prefer passing the values it needs as arguments")
@@ -356,7 +356,7 @@ class ModuleSites:
         return func == HELPER or func == self.helper or func in self.copy_names \
             or self.imports.resolve(expr.func) in CONTEXT_DECORATORS
 
-    def _report_orm_arguments(self, func: cst.FunctionDef, call: cst.Call, kind: str, name: str, line: int) -> None:
+    def _report_orm_arguments(self, func: cst.FunctionDef, call: cst.Call, kind: str, name: str) -> None:
         passed: list[cst.BaseExpression] = []
         for i, arg in enumerate(call.args):
             if arg.keyword and arg.keyword.value in ("args", "kwargs"):
@@ -370,7 +370,7 @@ class ModuleSites:
         loaded = _orm_bindings(func, self.analyser.models, self.imports, self.path)
         for value in passed:
             if isinstance(value, cst.Name) and value.value in loaded:
-                self.changes.report(self.path, line,
+                self.changes.report(self.path, self.positions(call)[0],
                                     f"{value.value} is an ORM instance loaded in the request and passed to {name}: "
                                     "it belongs to the request's session and is detached in the thread; pass its "
                                     "primary key and load it again there")

@@ -32,8 +32,9 @@ def _describe(mapping, module: cst.Module):
     per_scope = set()
     for scope in {id(s): s for s in mapping.values() if s is not None}.values():
         assignments = sorted((a.name, key(a.node)) for a in scope.assignments if hasattr(a, "node"))
-        accesses = sorted(repr((key(a.node), a.is_annotation, a.is_type_hint, sorted(repr(key(r.node)) if hasattr(r, "node") else f"builtin:{r.name}"
-                                                    for r in a.referents))) for a in scope.accesses)
+        accesses = sorted(repr((key(a.node), a.is_annotation, a.is_type_hint,
+                                sorted(repr(key(r.node)) if hasattr(r, "node") else f"builtin:{r.name}"
+                                       for r in a.referents))) for a in scope.accesses)
         parent = "itself" if scope.parent is scope else name(scope.parent)
         per_scope.add(repr((name(scope), parent, assignments, accesses)))
     return per_node, sorted(per_scope)
