@@ -9,6 +9,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.codemod import ChangeSet, Severity
+from flask_refactor.positions import code_of
 from flask_refactor.project import Project
 from flask_refactor.walk import ReadOnlyVisitor, iter_nodes
 
@@ -491,7 +492,7 @@ class Migration:
         role = "inner" if name and imports_transitively(self.project, self.app_module, name) else "outer"
         new = self._rewrite_imports(path, module, ext_vars, role)
         new = self._rewrite_nested_imports(path, new, ext_vars, role)
-        if new is not module and new.code != module.code:  # rendering costs: only when something changed
+        if new is not module and code_of(new) != code_of(module):  # rendering costs: only when something changed
             self.modules[path] = new
 
     def _rewrite_nested_imports(self, path: str, module: cst.Module, ext_vars: set[str], role: str) -> cst.Module:
