@@ -9,7 +9,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
-from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, children
+from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, iter_nodes
 
 from ._error_handling_sites import Shape, Site
 from .support.errors import ABORT_FUNCTIONS, INTERNAL_SERVER_ERROR
@@ -144,7 +144,7 @@ def abort_statement(site: Site, abort_name: str) -> cst.Expr:
 def _without_parentheses(value: cst.BaseExpression) -> cst.BaseExpression:
     """`("text")` -> `"text"`: an argument needs no parentheses of its own."""
     if isinstance(value, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)) and value.lpar \
-            and not any(isinstance(n, cst.Comment) for paren in (*value.lpar, *value.rpar) for n in _walk(paren)):
+            and not any(isinstance(n, cst.Comment) for paren in (*value.lpar, *value.rpar) for n in iter_nodes(paren)):
         return value.with_changes(lpar=[], rpar=[])
     return value
 
@@ -294,17 +294,10 @@ def drop_unused_imports(module: cst.Module, names: set[str]) -> cst.Module:
 
 def dropped_comments(site: Site) -> list[str]:
     """Comments inside a replaced statement but outside what the abort() keeps."""
-    kept = {id(node) for _, value in site.replacement_args for node in _walk(value)}
-    kept |= {id(node) for node in _walk(site.status)} if site.kind == "return" else set()
-    return [node.value for node in _walk(site.node) if isinstance(node, cst.Comment) and id(node) not in kept]
-
-
-def _walk(node: cst.CSTNode | None):
-    if node is None:
-        return
-    yield node
-    for child in children(node):
-        yield from _walk(child)
+    kept = {id(node) for _, value in site.replacement_args for node in iter_nodes(value)}
+    if site.kind == "return" and site.status is not None:
+        kept |= {id(node) for node in iter_nodes(site.status)}
+    return [node.value for node in iter_nodes(site.node) if isinstance(node, cst.Comment) and id(node) not in kept]
 
 
 class Rewriter(TargetedTransformer):

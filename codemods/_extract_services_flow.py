@@ -18,7 +18,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import BuiltinAssignment, BuiltinScope, CodeRange, GlobalScope, ImportAssignment, Scope
 
-from flask_refactor.walk import ReadOnlyVisitor, children
+from flask_refactor.walk import ReadOnlyVisitor, children, iter_nodes
 
 from .support.imports import ImportMap
 from .support.views import REQUEST_READING_METHODS, is_request_bound
@@ -28,6 +28,8 @@ FRAME_BUILTINS = frozenset({"locals", "vars", "globals", "eval", "exec", "super"
 # Module attributes that differ between the views module and the services module.
 MODULE_DUNDERS = frozenset({"__name__", "__file__", "__spec__", "__loader__", "__package__", "__doc__",
                             "__builtins__", "__path__", "__cached__", "__annotations__", "__dict__"})
+# Code in these runs later, if at all, and names there are its own.
+NESTED_SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
 # The proxies themselves: a local bound to one of these still reads the request.
 PROXY_OBJECTS = frozenset({"flask.request", "flask.session", "flask.g", "flask.current_app",
                            "flask_login.current_user", "flask_jwt_extended.current_user"})
@@ -301,11 +303,7 @@ class ViewFlow:
     # -- a region ---------------------------------------------------------------------
     def region(self, candidate: _Candidate) -> Region | Blocker:
         stmts = list(candidate.block.body[candidate.start:candidate.stop])
-        per_statement: list[set[int]] = []
-        for stmt in stmts:
-            ids: set[int] = set()
-            _collect_ids(stmt, ids)
-            per_statement.append(ids)
+        per_statement = [{id(node) for node in iter_nodes(stmt)} for stmt in stmts]
         inside = set().union(*per_statement)
         # where each name is first certainly bound inside the region: reads after that
         # see the region's own value, not the view's
@@ -448,21 +446,12 @@ def _is_trivial(stmt: cst.BaseStatement) -> bool:
                 s.value, (cst.SimpleString, cst.ConcatenatedString, cst.Ellipsis))) for s in stmt.body))
 
 
-def _collect_ids(node: cst.CSTNode, into: set[int]) -> None:
-    into.add(id(node))
-    for child in children(node):
-        _collect_ids(child, into)
-
-
 def _walk_skipping_scopes(node: cst.CSTNode):
     """The nodes under `node`, in libcst's order, not entering nested functions, classes
-    and lambdas (a stack, not nested generators: those cost a frame per level per node)."""
-    stack = children(node)[::-1]
-    while stack:
-        child = stack.pop()
-        yield child
-        if not isinstance(child, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-            stack.extend(children(child)[::-1])
+    and lambdas."""
+    nodes = iter_nodes(node, descend=lambda n: n is node or not isinstance(n, NESTED_SCOPES))
+    next(nodes)  # `node` itself
+    return nodes
 
 
 def _dedupe(blockers: list[Blocker]) -> list[Blocker]:

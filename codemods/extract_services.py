@@ -21,7 +21,7 @@ from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
 from flask_refactor.positions import code_ranges
 from flask_refactor.project import Project
 from flask_refactor.scopes import scope_map
-from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, children
+from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, iter_nodes
 
 from ._extract_services_flow import Blocker, ModuleFacts, Region, ViewFlow, count_statements, routine
 from .support.cache import per_tree
@@ -272,7 +272,7 @@ class _ViewsModule:
 
     def _delegates(self, view: cst.FunctionDef) -> bool:
         prefix = self.services_module + "."
-        for node in _walk(view.body):
+        for node in iter_nodes(view.body):
             if isinstance(node, cst.Call):
                 target = self.imports.resolve(node.func) or ""
                 if target.startswith(prefix):
@@ -445,12 +445,6 @@ def _functions(module: cst.Module) -> tuple[cst.FunctionDef, ...]:
 
     Defs().walk(module)
     return tuple(found)
-
-
-def _walk(node: cst.CSTNode):
-    for child in children(node):
-        yield child
-        yield from _walk(child)
 
 
 def _reasons(blockers: list[Blocker]) -> str:

@@ -176,13 +176,15 @@ def children(node: CSTNode) -> list[CSTNode]:
     return read(node)
 
 
-def iter_nodes(root: CSTNode) -> Iterator[CSTNode]:
-    """Every node under `root` (itself first), in libcst's visiting order."""
+def iter_nodes(root: CSTNode, descend: Callable[[CSTNode], bool] | None = None) -> Iterator[CSTNode]:
+    """Every node under `root` (itself first), in libcst's visiting order; with `descend`,
+    the children only of the nodes it accepts (the nodes themselves are still listed)."""
     stack = [root]
     while stack:
         node = stack.pop()
         yield node
-        stack.extend(reversed(children(node)))
+        if descend is None or descend(node):
+            stack.extend(reversed(children(node)))
 
 
 def parent_map(root: CSTNode) -> dict[CSTNode, CSTNode]:

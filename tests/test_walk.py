@@ -154,3 +154,11 @@ def test_a_targeted_transform_writes_what_a_full_one_does_and_enters_only_the_pa
     assert "renamed" in expected and module.visit(Targeted(module, targets)).code == expected
     # only `method(self, *, key)` holds a target Param: no other parameter list is entered
     assert [param.name.value for param in entered] == ["key"]
+
+
+def test_iter_nodes_lists_but_does_not_enter_what_descend_refuses():
+    module = cst.parse_module("def f():\n    x = 1\n\ny = 2\n")
+    nodes = list(iter_nodes(module, descend=lambda node: not isinstance(node, cst.FunctionDef)))
+    names = [n.value for n in nodes if isinstance(n, cst.Name)]
+    assert names == ["y"] and any(isinstance(n, cst.FunctionDef) for n in nodes)
+    assert [n.value for n in iter_nodes(module) if isinstance(n, cst.Name)] == ["f", "x", "y"]

@@ -11,7 +11,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
-from flask_refactor.walk import ReadOnlyVisitor
+from flask_refactor.walk import iter_nodes
 
 from .context import iter_functions
 from .flask import RESTFUL_RESOURCES, VIEW_CLASSES, app_modules, import_map
@@ -159,27 +159,15 @@ def _route(key: FunctionKey, func: cst.FunctionDef, decorator: cst.Decorator, pr
 
 # -- calls --------------------------------------------------------------------------------
 
-class _Nodes(ReadOnlyVisitor):
-    """Collects nodes in source order (parents first) in one traversal: libcst's
-    `node.children` runs a visit of its own for every node, far slower."""
-
-    def __init__(self, root: cst.CSTNode, skip: tuple[type, ...], leaves: tuple[type, ...]) -> None:
-        self.root, self.skip, self.leaves, self.nodes = root, skip, leaves, []
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        if node is not self.root and isinstance(node, self.skip):
-            return False
-        self.nodes.append(node)
-        return not isinstance(node, self.leaves)
-
-
 @functools.lru_cache(maxsize=8192)  # rules walk the same modules and views: walk each once
 def nodes_of(root: cst.CSTNode, skip: tuple[type, ...] = (), leaves: tuple[type, ...] = ()) -> tuple[cst.CSTNode, ...]:
     """Every node below `root` (included), in source order: nodes of the `skip` types are
     left out with what is inside them, nodes of the `leaves` types are kept without it."""
-    collector = _Nodes(root, skip, leaves)
-    collector.walk(root)
-    return tuple(collector.nodes)
+    def kept(node: cst.CSTNode) -> bool:
+        return node is root or not isinstance(node, skip)
+
+    return tuple(node for node in iter_nodes(root, descend=lambda n: kept(n) and not isinstance(n, leaves))
+                 if kept(node))
 
 
 def body_nodes(func: cst.FunctionDef) -> tuple[cst.CSTNode, ...]:
