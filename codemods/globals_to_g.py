@@ -330,8 +330,24 @@ def _referencing_paths(project: Project) -> list[str]:
     (an import or attribute use needs an import), and any other file naming one of
     their modules in a string (`monkeypatch.setattr("pkg.state.x", ...)`)."""
     scope = app_scope(project)
-    naming = files_naming(project, *({project.module_name(path) for path in scope} - {None}))
+    modules = {name: path for path in scope if (name := project.module_name(path)) is not None}
+    naming = [path for path in files_naming(project, *modules) if _may_name_a_global(project, path, modules)]
     return sorted({*scope, *naming})
+
+
+def _may_name_a_global(project: Project, path: str, modules: dict[str, str]) -> bool:
+    """Whether a file may refer to one of the app modules' globals (`module.name`).
+    Outside the app's import scope it can only do so in a string that is exactly
+    `"module.name"` (a reference needs no more), and a global's name is a word of its
+    module's text: a file that mentions `"wsgi.input"` beside an app module `wsgi.py`
+    that never says `input` is not parsed."""
+    if path in modules.values():
+        return True
+    for dotted in getattr(project.index(path), "dotted_strings", ()):
+        module, _, name = dotted.rpartition(".")
+        if module in modules and re.search(rf"\b{name}\b", project.text(modules[module]) or ""):
+            return True
+    return False
 
 
 class _ReferenceCollector(ReadOnlyVisitor):

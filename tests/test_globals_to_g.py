@@ -146,6 +146,29 @@ def test_global_imported_by_another_module_is_left_alone():
     assert "imported or patched by another module (mailer.py:2)" in findings[0].message
 
 
+def test_global_named_in_a_string_by_an_unconnected_file_is_left_alone():
+    """A file that imports nothing of the app can still patch a global by its dotted
+    name; one whose strings only look alike ("app_six.users", "app_six.user.x") is not
+    even parsed."""
+    source = APP_HEAD + (
+        "user = None\n\n"
+        "@app.before_request\n"
+        "def load():\n"
+        "    global user\n"
+        "    user = request.headers.get('X-User')\n"
+    )
+    lookalike = "KEYS = ['app_six.users', 'app_six.user.x']\n"
+    patcher = "def test_it(monkeypatch):\n    monkeypatch.setattr('app_six.user', 'ada')\n"
+    project = Project.from_texts({"app_six.py": source, "keys.py": lookalike, "test_patch.py": patcher})
+    changes = GlobalsToG().run(project)
+    assert changes.changes == {}
+    assert "imported or patched by another module (test_patch.py:2)" in changes.findings[0].message
+    assert "keys.py" not in project.parse_counts
+
+    out, findings = rewrite({"app_six.py": source, "keys.py": lookalike})
+    assert "g.user = request.headers" in out["app_six.py"]
+
+
 def test_after_app_factory_in_one_run(tmp_path):
     """app-factory moves the hooks onto a blueprint (`before_app_request`); globals-to-g,
     run next in the same chain, still finds and converts the per-request globals."""
