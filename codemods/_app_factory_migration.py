@@ -146,9 +146,7 @@ class Migration:
     def _check_unreadable_files(self) -> None:
         """A Python file the engine could not read or parse may import the app: it could
         not be rewritten with the rest, so the migration must wait for it."""
-        for path in self.project.paths():
-            if self._may_import_app(path):
-                self.project.parse(path)  # a failure is logged by the engine
+        self.project.parse_many(path for path in self.project.paths() if self._may_import_app(path))
         for path, _ in self.project.errors:
             if not path.endswith(".py") or not self.project.exists(path):
                 continue

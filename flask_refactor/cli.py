@@ -37,6 +37,27 @@ def main() -> None:
     """
 
 
+def entry() -> None:
+    """The `flask-refactor` command: `main`, then an exit that skips tearing the
+    interpreter down, as mypy's does. Freeing a large run's trees one object at a
+    time took a tenth of the run; the output is flushed first and every file and
+    worker pool was closed by then."""
+    try:
+        main.main(prog_name="flask-refactor")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    if code is not None and not isinstance(code, int):
+        click.echo(code, err=True)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # a closed pipe (`| head`): nothing more can be said
+            pass
+    os._exit(code or 0)
+
+
 def _codemods_or_fail() -> dict[str, type[Codemod]]:
     try:
         return registry.all_codemods()

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import libcst as cst
 
+from .positions import code_of
+
 if TYPE_CHECKING:
     from .project import Project
 
@@ -68,10 +70,21 @@ class FileChange:
     new: cst.Module | str
     reason: str
     created: bool = False
+    # The module's text, when this change was made in a worker process: rendered there,
+    # beside the work, as the change is pickled to be sent back (`__getstate__`).
+    rendered: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def text(self) -> str:
-        return self.new.code if isinstance(self.new, cst.Module) else self.new
+        if self.rendered is not None:
+            return self.rendered
+        return code_of(self.new) if isinstance(self.new, cst.Module) else self.new
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if isinstance(self.new, cst.Module) and self.rendered is None:
+            state["rendered"] = code_of(self.new)
+        return state
 
 
 @dataclass

@@ -210,14 +210,36 @@ class Project:
             text = self.text(path)
             if text is None:
                 return None
-            self.parse_counts[path] += 1
-            try:
-                file.tree = cst.parse_module(text)
-            except (cst.ParserSyntaxError, SyntaxError, ValueError) as exc:
-                self._fail(file, describe_syntax_error(exc, text))
-            if self.on_parse:
-                self.on_parse(path)
+            self._keep_parse(path, *self._parsed(path))
         return file.tree
+
+    def parse_many(self, paths: Iterable[str]) -> None:
+        """`parse` each of these files, which a codemod is about to ask for: done through
+        `map`, so many first parses may go to workers (a tree comes back faster than it
+        is parsed again). Counted, reported and failing as `parse` would."""
+        pending = [path for path in dict.fromkeys(paths)
+                   if (file := self._files[path]).tree is None and not file.failed and self.text(path) is not None]
+        if len(pending) < 2:
+            return
+        for path, parsed in zip(pending, self.map(pending, self._parsed)):
+            self._keep_parse(path, *parsed)
+
+    def _parsed(self, path: str) -> tuple[cst.Module | None, str | None]:
+        """(tree, None), or (None, why not) for a file whose text has been read."""
+        text = self._files[path].text
+        try:
+            return cst.parse_module(text), None
+        except (cst.ParserSyntaxError, SyntaxError, ValueError) as exc:
+            return None, describe_syntax_error(exc, text)
+
+    def _keep_parse(self, path: str, tree: cst.Module | None, problem: str | None) -> None:
+        self.parse_counts[path] += 1
+        if tree is not None:
+            self._files[path].tree = tree
+        else:
+            self._fail(self._files[path], problem)
+        if self.on_parse:
+            self.on_parse(path)
 
     def modules(self, needles: Iterable[str] = ()) -> Iterable[tuple[str, cst.Module]]:
         """(path, module) for every parseable candidate file."""
@@ -350,8 +372,9 @@ class Project:
     def files(self) -> list[ProjectFile]:
         return [self._files[p] for p in sorted(self._files)]
 
-    def update(self, path: str, new: cst.Module | str, *, created: bool = False) -> None:
-        """Record a codemod's output as the file's current state (no re-parse needed)."""
+    def update(self, path: str, new: cst.Module | str, *, created: bool = False, text: str | None = None) -> None:
+        """Record a codemod's output as the file's current state (no re-parse needed);
+        `text`: the module's, when it was rendered already."""
         file = self._files.get(path)
         if file is None:
             file = ProjectFile(path, None, python=path.endswith(".py"), original_text=None)
@@ -361,7 +384,7 @@ class Project:
         elif file.text is None:
             self.text(path)
         if isinstance(new, cst.Module):
-            file.tree, file.text = new, code_of(new)
+            file.tree, file.text = new, code_of(new) if text is None else text
         else:
             file.tree, file.text = None, new
         self.revision += 1

@@ -445,3 +445,32 @@ def test_module_names_follow_packages():
     assert project.module_name("src/pkg/__init__.py") == "pkg"
     assert project.module_name("src/flat.py") == "flat"
     assert project.path_of_module("pkg.mod") == "src/pkg/mod.py"
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_many_first_parses_come_back_from_workers_each_counted_once(monkeypatch, jobs):
+    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # with 2 jobs, every parse in a worker
+    texts = {f"m{i}.py": f"x{i} = {i}\n" for i in range(8)}
+    texts["bad.py"] = "def (:\n"
+    project = Project.from_texts(texts)
+    pipeline.use_module_workers(project, jobs)
+    here = []
+    original = cst.parse_module
+    monkeypatch.setattr(cst, "parse_module", lambda *a, **k: here.append(1) or original(*a, **k))
+    project.parse_many(sorted(texts))
+    assert len(here) == (9 if jobs == 1 else 0)
+    trees = {path: project.parse(path) for path in sorted(texts)}
+    assert len(here) == (9 if jobs == 1 else 0)  # kept, not parsed again
+    assert all(trees[f"m{i}.py"].code == texts[f"m{i}.py"] for i in range(8))
+    assert trees["bad.py"] is None and project.file("bad.py").failed
+    [(path, message)] = list(project.errors)
+    assert path == "bad.py" and message.startswith("syntax error")
+    assert project.parse_counts == {path: 1 for path in texts}
+
+
+def test_a_run_leaves_the_collector_as_it_found_it(tmp_path):
+    import gc
+
+    write(tmp_path, {"a.py": "old = 1\n"})
+    run_in(tmp_path, [RenameOld()])
+    assert gc.isenabled() and gc.get_freeze_count() == 0

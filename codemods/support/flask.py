@@ -363,11 +363,12 @@ def files_naming(project: Project, *module_names: str) -> list[str]:
 def app_modules(project: Project, needles: tuple[str, ...] = ()) -> Iterable[tuple[str, cst.Module]]:
     """(path, module) for the files of the app scope whose text contains a needle: what a
     codemod about request-time behaviour looks at. Files outside it are never parsed."""
-    for path in app_scope(project):
-        if project.mentions(path, needles):
-            module = project.parse(path)
-            if module is not None:
-                yield path, module
+    paths = [path for path in app_scope(project) if project.mentions(path, needles)]
+    project.parse_many(paths)
+    for path in paths:
+        module = project.parse(path)
+        if module is not None:
+            yield path, module
 
 
 def imported_paths(project: Project, path: str) -> tuple[frozenset[str], frozenset[str]]:
