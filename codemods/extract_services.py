@@ -29,7 +29,7 @@ from .support.flask import app_modules, import_map, is_package, project_module_o
 from .support.imports import ImportMap, resolve_relative
 from .support.routes import is_view
 from .support.views import (
-    is_request_free_object, module_reads_request, patched_attributes, reaches_on_import,
+    is_request_bound, is_request_free_object, module_reads_request, patched_attributes, reaches_on_import,
 )
 
 LINE_LIMIT = 88  # wrap generated calls and signatures longer than this
@@ -51,6 +51,8 @@ class _ServicesFile:
     functions: list[cst.FunctionDef] = field(default_factory=list)
     views: list[str] = field(default_factory=list)
     futures: set[str] = field(default_factory=set)  # `from __future__` features it has
+    # what the views module being extracted read of it and added to it (`_Ledger`)
+    ledger: "_Ledger | None" = None
 
     @property
     def package(self) -> bool:
@@ -58,15 +60,71 @@ class _ServicesFile:
 
     def conflict(self, region: Region) -> str | None:
         for name, use in region.globals.items():
-            if name in self.bound and self.bound[name] != use.qualified:
+            if self._clashes(name, use.qualified):
                 return f"`{name}` already means something else in {self.path}"
         for name in sorted(region.builtins_used):
-            if name in self.bound:
+            if self._clashes(name, None):
                 return f"{self.path} defines `{name}`, which would shadow the builtin the code uses"
         return None
 
     def free(self, name: str) -> bool:
-        return name not in self.bound and not keyword.iskeyword(name) and not hasattr(builtins, name)
+        return not self._clashes(name, None) and not keyword.iskeyword(name) and not hasattr(builtins, name)
+
+    def _clashes(self, name: str, qualified: str | None) -> bool:
+        """Whether `name` is bound here to anything but `qualified` (to anything at all,
+        for None): every question the extraction asks of what earlier views bound."""
+        answer = self.bound.get(name) not in (None, qualified)
+        if self.ledger is not None:
+            self.ledger.asked.append((name, qualified, answer))
+        return answer
+
+    def bind_global(self, name: str, qualified: str, imports: list[tuple[str, str]]) -> None:
+        """Bind a global the moved code reads, importing it as the views module does,
+        unless an earlier extraction did (`conflict` said it means the same here)."""
+        self._do("bind_global", name, qualified, imports)
+
+    def bind_service(self, name: str) -> None:
+        self._do("bind_service", name)
+
+    def add_function(self, function: cst.FunctionDef, views_path: str) -> None:
+        self._do("add_function", function, views_path)
+
+    def _do(self, action: str, *args: Any) -> None:
+        if self.ledger is not None:
+            self.ledger.done.append((action, args))
+        if action == "bind_global":
+            name, qualified, imports = args
+            if name not in self.bound:
+                for key, text in imports:
+                    names = self.new_imports.setdefault(key, [])
+                    if text not in names:
+                        names.append(text)
+                self.bound[name] = qualified
+        elif action == "bind_service":
+            self.bound[args[0]] = ""
+        else:
+            self.functions.append(args[0])
+            self.views.append(args[1])
+
+
+@dataclass
+class _Ledger:
+    """One views module's dealings with its services module, so that an extraction done
+    in a worker, against the services module as it was when the worker started, can be
+    checked and replayed in order: it holds if every question it asked about the names
+    bound there gets the same answer now. (A name it bound itself answers the same, or
+    makes it be done again: correct either way.)"""
+
+    asked: list[tuple[str, str | None, bool]] = field(default_factory=list)  # `_clashes` calls, answers
+    done: list[tuple[str, tuple]] = field(default_factory=list)  # the `_ServicesFile` changes it made
+
+    def holds_for(self, services_file: _ServicesFile) -> bool:
+        return all((services_file.bound.get(name) not in (None, qualified)) == answer
+                   for name, qualified, answer in self.asked)
+
+    def replay(self, services_file: _ServicesFile) -> None:
+        for action, args in self.done:
+            services_file._do(action, *args)
 
 
 class ExtractServices(Codemod):
@@ -153,8 +211,20 @@ After:
         changes = self.new_changeset()
         changes.unit = True  # a view calling a service that was not written would be broken
         services: dict[str, _ServicesFile] = {}
-        for path, module in app_modules(project, self.needles):
-            _ViewsModule(self, project, path, module, services, changes).run()
+        modules = [_ViewsModule(self, project, path, module, services)
+                   for path, module in app_modules(project, self.needles)]
+        ready = [views_module for views_module in modules if views_module.prepare()]
+        results = project.map(ready, _extract)
+        for views_module, (part, ledger) in zip(ready, results):
+            if views_module.ledger is None:  # extracted in a worker, against the services files of then
+                if ledger.holds_for(views_module.services_file):
+                    ledger.replay(views_module.services_file)
+                    views_module.changes = part
+                else:  # an earlier module took a name it relied on: again, here, in order
+                    _extract(views_module)
+        for views_module in modules:
+            changes.changes.update(views_module.changes.changes)
+            changes.findings.extend(views_module.changes.findings)
         for services_file in services.values():
             if not services_file.functions:
                 continue
@@ -171,54 +241,81 @@ class _ViewsModule:
     """One module with views: plans its extractions, then rewrites it once."""
 
     def __init__(self, codemod: ExtractServices, project: Project, path: str, module: cst.Module,
-                 services: dict[str, _ServicesFile], changes: ChangeSet) -> None:
+                 services: dict[str, _ServicesFile]) -> None:
         self.codemod = codemod
         self.config = codemod.config
         self.project = project
         self.path = path
         self.module = module
         self.services = services
-        self.changes = changes
+        self.changes = codemod.new_changeset()  # this module's part, merged in module order
         self.replacements: dict[int, cst.IndentedBlock] = {}
         self.verdicts: dict[tuple[str, str], str | None] = {}  # asked per read of a name: kept
+        self.ledger: _Ledger | None = None  # set when extracted in this process
 
     def report(self, func: cst.FunctionDef, message: str, severity: Severity = Severity.INFO) -> None:
         self.changes.report(self.path, self.positions[func.name].start.line, message, severity)
 
-    def run(self) -> None:
+    def prepare(self) -> bool:
+        """Whether this module has fat views to extract, its services module (created
+        here, in module order) accepting them. Decided in this process: the services
+        module's creation depends on which views module comes first."""
         imports = import_map(self.project, self.path)
         views = [f for f in _functions(self.module) if is_view(f, imports, self.project)]
         if not views:
-            return
+            return False
         self.positions = code_ranges(self.module)
-        fat = [v for v in views if self._is_fat(v)]
-        if not fat:
-            return
+        self.fat = [v for v in views if self._is_fat(v)]
+        if not self.fat:
+            return False
         module_name = self.project.module_name(self.path)
         if module_name is None:
-            for view in fat:
+            for view in self.fat:
                 self.report(view, f"view `{view.name.value}` not extracted: {self.path} is not importable "
                             "as a module, so no services module can sit beside it")
-            return
+            return False
         self.module_name = module_name
         package = module_name if is_package(self.path) else module_name.rpartition(".")[0]
         services_module = f"{package}.services" if package else "services"
         self.services_module = services_module
         services_file, problem = self._services_file(services_module)
         if services_file is None:
-            for view in fat:
+            for view in self.fat:
                 self.report(view, f"view `{view.name.value}` not extracted: {problem}")
-            return
+            return False
         self.services_file = services_file
+        self._ask_verdicts(imports)
+        return True
+
+    def _ask_verdicts(self, imports: ImportMap) -> None:
+        """Answer, here, what the extraction will ask of the project about the imported
+        names the fat views read: in a worker, the answers (and the files parsed for
+        them) would be lost."""
+        read = {node.value for view in self.fat for node in iter_nodes(view.body) if isinstance(node, cst.Name)}
+        for name in sorted(read & imports.names.keys()):
+            qualified = imports.names[name]
+            if not is_request_bound(qualified):
+                self._verdict(name, qualified)
+
+    def extract(self) -> tuple[ChangeSet, _Ledger]:
+        """Plan and rewrite the fat views (`prepare` said there are some). What it does to
+        the services module is kept in its ledger."""
+        self.ledger = self.services_file.ledger = _Ledger()
+        try:
+            self._extract_all()
+        finally:
+            self.services_file.ledger = None
+        return self.changes, self.ledger
+
+    def _extract_all(self) -> None:
         self.scopes = scope_map(self.module)
         self.imports = import_map(self.project, self.path)
         self.global_scope = self.scopes[self.module]
-        facts = ModuleFacts(self.path, module_name, self.imports, self.scopes, self.positions, self._verdict)
+        facts = ModuleFacts(self.path, self.module_name, self.imports, self.scopes, self.positions, self._verdict)
         self.facts = facts
         self.top_level_index = _top_level_imports(self.module)
-        alias, import_index = self._services_alias()
-        self.alias, self.import_index = alias, import_index
-        for view in fat:
+        self.alias, self.import_index = self._services_alias()
+        for view in self.fat:
             self._extract(view, ViewFlow(view, facts))
         if self.replacements:
             new = self.module.visit(_ReplaceBlocks(self.module, self.replacements))
@@ -410,17 +507,13 @@ class _ViewsModule:
             service = next(n for n in [view_name, f"{view_name}_service", *(f"{view_name}_service_{i}" for i in range(2, 100))]
                            if services_file.free(n) and n not in used)
         for name, use in region.globals.items():
-            if name not in services_file.bound:
-                for stmt, alias in use.imports:
-                    key, text = _import_text(stmt, alias, self.module_name, is_package(self.path), services_file.package)
-                    names = services_file.new_imports.setdefault(key, [])
-                    if text not in names:
-                        names.append(text)
-                services_file.bound[name] = use.qualified
-        services_file.bound[service] = ""
+            imports = [_import_text(stmt, alias, self.module_name, is_package(self.path), services_file.package)
+                       for stmt, alias in use.imports]
+            services_file.bind_global(name, use.qualified, imports)
+        services_file.bind_service(service)
         is_async = view.asynchronous is not None
-        services_file.functions.append(_service_function(service, view_name, region, is_async, services_file.style))
-        services_file.views.append(self.path)
+        services_file.add_function(_service_function(service, view_name, region, is_async, services_file.style),
+                                   self.path)
         call = _call_statement(f"{self.alias}.{service}", region, is_async, self.module)
         stmts = region.statements
         call = call.with_changes(leading_lines=_leading_blanks(stmts[0]))
@@ -430,6 +523,10 @@ class _ViewsModule:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+def _extract(views_module: _ViewsModule) -> tuple[ChangeSet, _Ledger]:
+    return views_module.extract()
+
 
 @per_tree
 def _functions(module: cst.Module) -> tuple[cst.FunctionDef, ...]:

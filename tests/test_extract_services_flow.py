@@ -514,3 +514,83 @@ def test_statements_are_counted_like_an_isinstance_test_of_every_node():
         for node in [module, *module.body]:
             expected = sum(isinstance(n, (cst.BaseSmallStatement, cst.BaseCompoundStatement)) for n in iter_nodes(node))
             assert count_statements(node) == expected
+
+
+SAME_NAMED_VIEW = """
+@bp.route("/order/{n}", methods=["POST"])
+def create():
+    sku = request.form["sku"]
+    order = Order(sku=sku, quantity={n})
+    order.total = order.quantity * {n}
+    db.session.add(order)
+    db.session.commit()
+    return jsonify(id=order.id)
+"""
+
+
+@pytest.mark.parametrize("modules", [2, 6])
+def test_views_modules_extracted_in_workers_name_services_as_one_after_another(monkeypatch, modules):
+    """Views modules sharing a services module are extracted in forked workers, each
+    against the services module as it was when its worker started; one whose name was
+    taken meanwhile by an earlier module is done again in order. The outputs are the
+    ones of a run in one process."""
+    texts = {**SUPPORT, **{f"app/views_{n}.py": HEADER + textwrap.dedent(SAME_NAMED_VIEW.format(n=n))
+                           for n in range(modules)}}
+    options = {"max_statements": 0, "max_lines": 1000, "min_statements": 2}
+
+    def outputs(jobs: int):
+        result = pipeline.run_on_project(Project.from_texts(texts), [get("extract-services")(**options)], jobs=jobs)
+        assert not len(result.errors), list(result.errors)
+        return {o.path: o.new for o in result.outcomes}, [(f.path, f.line, f.message) for f in result.findings]
+
+    serial = outputs(jobs=1)
+    redone = []
+    module = __import__("flask_refactor.codemods.extract_services", fromlist=["_Ledger"])
+    holds_for = module._Ledger.holds_for
+    monkeypatch.setattr(module._Ledger, "holds_for", lambda self, f: holds_for(self, f) or redone.append(1) or False)
+    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # every module goes to a worker
+    assert outputs(jobs=2) == serial
+    assert redone  # a worker's `create` clashed with an earlier module's, and was redone here
+    names = ["create", "create_service", *(f"create_service_{i}" for i in range(2, modules))]
+    assert [line[4:line.index("(")] for line in serial[0]["app/services.py"].splitlines()
+            if line.startswith("def ")] == names
+
+
+def test_views_modules_extracted_in_workers_without_a_clash_are_not_redone(monkeypatch):
+    """What a module's own earlier views bound in the services module (the service
+    names, the imports they share) is no clash: nothing is redone."""
+    second = SAME_NAMED_VIEW.replace("def create(", "def restock(").replace("/order/", "/restock/")
+    texts = {**SUPPORT, **{f"app/views_{n}.py": HEADER + textwrap.dedent(
+        SAME_NAMED_VIEW.replace("def create(", f"def create_{n}(").format(n=n) + second.format(n=n).replace(
+            "def restock(", f"def restock_{n}(")) for n in range(4)}}
+    options = {"max_statements": 0, "max_lines": 1000, "min_statements": 2}
+
+    def outputs(jobs: int):
+        result = pipeline.run_on_project(Project.from_texts(texts), [get("extract-services")(**options)], jobs=jobs)
+        assert not len(result.errors), list(result.errors)
+        return {o.path: o.new for o in result.outcomes}, [(f.path, f.line, f.message) for f in result.findings]
+
+    serial = outputs(jobs=1)
+    module = __import__("flask_refactor.codemods.extract_services", fromlist=["_Ledger"])
+    holds_for, checked = module._Ledger.holds_for, []
+    monkeypatch.setattr(module._Ledger, "holds_for", lambda self, f: checked.append(holds_for(self, f)) or checked[-1])
+    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)
+    assert outputs(jobs=2) == serial
+    assert checked == [True] * 4
+    assert serial[0]["app/services.py"].count("\ndef ") == 8
+
+
+def test_a_global_imported_by_an_earlier_views_module_is_imported_once(monkeypatch):
+    """The second views module reads `Order` through another import of the same class:
+    the services module, which already imports it, does not import it again."""
+    absolute = HEADER.replace("from .models import Order", "from app.models import Order")
+    texts = {**SUPPORT, "app/views_a.py": HEADER + textwrap.dedent(SAME_NAMED_VIEW.format(n=1)),
+             "app/views_b.py": absolute + textwrap.dedent(SAME_NAMED_VIEW.format(n=2))}
+    options = {"max_statements": 0, "max_lines": 1000, "min_statements": 2}
+    services = []
+    for jobs in (1, 2):
+        monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # with 2 jobs, in workers
+        result = pipeline.run_on_project(Project.from_texts(texts), [get("extract-services")(**options)], jobs=jobs)
+        services.append(next(o.new for o in result.outcomes if o.path == "app/services.py"))
+    assert services[0] == services[1]
+    assert "from .models import Order" in services[0] and "app.models" not in services[0]

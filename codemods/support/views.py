@@ -171,8 +171,7 @@ def patched_attributes(project: Project, module_name: str) -> dict[str, str]:
         by_string = re.compile(r"""["']""" + re.escape(module_name) + r"""\.([A-Za-z_][A-Za-z0-9_]*)""")
         found: dict[str, str] = {}
         naming = set(files_naming(proj, module_name))
-        # patching the module object needs an import of it: only files in the import reach
-        patching = {path for path in proj.candidates(("setattr", "patch.object")) if in_import_reach(proj, path)}
+        patching = _patching_files(proj)
         for path in sorted(naming | patching):  # the order of proj.paths(): first file wins
             text = proj.text(path) or ""
             for match in by_string.finditer(text):
@@ -187,3 +186,10 @@ def patched_attributes(project: Project, module_name: str) -> dict[str, str]:
                     found.setdefault(match.group(1), path)
         return found
     return project.fact(f"views.patched:{module_name}", compute)
+
+
+def _patching_files(project: Project) -> set[str]:
+    """Files that may patch attributes of a module object: patching it needs an import
+    of it, so only files in the import reach."""
+    return project.fact("views.patching", lambda proj: {
+        path for path in proj.candidates(("setattr", "patch.object")) if in_import_reach(proj, path)})
