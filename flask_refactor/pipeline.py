@@ -24,6 +24,7 @@ import time
 import traceback
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.reduction import ForkingPickler
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any, Callable, Iterable
 
 import libcst as cst
 
+from . import transfer
 from .codemod import ChangeSet, Codemod, FileCodemod, FileContext, Finding, Severity
 from .diffs import unified_diff
 from .discovery import Discovery, discover
@@ -278,7 +280,8 @@ def _forking_pays(done: list, here_seconds: float, rest: int, jobs: int) -> bool
         return True  # nothing to go by (RUN_HERE_FIRST_SECONDS is 0): fork
     sample = done[:3]
     timer = time.perf_counter()
-    dumped = [pickle.dumps(result, pickle.HIGHEST_PROTOCOL) for result in sample]
+    transfer.install()
+    dumped = [bytes(ForkingPickler.dumps(result, pickle.HIGHEST_PROTOCOL)) for result in sample]
     dump = rest * (time.perf_counter() - timer) / len(sample)  # in the workers, beside the work
     collecting = gc.isenabled()
     gc.disable()  # as `fork_map` loads
@@ -304,6 +307,7 @@ def fork_map(function: Callable[[Any], Any], items: list, jobs: int) -> list:
     size = max(1, len(items) // (jobs * 4))
     bounds = [(start, min(start + size, len(items))) for start in range(0, len(items), size)]
     _FORKED = (function, items)
+    transfer.install()  # the workers send trees back through it
     # Unpickling what comes back creates objects by the hundred thousand, and each burst
     # would have the collector walk the whole heap: it waits.
     collecting = gc.isenabled()
@@ -324,6 +328,7 @@ def _call_forked(bounds: tuple[int, int]) -> list:
 
 
 def _pool_context():
+    transfer.install()
     return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
 
 

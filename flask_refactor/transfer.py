@@ -1,0 +1,85 @@
+"""Faster pickling of libcst trees, for the results forked workers send back.
+
+libcst's nodes are frozen dataclasses with slots, pickled through a `__getstate__` and
+`__setstate__` written in Python: each dump calls `dataclasses.fields` and `hasattr` for
+every node, each load sets the fields one by one through a loop. On the views modules of
+the benchmark's big app, sending a rewritten tree back cost about as much as the work
+that forking shared out. Here a node pickles as a call to a constructor written out for
+its class (`new_<Class>`, found by pickle as an attribute of this module, so in any
+process) with the tuple of its field values, read by one `operator.attrgetter`. On 60
+views modules and 10 werkzeug modules: dump 186 -> 40 ms, load 62 -> 36 ms, half the
+bytes. tests/test_transfer.py checks round trips on the sources of installed packages.
+
+Only `multiprocessing`'s pickler (what process pools send results with) is taught this
+(`install`); pickles written to disk are never of trees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+from collections.abc import Callable
+from multiprocessing.reduction import ForkingPickler
+from typing import Any
+
+import libcst as cst
+
+_PREFIX = "new_"
+# node class -> (its constructor, the reader of its field values as a tuple)
+_REDUCERS: dict[type, tuple[Callable[..., cst.CSTNode], Callable[[cst.CSTNode], tuple]]] = {}
+_installed = False
+
+
+def install() -> None:
+    """Have `multiprocessing` pickle every node class libcst exports this way (once)."""
+    global _installed
+    if _installed:
+        return
+    for cls in _exported_node_classes():
+        ForkingPickler.register(cls, _reduce)
+    _installed = True
+
+
+def _exported_node_classes() -> list[type]:
+    """Concrete node classes, as `libcst.<Name>`: the name a constructor is found by."""
+    found, stack = [], [cst.CSTNode]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if getattr(cst, cls.__name__, None) is cls and dataclasses.is_dataclass(cls) \
+                and not getattr(cls, "__abstractmethods__", None):
+            found.append(cls)
+    return found
+
+
+def _reduce(node: cst.CSTNode) -> tuple[Callable[..., cst.CSTNode], tuple]:
+    cls = type(node)
+    reducer = _REDUCERS.get(cls)
+    if reducer is None:
+        names = _field_names(cls)
+        read = operator.attrgetter(*names) if len(names) > 1 else (lambda n, name=names[0]: (getattr(n, name),))
+        reducer = _REDUCERS[cls] = (__getattr__(_PREFIX + cls.__name__), read)
+    return reducer[0], reducer[1](node)
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(field.name for field in dataclasses.fields(cls))
+
+
+def __getattr__(name: str) -> Any:
+    """`new_<Class>`: written out when first asked for, by `_reduce` here or by pickle
+    loading a result in another process."""
+    cls = getattr(cst, name[len(_PREFIX):], None) if name.startswith(_PREFIX) else None
+    if not (isinstance(cls, type) and issubclass(cls, cst.CSTNode) and dataclasses.is_dataclass(cls)):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    names = _field_names(cls)
+    values = [f"v{index}" for index in range(len(names))]
+    lines = [f"def {name}({', '.join(values)}):", "    node = new(cls)"]
+    lines += [f"    put(node, {field!r}, {value})" for field, value in zip(names, values)]
+    lines.append("    return node")
+    namespace = {"new": object.__new__, "put": object.__setattr__, "cls": cls}  # frozen: as libcst's __setstate__
+    exec("\n".join(lines), namespace)  # generated from libcst's field names only
+    constructor = namespace[name]
+    constructor.__module__, constructor.__qualname__ = __name__, name
+    globals()[name] = constructor
+    return constructor
