@@ -8,6 +8,7 @@ each fat view that keeps its bulk gets a finding saying why.
 from __future__ import annotations
 
 import builtins
+import functools
 import keyword
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -217,8 +218,9 @@ After:
         results = project.map(ready, _extract)
         for views_module, (part, ledger) in zip(ready, results):
             if views_module.ledger is None:  # extracted in a worker, against the services files of then
-                if ledger.holds_for(views_module.services_file):
-                    ledger.replay(views_module.services_file)
+                services_file = services[views_module.services_path()]  # each was created here, in `prepare`
+                if ledger.holds_for(services_file):
+                    ledger.replay(services_file)
                     views_module.changes = part
                 else:  # an earlier module took a name it relied on: again, here, in order
                     _extract(views_module)
@@ -257,50 +259,60 @@ class _ViewsModule:
         self.changes.report(self.path, self.positions[func.name].start.line, message, severity)
 
     def prepare(self) -> bool:
-        """Whether this module has fat views to extract, its services module (created
-        here, in module order) accepting them. Decided in this process: the services
-        module's creation depends on which views module comes first."""
+        """Whether this module may have fat views to extract. Its services module is
+        created here, in module order: by the first views module with fat views. Once an
+        earlier module created it, which views are fat (and whether the services module
+        takes them) is decided where the module is extracted."""
         imports = import_map(self.project, self.path)
         views = [f for f in _functions(self.module) if is_view(f, imports, self.project)]
         if not views:
             return False
+        self.views, self.fat = views, None
+        if self.services_path() in self.services:
+            self._ask_verdicts(imports, views)
+            return True
+        if not self._settle(views):
+            return False
+        self._ask_verdicts(imports, self.fat)
+        return True
+
+    def _settle(self, views: list[cst.FunctionDef]) -> bool:
+        """Find the fat views and the services module that takes them, reporting why
+        none can be extracted: False then."""
         self.positions = code_ranges(self.module)
         self.fat = [v for v in views if self._is_fat(v)]
         if not self.fat:
             return False
-        module_name = self.project.module_name(self.path)
-        if module_name is None:
+        if self.module_name is None:
             for view in self.fat:
                 self.report(view, f"view `{view.name.value}` not extracted: {self.path} is not importable "
                             "as a module, so no services module can sit beside it")
             return False
-        self.module_name = module_name
-        package = module_name if is_package(self.path) else module_name.rpartition(".")[0]
-        services_module = f"{package}.services" if package else "services"
-        self.services_module = services_module
-        services_file, problem = self._services_file(services_module)
+        services_file, problem = self._services_file(self.services_module)
         if services_file is None:
             for view in self.fat:
                 self.report(view, f"view `{view.name.value}` not extracted: {problem}")
             return False
         self.services_file = services_file
-        self._ask_verdicts(imports)
         return True
 
-    def _ask_verdicts(self, imports: ImportMap) -> None:
+    def _ask_verdicts(self, imports: ImportMap, views: list[cst.FunctionDef]) -> None:
         """Answer, here, what the extraction will ask of the project about the imported
-        names the fat views read: in a worker, the answers (and the files parsed for
-        them) would be lost."""
-        read = {node.value for view in self.fat for node in iter_nodes(view.body) if isinstance(node, cst.Name)}
+        names these views read: in a worker, the answers (and the files parsed for them)
+        would be lost."""
+        read = {node.value for view in views for node in iter_nodes(view.body) if isinstance(node, cst.Name)}
         for name in sorted(read & imports.names.keys()):
             qualified = imports.names[name]
             if not is_request_bound(qualified):
                 self._verdict(name, qualified)
 
     def extract(self) -> tuple[ChangeSet, _Ledger]:
-        """Plan and rewrite the fat views (`prepare` said there are some). What it does to
-        the services module is kept in its ledger."""
-        self.ledger = self.services_file.ledger = _Ledger()
+        """Plan and rewrite the fat views (`prepare` said there may be some). What it does
+        to the services module is kept in its ledger."""
+        self.ledger = _Ledger()
+        if self.fat is None and not self._settle(self.views):
+            return self.changes, self.ledger
+        self.services_file.ledger = self.ledger
         try:
             self._extract_all()
         finally:
@@ -416,10 +428,30 @@ class _ViewsModule:
         return None
 
     # -- the services module --------------------------------------------------------------
+    @functools.cached_property
+    def module_name(self) -> str | None:
+        return self.project.module_name(self.path)
+
+    @functools.cached_property
+    def services_module(self) -> str | None:
+        """The dotted name of the services module beside this one (None if this one
+        cannot be imported)."""
+        if self.module_name is None:
+            return None
+        package = self.module_name if is_package(self.path) else self.module_name.rpartition(".")[0]
+        return f"{package}.services" if package else "services"
+
+    def services_path(self) -> str | None:
+        """Where that services module is, or goes."""
+        if self.services_module is None:
+            return None
+        parent = PurePosixPath(self.path).parent
+        return (self.project.path_of_module(self.services_module)
+                or (str(parent / "services.py") if str(parent) != "." else "services.py"))
+
     def _services_file(self, services_module: str) -> tuple[_ServicesFile | None, str]:
         existing_path = self.project.path_of_module(services_module)
-        parent = PurePosixPath(self.path).parent
-        path = existing_path or (str(parent / "services.py") if str(parent) != "." else "services.py")
+        path = self.services_path()
         if path in self.services:  # another views module of this run extends it too
             services_file = self.services[path]
             features = _future_features(self.module)

@@ -536,7 +536,12 @@ def test_views_modules_extracted_in_workers_name_services_as_one_after_another(m
     ones of a run in one process."""
     texts = {**SUPPORT, **{f"app/views_{n}.py": HEADER + textwrap.dedent(SAME_NAMED_VIEW.format(n=n))
                            for n in range(modules)}}
-    options = {"max_statements": 0, "max_lines": 1000, "min_statements": 2}
+    # decided in the workers too: a module whose views are not fat, one compiled with
+    # other `__future__` features than the services module (refused), one not importable
+    texts["app/views_thin.py"] = HEADER + '@bp.route("/thin")\ndef thin():\n    return jsonify(ok=True)\n'
+    texts["app/views_future.py"] = "from __future__ import annotations\n" + texts["app/views_0.py"]
+    texts["app/views-odd.py"] = texts["app/views_0.py"]
+    options = {"max_statements": 1, "max_lines": 1000, "min_statements": 2}
 
     def outputs(jobs: int):
         result = pipeline.run_on_project(Project.from_texts(texts), [get("extract-services")(**options)], jobs=jobs)
