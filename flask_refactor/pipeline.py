@@ -215,8 +215,9 @@ def use_module_workers(project: Project, jobs: int) -> None:
     if not can_fork(jobs):
         return
 
-    def run_mapped(items: list, function: Callable[[Any], Any]) -> list:
-        results, forked = run_here_then_fork(items, function, lambda item: _in_worker(project, function, item), jobs)
+    def run_mapped(items: list, function: Callable[[Any], Any], sizes: list[int] | None = None) -> list:
+        results, forked = run_here_then_fork(items, function, lambda item: _in_worker(project, function, item), jobs,
+                                             sizes)
         for result, errors, parses, probes in forked:
             results.append(result)
             for path, message in errors:

@@ -7,6 +7,7 @@ possible, POSIX separators), which is also what diffs and findings show.
 from __future__ import annotations
 
 import functools
+import gc
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -93,7 +94,7 @@ class Project:
         # set by the engine: scans a batch of (bytes, python) items, in worker processes
         self.index_scanner: Callable[[list], list] | None = None
         # set by the engine: runs `map`'s calls, some in worker processes
-        self.map_runner: Callable[[list, Callable[[Any], Any]], list] | None = None
+        self.map_runner: Callable[..., list] | None = None
         self._index: dict[str, FileIndex] = {}  # path -> index of the original text
         self._changed_index: dict[str, tuple[str, FileIndex]] = {}  # path -> (current text, its index)
         self.layout = 0  # bumped when files appear or go (module names may then resolve elsewhere)
@@ -221,8 +222,15 @@ class Project:
                    if (file := self._files[path]).tree is None and not file.failed and self.text(path) is not None]
         if len(pending) < 2:
             return
-        for path, parsed in zip(pending, self.map(pending, self._parsed)):
-            self._keep_parse(path, *parsed)
+        collecting = gc.isenabled()
+        gc.disable()  # trees hold no cycles: collections while parsing find nothing
+        try:
+            parsed = self.map(pending, self._parsed, [len(self._files[path].text) for path in pending])
+        finally:
+            if collecting:
+                gc.enable()
+        for path, (tree, problem) in zip(pending, parsed):
+            self._keep_parse(path, tree, problem)
 
     def _parsed(self, path: str) -> tuple[cst.Module | None, str | None]:
         """(tree, None), or (None, why not) for a file whose text has been read."""
@@ -248,10 +256,11 @@ class Project:
             if module is not None:
                 yield path, module
 
-    def map(self, items: list, function: Callable[[Any], Any]) -> list:
+    def map(self, items: list, function: Callable[[Any], Any], sizes: list[int] | None = None) -> list:
         """`[function(item) for item in items]`, where each call is independent work (one
         module to analyse and rewrite): the engine may run some in worker processes forked
         from this one (its `map_runner`), which start with everything computed so far.
+        `sizes`, when the work grows with them (a text's length), let it judge the pace.
 
         So `function` may read anything of the project, and compute what it needs, but
         must return what it produced (picklable): anything else it changes (its codemod's
@@ -259,7 +268,7 @@ class Project:
         the facts every item needs before calling this, or each worker computes them."""
         if self.map_runner is None:
             return [function(item) for item in items]
-        return self.map_runner(items, function)
+        return self.map_runner(items, function, sizes)
 
     def per_module(self, items: list, work: Callable[[Any, ChangeSet], None], changes: ChangeSet) -> None:
         """`work(item, changes)` for each item, as if run one after another in `items`'
