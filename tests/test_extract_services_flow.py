@@ -528,6 +528,14 @@ def create():
 """
 
 
+def extracted(texts: dict[str, str], jobs: int, **options):
+    """(outputs, findings) of extract-services on these files, in `jobs` processes."""
+    options = {"max_statements": 0, "max_lines": 1000, "min_statements": 2, **options}
+    result = pipeline.run_on_project(Project.from_texts(texts), [get("extract-services")(**options)], jobs=jobs)
+    assert not len(result.errors), list(result.errors)
+    return {o.path: o.new for o in result.outcomes}, [(f.path, f.line, f.message) for f in result.findings]
+
+
 @pytest.mark.parametrize("modules", [2, 6])
 def test_views_modules_extracted_in_workers_name_services_as_one_after_another(monkeypatch, modules):
     """Views modules sharing a services module are extracted in forked workers, each
@@ -541,20 +549,13 @@ def test_views_modules_extracted_in_workers_name_services_as_one_after_another(m
     texts["app/views_thin.py"] = HEADER + '@bp.route("/thin")\ndef thin():\n    return jsonify(ok=True)\n'
     texts["app/views_future.py"] = "from __future__ import annotations\n" + texts["app/views_0.py"]
     texts["app/views-odd.py"] = texts["app/views_0.py"]
-    options = {"max_statements": 1, "max_lines": 1000, "min_statements": 2}
-
-    def outputs(jobs: int):
-        result = pipeline.run_on_project(Project.from_texts(texts), [get("extract-services")(**options)], jobs=jobs)
-        assert not len(result.errors), list(result.errors)
-        return {o.path: o.new for o in result.outcomes}, [(f.path, f.line, f.message) for f in result.findings]
-
-    serial = outputs(jobs=1)
+    serial = extracted(texts, jobs=1, max_statements=1)
     redone = []
     module = __import__("flask_refactor.codemods.extract_services", fromlist=["_Ledger"])
     holds_for = module._Ledger.holds_for
     monkeypatch.setattr(module._Ledger, "holds_for", lambda self, f: holds_for(self, f) or redone.append(1) or False)
     monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # every module goes to a worker
-    assert outputs(jobs=2) == serial
+    assert extracted(texts, jobs=2, max_statements=1) == serial
     assert redone  # a worker's `create` clashed with an earlier module's, and was redone here
     names = ["create", "create_service", *(f"create_service_{i}" for i in range(2, modules))]
     assert [line[4:line.index("(")] for line in serial[0]["app/services.py"].splitlines()
@@ -568,19 +569,12 @@ def test_views_modules_extracted_in_workers_without_a_clash_are_not_redone(monke
     texts = {**SUPPORT, **{f"app/views_{n}.py": HEADER + textwrap.dedent(
         SAME_NAMED_VIEW.replace("def create(", f"def create_{n}(").format(n=n) + second.format(n=n).replace(
             "def restock(", f"def restock_{n}(")) for n in range(4)}}
-    options = {"max_statements": 0, "max_lines": 1000, "min_statements": 2}
-
-    def outputs(jobs: int):
-        result = pipeline.run_on_project(Project.from_texts(texts), [get("extract-services")(**options)], jobs=jobs)
-        assert not len(result.errors), list(result.errors)
-        return {o.path: o.new for o in result.outcomes}, [(f.path, f.line, f.message) for f in result.findings]
-
-    serial = outputs(jobs=1)
+    serial = extracted(texts, jobs=1)
     module = __import__("flask_refactor.codemods.extract_services", fromlist=["_Ledger"])
     holds_for, checked = module._Ledger.holds_for, []
     monkeypatch.setattr(module._Ledger, "holds_for", lambda self, f: checked.append(holds_for(self, f)) or checked[-1])
     monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)
-    assert outputs(jobs=2) == serial
+    assert extracted(texts, jobs=2) == serial
     assert checked == [True] * 4
     assert serial[0]["app/services.py"].count("\ndef ") == 8
 
@@ -591,11 +585,7 @@ def test_a_global_imported_by_an_earlier_views_module_is_imported_once(monkeypat
     absolute = HEADER.replace("from .models import Order", "from app.models import Order")
     texts = {**SUPPORT, "app/views_a.py": HEADER + textwrap.dedent(SAME_NAMED_VIEW.format(n=1)),
              "app/views_b.py": absolute + textwrap.dedent(SAME_NAMED_VIEW.format(n=2))}
-    options = {"max_statements": 0, "max_lines": 1000, "min_statements": 2}
-    services = []
-    for jobs in (1, 2):
-        monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # with 2 jobs, in workers
-        result = pipeline.run_on_project(Project.from_texts(texts), [get("extract-services")(**options)], jobs=jobs)
-        services.append(next(o.new for o in result.outcomes if o.path == "app/services.py"))
+    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # with 2 jobs, in workers
+    services = [extracted(texts, jobs=jobs)[0]["app/services.py"] for jobs in (1, 2)]
     assert services[0] == services[1]
     assert "from .models import Order" in services[0] and "app.models" not in services[0]

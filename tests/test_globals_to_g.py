@@ -133,15 +133,17 @@ def test_hook_writing_in_every_branch_counts_as_always_writing():
     assert "return g.user" in out["app_five.py"]
 
 
+USER_APP = APP_HEAD + (
+    "user = None\n\n"
+    "@app.before_request\n"
+    "def load():\n"
+    "    global user\n"
+    "    user = request.headers.get('X-User')\n"
+)
+
+
 def test_global_imported_by_another_module_is_left_alone():
-    source = APP_HEAD + (
-        "user = None\n\n"
-        "@app.before_request\n"
-        "def load():\n"
-        "    global user\n"
-        "    user = request.headers.get('X-User')\n"
-    )
-    out, findings = rewrite({"app_six.py": source, "mailer.py": "import os\nfrom app_six import user\n"})
+    out, findings = rewrite({"app_six.py": USER_APP, "mailer.py": "import os\nfrom app_six import user\n"})
     assert out == {}
     assert "imported or patched by another module (mailer.py:2)" in findings[0].message
 
@@ -150,22 +152,15 @@ def test_global_named_in_a_string_by_an_unconnected_file_is_left_alone():
     """A file that imports nothing of the app can still patch a global by its dotted
     name; one whose strings only look alike ("app_six.users", "app_six.user.x") is not
     even parsed."""
-    source = APP_HEAD + (
-        "user = None\n\n"
-        "@app.before_request\n"
-        "def load():\n"
-        "    global user\n"
-        "    user = request.headers.get('X-User')\n"
-    )
     lookalike = "KEYS = ['app_six.users', 'app_six.user.x']\n"
     patcher = "def test_it(monkeypatch):\n    monkeypatch.setattr('app_six.user', 'ada')\n"
-    project = Project.from_texts({"app_six.py": source, "keys.py": lookalike, "test_patch.py": patcher})
+    project = Project.from_texts({"app_six.py": USER_APP, "keys.py": lookalike, "test_patch.py": patcher})
     changes = GlobalsToG().run(project)
     assert changes.changes == {}
     assert "imported or patched by another module (test_patch.py:2)" in changes.findings[0].message
     assert "keys.py" not in project.parse_counts
 
-    out, findings = rewrite({"app_six.py": source, "keys.py": lookalike})
+    out, findings = rewrite({"app_six.py": USER_APP, "keys.py": lookalike})
     assert "g.user = request.headers" in out["app_six.py"]
 
 
