@@ -82,30 +82,27 @@ class _ServicesFile:
     def bind_global(self, name: str, qualified: str, imports: list[tuple[str, str]]) -> None:
         """Bind a global the moved code reads, importing it as the views module does,
         unless an earlier extraction did (`conflict` said it means the same here)."""
-        self._do("bind_global", name, qualified, imports)
+        self._log("bind_global", name, qualified, imports)
+        if name in self.bound:
+            return
+        for key, text in imports:
+            names = self.new_imports.setdefault(key, [])
+            if text not in names:
+                names.append(text)
+        self.bound[name] = qualified
 
     def bind_service(self, name: str) -> None:
-        self._do("bind_service", name)
+        self._log("bind_service", name)
+        self.bound[name] = ""
 
     def add_function(self, function: cst.FunctionDef, views_path: str) -> None:
-        self._do("add_function", function, views_path)
+        self._log("add_function", function, views_path)
+        self.functions.append(function)
+        self.views.append(views_path)
 
-    def _do(self, action: str, *args: Any) -> None:
+    def _log(self, method: str, *args: Any) -> None:
         if self.ledger is not None:
-            self.ledger.done.append((action, args))
-        if action == "bind_global":
-            name, qualified, imports = args
-            if name not in self.bound:
-                for key, text in imports:
-                    names = self.new_imports.setdefault(key, [])
-                    if text not in names:
-                        names.append(text)
-                self.bound[name] = qualified
-        elif action == "bind_service":
-            self.bound[args[0]] = ""
-        else:
-            self.functions.append(args[0])
-            self.views.append(args[1])
+            self.ledger.done.append((method, args))
 
 
 @dataclass
@@ -117,15 +114,15 @@ class _Ledger:
     makes it be done again: correct either way.)"""
 
     asked: list[tuple[str, str | None, bool]] = field(default_factory=list)  # `_clashes` calls, answers
-    done: list[tuple[str, tuple]] = field(default_factory=list)  # the `_ServicesFile` changes it made
+    done: list[tuple[str, tuple]] = field(default_factory=list)  # the `_ServicesFile` calls that changed it
 
     def holds_for(self, services_file: _ServicesFile) -> bool:
         return all((services_file.bound.get(name) not in (None, qualified)) == answer
                    for name, qualified, answer in self.asked)
 
     def replay(self, services_file: _ServicesFile) -> None:
-        for action, args in self.done:
-            services_file._do(action, *args)
+        for method, args in self.done:
+            getattr(services_file, method)(*args)
 
 
 class ExtractServices(Codemod):

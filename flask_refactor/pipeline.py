@@ -24,9 +24,9 @@ import time
 import traceback
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from multiprocessing.reduction import ForkingPickler
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -37,7 +37,7 @@ from .codemod import ChangeSet, Codemod, FileCodemod, FileContext, Finding, Seve
 from .diffs import unified_diff
 from .discovery import Discovery, discover
 from .index import IndexCache, default_cache, scan_item
-from .project import ErrorLog, Project, describe_syntax_error, position_lookup
+from .project import ErrorLog, Project, collection_paused, describe_syntax_error, position_lookup
 from .results import ResultCache, run_key
 from .writer import PendingWrite, validate, write_all
 
@@ -256,12 +256,9 @@ def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[
     start, done = time.perf_counter(), []
     # The pace must be the work's: a full collection of a heap that forked results have
     # just grown takes longer than the whole sample, so it waits until after it.
-    collecting = gc.isenabled()
-    gc.disable()
-    while len(done) < len(items) and time.perf_counter() - start < RUN_HERE_FIRST_SECONDS:
-        done.append(here(items[len(done)]))
-    if collecting:
-        gc.enable()
+    with collection_paused():
+        while len(done) < len(items) and time.perf_counter() - start < RUN_HERE_FIRST_SECONDS:
+            done.append(here(items[len(done)]))
     rest = items[len(done):]
     if rest and can_fork(jobs):
         seconds = time.perf_counter() - start
@@ -284,14 +281,11 @@ def _forking_pays(done: list, here_seconds: float, rest: int, jobs: int) -> bool
     transfer.install()
     dumped = [bytes(ForkingPickler.dumps(result, pickle.HIGHEST_PROTOCOL)) for result in sample]
     dump = rest * (time.perf_counter() - timer) / len(sample)  # in the workers, beside the work
-    collecting = gc.isenabled()
-    gc.disable()  # as `fork_map` loads
-    timer = time.perf_counter()
-    for data in dumped:
-        pickle.loads(data)
-    load = rest * (time.perf_counter() - timer) / len(sample)  # here, alone: a third of dumping for trees
-    if collecting:
-        gc.enable()
+    with collection_paused():  # as `fork_map` loads
+        timer = time.perf_counter()
+        for data in dumped:
+            pickle.loads(data)
+        load = rest * (time.perf_counter() - timer) / len(sample)  # here, alone
     forked_seconds = FORK_SECONDS + max((here_seconds + dump) / jobs, load)
     return here_seconds >= FORK_WORTHWHILE_SECONDS and forked_seconds < 0.8 * here_seconds
 
@@ -311,15 +305,11 @@ def fork_map(function: Callable[[Any], Any], items: list, jobs: int) -> list:
     transfer.install()  # the workers send trees back through it
     # Unpickling what comes back creates objects by the hundred thousand, and each burst
     # would have the collector walk the whole heap: it waits.
-    collecting = gc.isenabled()
-    gc.disable()
     try:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        with collection_paused(), ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
             return [result for chunk in pool.map(_call_forked, bounds) for result in chunk]
     finally:
         _FORKED = None
-        if collecting:
-            gc.enable()
 
 
 def _call_forked(bounds: tuple[int, int]) -> list:
