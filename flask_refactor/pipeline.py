@@ -218,10 +218,12 @@ def use_module_workers(project: Project, jobs: int) -> None:
     def run_mapped(items: list, function: Callable[[Any], Any], sizes: list[int] | None = None) -> list:
         results, forked = run_here_then_fork(items, function, lambda item: _in_worker(project, function, item), jobs,
                                              sizes)
-        for result, errors, parses, probes in forked:
+        for result, errors, failed, parses, probes in forked:
             results.append(result)
             for path, message in errors:
                 project.errors.add(path, message)
+            for path in failed:
+                project.mark_failed(path)
             project.parse_counts.update(parses)
             for path, answer in probes.items():
                 project.disk_probes.setdefault(path, answer)
@@ -231,17 +233,18 @@ def use_module_workers(project: Project, jobs: int) -> None:
 
 
 def _in_worker(project: Project, function: Callable[[Any], Any],
-               item: Any) -> tuple[Any, list[tuple[str, str]], Counter, dict[str, bool]]:
+               item: Any) -> tuple[Any, list[tuple[str, str]], list[str], Counter, dict[str, bool]]:
     """In a forked worker: `function(item)`, with what the project learnt meanwhile that
-    the coordinator must know too (errors logged, parses made, and the disk questions
-    asked, which key cached results)."""
+    the coordinator must know too (errors logged, files that could not be read or parsed,
+    parses made, and the disk questions asked, which key cached results)."""
     project.on_parse = project.map_runner = project.index_scanner = None  # no progress or pools in here
     errors_before, probes_before = set(project.errors.entries), set(project.disk_probes)
     parses_before = project.parse_counts.copy()
     result = function(item)
     errors = [(path, message) for path, message in project.errors.entries.items() if path not in errors_before]
+    failed = [path for path, _ in errors if project.exists(path) and project.file(path).failed]
     probes = {path: answer for path, answer in project.disk_probes.items() if path not in probes_before}
-    return result, errors, project.parse_counts - parses_before, probes
+    return result, errors, failed, project.parse_counts - parses_before, probes
 
 
 def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[[Any], Any], jobs: int,

@@ -417,9 +417,14 @@ class Project:
             self.layout += 1
             self.revision += 1
 
+    def mark_failed(self, path: str) -> None:
+        """A file a worker process could not read or parse (its error is logged with the
+        worker's others): so it is not tried again here."""
+        file = self._files[path]
+        file.failed, file.tree = True, None
+
     def _fail(self, file: ProjectFile, message: str) -> None:
-        file.failed = True
-        file.tree = None
+        self.mark_failed(file.path)
         self.errors.add(file.path, message)
 
     def _is_package(self, directory: PurePosixPath) -> bool:

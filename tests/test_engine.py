@@ -474,3 +474,18 @@ def test_a_run_leaves_the_collector_as_it_found_it(tmp_path):
     write(tmp_path, {"a.py": "old = 1\n"})
     run_in(tmp_path, [RenameOld()])
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+@pytest.mark.skipif(not pipeline.can_fork(2), reason="work goes to forked workers only where processes fork")
+def test_a_file_a_worker_could_not_parse_is_not_tried_again_here(monkeypatch):
+    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # both items in workers
+    project = Project.from_texts({"a.py": "x = 1\n", "b.py": "y = 2\n", "broken.py": "def (:\n"})
+    pipeline.use_module_workers(project, 2)
+    assert project.map(["a.py", "b.py"], lambda path: project.parse("broken.py") is None) == [True, True]
+    here = []
+    original = cst.parse_module
+    monkeypatch.setattr(cst, "parse_module", lambda *a, **k: here.append(1) or original(*a, **k))
+    assert project.parse("broken.py") is None and not here
+    assert project.file("broken.py").failed and "broken.py" not in project.paths()
+    [(path, message)] = list(project.errors)
+    assert path == "broken.py" and message.startswith("syntax error")
