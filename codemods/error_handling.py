@@ -463,9 +463,9 @@ def _suspect_abort_text(text: str) -> bool:
 
 def _report_abort_mistakes(project: Project, changes: ChangeSet) -> None:
     """abort() calls already in the code that do not do what they seem to."""
-    scope = set(app_scope(project))  # Flask's abort() is called by the app's code only
-    for path in project.candidates(("abort(",)):
-        module = project.parse(path) if path in scope and _suspect_abort_text(project.text(path) or "") else None
+    # Flask's abort() is called by the app's code only: its files are searched, not the tree
+    for path in (p for p in app_scope(project) if project.mentions(p, ("abort(",))):
+        module = project.parse(path) if _suspect_abort_text(project.text(path) or "") else None
         if module is None:
             continue
         imports = import_map(project, path)

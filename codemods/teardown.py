@@ -151,8 +151,8 @@ After (app.py):
     def _report_bare_sessionmakers(self, project: Project, sessions: list[Session], changes: ChangeSet) -> None:
         session_files = {s.path for s in sessions}
         flask_side = _modules_near_flask(project)  # computed once per revision
-        for path in project.candidates(("sessionmaker",)):
-            if path in session_files or path not in flask_side or "scoped_session" in (project.text(path) or ""):
+        for path in (p for p in sorted(flask_side) if project.mentions(p, ("sessionmaker",))):
+            if path in session_files or "scoped_session" in (project.text(path) or ""):
                 continue
             module = project.parse(path)
             if module is None:
@@ -171,9 +171,9 @@ After (app.py):
         """Sessions an existing teardown already removes; reports removals in after_request."""
         wanted = {s.qualified for s in sessions}
         removed: set[str] = set()
-        scope = set(app_scope(project))  # hooks are registered by the app's code
-        for path in project.candidates((".remove(",)):
-            text = (project.text(path) or "") if path in scope else ""
+        # hooks are registered by the app's code: its files are searched, not the tree
+        for path in (p for p in app_scope(project) if project.mentions(p, (".remove(",))):
+            text = project.text(path) or ""
             if not any(s.var in text for s in sessions) or not any(h in text for h in _HOOK_NEEDLES):
                 continue  # cannot remove one of the sessions in a hook registered here
             module = project.parse(path)

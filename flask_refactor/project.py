@@ -113,7 +113,7 @@ class Project:
         self._index: dict[str, FileIndex] = {}  # path -> index of the original text
         self._changed_index: dict[str, tuple[str, FileIndex]] = {}  # path -> (current text, its index)
         self.layout = 0  # bumped when files appear or go (module names may then resolve elsewhere)
-        self._byte_hits: dict[tuple[str, ...], set[str]] = {}  # needles -> files whose bytes hold one
+        self._byte_hits: dict[tuple, set[str]] = {}  # (needle,) or (needles,) -> files whose bytes hold it
         self._pattern_hits: dict[tuple[str, ...], set[str]] = {}  # (pattern, *needles) -> files matching
         self._memo: dict[Any, Any] = {}
         # every question put to the disk beyond the files of the run (is there an
@@ -190,19 +190,23 @@ class Project:
 
     def _files_holding(self, needles: tuple[str, ...]) -> set[str]:
         """Files whose original bytes hold a needle. Those bytes never change, and codemods
-        ask the same needles again and again: searched once per needles."""
-        hits = self._byte_hits.get(needles)
+        ask the same needles again and again, alone or with others: searched once per
+        needle (per set of needles, for many: one regular expression beats many
+        substring searches per file)."""
+        if len(needles) > 8:
+            pattern = re.compile(b"|".join(re.escape(n.encode()) for n in needles))
+            return self._files_matching_bytes((needles,), pattern.search)
+        hits: set[str] = set()
+        for needle in needles:
+            encoded = needle.encode()
+            hits |= self._files_matching_bytes((needle,), lambda data: encoded in data)
+        return hits
+
+    def _files_matching_bytes(self, key: tuple, holds: Callable[[bytes], Any]) -> set[str]:
+        hits = self._byte_hits.get(key)
         if hits is None:
-            encoded = tuple(n.encode() for n in needles)
-            # one pass of a regular expression beats many substring searches per file
-            holds = (re.compile(b"|".join(re.escape(n) for n in encoded)).search if len(encoded) > 8
-                     else lambda data: any(n in data for n in encoded))
-            hits = set()
-            for path in self.paths():
-                data = self._read(self._files[path])
-                if data is not None and holds(data):
-                    hits.add(path)
-            self._byte_hits[needles] = hits
+            hits = self._byte_hits[key] = {path for path in self.paths()
+                                           if (data := self._read(self._files[path])) is not None and holds(data)}
         return hits
 
     def text(self, path: str) -> str | None:

@@ -9,7 +9,7 @@ import re
 
 from flask_refactor.project import Project
 
-from .flask import assigned_name, files_naming, import_map, in_import_reach, is_call_to, project_module_of
+from .flask import assigned_name, files_naming, import_map, import_reach, is_call_to, project_module_of
 from .imports import ImportMap
 
 # Packages whose objects are bound to the request (or app) context or build the
@@ -192,4 +192,4 @@ def _patching_files(project: Project) -> set[str]:
     """Files that may patch attributes of a module object: patching it needs an import
     of it, so only files in the import reach."""
     return project.fact("views.patching", lambda proj: {
-        path for path in proj.candidates(("setattr", "patch.object")) if in_import_reach(proj, path)})
+        path for path in import_reach(proj) if proj.mentions(path, ("setattr", "patch.object"))})
