@@ -19,6 +19,7 @@ from flask_refactor import index, pipeline, registry
 from flask_refactor.codemods.support.flask import app_scope, flask_files, import_reach, imported_paths
 from flask_refactor.codemods.support.imports import ImportMap
 from flask_refactor.index import IndexCache, scan_text
+from flask_refactor.project import Project
 
 IMPORT_SOURCES = {
     "plain": "import os\nimport os.path\nimport a.b.c as abc\nfrom x import y, z as w\n",
@@ -196,6 +197,24 @@ def test_files_outside_the_app_are_never_parsed_and_each_file_once(tmp_path, mon
     assert not [path for path in parsed if path.startswith("vendored/")]
     assert "shop/helpers.py" in app_scope(result.project)
     assert {path: count for path, count in parsed.items() if count != 1} == {}
+
+
+def test_searches_that_only_keep_app_files_never_search_the_tree(tmp_path, monkeypatch):
+    """A byte search over every file costs with the tree: questions about the app's code
+    (its abort() calls, hooks removing sessions, session factories, patches of its
+    modules) search the app's files only."""
+    for rel, text in {**APP, **LIBRARY}.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    searched = []
+    original = Project._files_holding
+    monkeypatch.setattr(Project, "_files_holding",
+                        lambda self, needles: searched.append(needles) or original(self, needles))
+    result = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=None)
+    assert result.outcomes and searched
+    asked = {needle for needles in searched for needle in needles}
+    assert not asked & {"abort(", ".remove(", "sessionmaker", "setattr", "patch.object"}
 
 
 def test_a_library_importing_the_app_is_part_of_it(tmp_path, monkeypatch):

@@ -35,12 +35,12 @@ def test_a_fresh_process_loads_what_this_one_sent():
     """The constructors are found by name: a process that never pickled a tree (the
     coordinator, loading a worker's result) writes them out when asked."""
     transfer.install()
-    data = bytes(ForkingPickler.dumps(cst.parse_module("async def f(a, /, *b, **c):\n    return [x async for x in a]\n"),
-                                      pickle.HIGHEST_PROTOCOL))
+    source = "async def f(a, /, *b, **c):\n    return [x async for x in a]\n"
+    data = bytes(ForkingPickler.dumps(cst.parse_module(source), pickle.HIGHEST_PROTOCOL))
     assert b"new_FunctionDef" in data
     code = "import pickle, sys; print(pickle.loads(sys.stdin.buffer.read()).code, end='')"
     done = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True, check=True)
-    assert done.stdout.decode() == "async def f(a, /, *b, **c):\n    return [x async for x in a]\n"
+    assert done.stdout.decode() == source
 
 
 class Custom(cst.Name):
