@@ -29,7 +29,7 @@ from .support.errors import (
     ABORT_FUNCTIONS, DECORATOR_CODES, DECORATOR_NAME_CODES, WerkzeugMissing, http_errors,
     JSONIFY, HandlerRegistration, registrations_in, status_code,
 )
-from .support.flask import RESTFUL_RESOURCES, app_modules, app_scope, find_apps, import_map
+from .support.flask import RESTFUL_RESOURCES, app_modules, app_paths, find_apps, import_map
 from .support.imports import ImportMap
 from .support.routes import (
     BEFORE_REQUEST_HOOKS, decorator_registrations, endpoints_of, find_blueprints, local_blueprints, route_owner,
@@ -463,8 +463,7 @@ def _suspect_abort_text(text: str) -> bool:
 
 def _report_abort_mistakes(project: Project, changes: ChangeSet) -> None:
     """abort() calls already in the code that do not do what they seem to."""
-    # Flask's abort() is called by the app's code only: its files are searched, not the tree
-    for path in (p for p in app_scope(project) if project.mentions(p, ("abort(",))):
+    for path in app_paths(project, ("abort(",)):  # Flask's abort() is called by the app's code only
         module = project.parse(path) if _suspect_abort_text(project.text(path) or "") else None
         if module is None:
             continue

@@ -215,7 +215,7 @@ After:
         results = project.map(ready, _extract)
         for views_module, (part, ledger) in zip(ready, results):
             if views_module.ledger is None:  # extracted in a worker, against the services files of then
-                services_file = services[views_module.services_path()]  # each was created here, in `prepare`
+                services_file = services[views_module.services_path]  # each was created here, in `prepare`
                 if ledger.holds_for(services_file):
                     ledger.replay(services_file)
                     views_module.changes = part
@@ -265,7 +265,7 @@ class _ViewsModule:
         if not views:
             return False
         self.views, self.fat = views, None
-        if self.services_path() in self.services:
+        if self.services_path in self.services:
             self._ask_verdicts(imports, views)
             return True
         if not self._settle(views):
@@ -285,7 +285,7 @@ class _ViewsModule:
                 self.report(view, f"view `{view.name.value}` not extracted: {self.path} is not importable "
                             "as a module, so no services module can sit beside it")
             return False
-        services_file, problem = self._services_file(self.services_module)
+        services_file, problem = self._services_file()
         if services_file is None:
             for view in self.fat:
                 self.report(view, f"view `{view.name.value}` not extracted: {problem}")
@@ -438,17 +438,21 @@ class _ViewsModule:
         package = self.module_name if is_package(self.path) else self.module_name.rpartition(".")[0]
         return f"{package}.services" if package else "services"
 
+    @functools.cached_property
+    def existing_services_path(self) -> str | None:
+        """The file of that services module, if the project has it."""
+        return None if self.services_module is None else self.project.path_of_module(self.services_module)
+
+    @functools.cached_property
     def services_path(self) -> str | None:
         """Where that services module is, or goes."""
         if self.services_module is None:
             return None
         parent = PurePosixPath(self.path).parent
-        return (self.project.path_of_module(self.services_module)
-                or (str(parent / "services.py") if str(parent) != "." else "services.py"))
+        return self.existing_services_path or (str(parent / "services.py") if str(parent) != "." else "services.py")
 
-    def _services_file(self, services_module: str) -> tuple[_ServicesFile | None, str]:
-        existing_path = self.project.path_of_module(services_module)
-        path = self.services_path()
+    def _services_file(self) -> tuple[_ServicesFile | None, str]:
+        services_module, existing_path, path = self.services_module, self.existing_services_path, self.services_path
         if path in self.services:  # another views module of this run extends it too
             services_file = self.services[path]
             features = _future_features(self.module)

@@ -331,18 +331,15 @@ def _referencing_paths(project: Project) -> list[str]:
     their modules in a string (`monkeypatch.setattr("pkg.state.x", ...)`)."""
     scope = app_scope(project)
     modules = {name: path for path in scope if (name := project.module_name(path)) is not None}
-    naming = [path for path in files_naming(project, *modules) if _may_name_a_global(project, path, modules)]
-    return sorted({*scope, *naming})
+    outside = set(files_naming(project, *modules)) - set(scope)
+    return sorted({*scope, *(path for path in outside if _may_name_a_global(project, path, modules))})
 
 
 def _may_name_a_global(project: Project, path: str, modules: dict[str, str]) -> bool:
-    """Whether a file may refer to one of the app modules' globals (`module.name`).
-    Outside the app's import scope it can only do so in a string that is exactly
-    `"module.name"` (a reference needs no more), and a global's name is a word of its
-    module's text: a file that mentions `"wsgi.input"` beside an app module `wsgi.py`
-    that never says `input` is not parsed."""
-    if path in modules.values():
-        return True
+    """Whether a file outside the app's import scope may refer to one of the app modules'
+    globals: only in a string that is exactly `"module.name"` (a reference needs no
+    more), and a global's name is a word of its module's text. A file that mentions
+    `"wsgi.input"` beside an app module `wsgi.py` that never says `input` is not parsed."""
     for dotted in getattr(project.index(path), "dotted_strings", ()):
         module, _, name = dotted.rpartition(".")
         if module in modules and re.search(rf"\b{name}\b", project.text(modules[module]) or ""):

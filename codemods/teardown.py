@@ -17,7 +17,7 @@ from flask_refactor.project import Project
 from flask_refactor.walk import ReadOnlyVisitor
 
 from .support.flask import (
-    AFTER_REQUEST_HOOKS, SCOPED_SESSION, SESSIONMAKER, TEARDOWN_HOOKS, AppSite, app_scope,
+    AFTER_REQUEST_HOOKS, SCOPED_SESSION, SESSIONMAKER, TEARDOWN_HOOKS, AppSite, app_paths,
     assigned_name, factory_function, find_apps, import_map, module_level_names,
     imported_paths, imports_transitively, is_call_to,
 )
@@ -171,8 +171,7 @@ After (app.py):
         """Sessions an existing teardown already removes; reports removals in after_request."""
         wanted = {s.qualified for s in sessions}
         removed: set[str] = set()
-        # hooks are registered by the app's code: its files are searched, not the tree
-        for path in (p for p in app_scope(project) if project.mentions(p, (".remove(",))):
+        for path in app_paths(project, (".remove(",)):  # hooks are registered by the app's code
             text = project.text(path) or ""
             if not any(s.var in text for s in sessions) or not any(h in text for h in _HOOK_NEEDLES):
                 continue  # cannot remove one of the sessions in a hook registered here

@@ -41,6 +41,8 @@ from .project import ErrorLog, Project, collection_paused, describe_syntax_error
 from .results import ResultCache, run_key
 from .writer import PendingWrite, validate, write_all
 
+transfer.install()  # every pool below sends libcst trees back through its faster pickling
+
 Progress = Callable[[str, int, int], None]  # (label, done, total)
 PARALLEL_THRESHOLD = 16  # below this many files a process pool costs more than it saves
 # Work that may go to forked workers (`Project.map`, validation) first runs here for this
@@ -281,7 +283,6 @@ def _forking_pays(done: list, here_seconds: float, rest: int, jobs: int) -> bool
         return True  # nothing to go by (RUN_HERE_FIRST_SECONDS is 0): fork
     sample = done[:3]
     timer = time.perf_counter()
-    transfer.install()
     dumped = [bytes(ForkingPickler.dumps(result, pickle.HIGHEST_PROTOCOL)) for result in sample]
     dump = rest * (time.perf_counter() - timer) / len(sample)  # in the workers, beside the work
     with collection_paused():  # as `fork_map` loads
@@ -305,7 +306,6 @@ def fork_map(function: Callable[[Any], Any], items: list, jobs: int) -> list:
     size = max(1, len(items) // (jobs * 4))
     bounds = [(start, min(start + size, len(items))) for start in range(0, len(items), size)]
     _FORKED = (function, items)
-    transfer.install()  # the workers send trees back through it
     # Unpickling what comes back creates objects by the hundred thousand, and each burst
     # would have the collector walk the whole heap: it waits.
     try:
@@ -322,7 +322,6 @@ def _call_forked(bounds: tuple[int, int]) -> list:
 
 
 def _pool_context():
-    transfer.install()
     return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
 
 

@@ -360,10 +360,16 @@ def files_naming(project: Project, *module_names: str) -> list[str]:
             if any(text.startswith(prefixes) for text in getattr(project.index(path), "dotted_strings", ()))]
 
 
+def app_paths(project: Project, needles: tuple[str, ...] = ()) -> list[str]:
+    """The files of the app scope whose text contains a needle, sorted: searched file by
+    file, where `project.candidates` would search the bytes of the whole tree."""
+    return [path for path in app_scope(project) if project.mentions(path, needles)]
+
+
 def app_modules(project: Project, needles: tuple[str, ...] = ()) -> Iterable[tuple[str, cst.Module]]:
     """(path, module) for the files of the app scope whose text contains a needle: what a
     codemod about request-time behaviour looks at. Files outside it are never parsed."""
-    paths = [path for path in app_scope(project) if project.mentions(path, needles)]
+    paths = app_paths(project, needles)
     project.parse_many(paths)
     for path in paths:
         module = project.parse(path)
