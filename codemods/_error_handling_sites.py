@@ -3,6 +3,7 @@ replace without changing a byte of what clients see. Used by `error_handling`.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -52,13 +53,17 @@ class Body:
 @dataclass
 class Site:
     node: cst.CSTNode  # the Return or Raise small statement
-    line: int
+    positions: Callable[[cst.CSTNode], tuple[int, int]]  # for `line`, looked up only if a report needs it
     kind: str  # "return" or "raise"
     code: int | None = None
     status: cst.BaseExpression | None = None
     body: Body | None = None
     skip: str | None = None
     replacement_args: list[tuple[str, cst.BaseExpression]] = field(default_factory=list)
+
+    @property
+    def line(self) -> int:
+        return self.positions(self.node)[0]
 
 
 def error_return(value: cst.BaseExpression | None, imports: ImportMap) -> tuple[Body, list[cst.BaseExpression]] | None:
@@ -361,12 +366,11 @@ def analyse_function(func: cst.FunctionDef, imports: ImportMap, positions, gener
         return generator[0]
 
     def visit(small: cst.CSTNode, context: Context) -> None:
-        line = positions(small)[0]
         if isinstance(small, cst.Raise):
             found = raise_site(small, imports)
             if found is None:
                 return
-            site = Site(small, line, "raise")
+            site = Site(small, positions, "raise")
             if isinstance(found, str):
                 site.skip = found
             else:
@@ -377,7 +381,7 @@ def analyse_function(func: cst.FunctionDef, imports: ImportMap, positions, gener
         if found is None:
             return
         body, rest = found
-        site = Site(small, line, "return", body=body, status=rest[0])
+        site = Site(small, positions, "return", body=body, status=rest[0])
         site.code = status_code(rest[0], imports)
         if site.code is None and not isinstance(rest[0], cst.SimpleString) and body.shape is None:
             return  # `return render_template(...), code`: not an error return we know

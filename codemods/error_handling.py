@@ -51,8 +51,6 @@ class View:
     endpoints: list[str] | None  # full endpoint names; None when they cannot be known
     sites: list[Site]
     sources: list[ErrorSource] = field(default_factory=list)
-    # where `def` is, for reports; known when it has sites (their lines needed the positions)
-    line: int | None = None
 
 
 @dataclass
@@ -245,8 +243,7 @@ After:
                     names = None if prefix is None else [f"{prefix}.{n}" for n in names]
                 sources, yields = _view_sources(func, imports, positions, module, module_name, helper_codes)
                 sites = analyse_function(func, imports, positions, generator=yields)
-                view = View(path, func, container, owner, scope, names, sites, sources,
-                            positions(func)[0] if sites else None)
+                view = View(path, func, container, owner, scope, names, sites, sources)
                 views.append(view)
         return views
 
@@ -684,9 +681,7 @@ def _rewrite_module(project: Project, path: str, sites: list[Site], module_handl
     new = drop_unused_imports(new, {n for n in raised if n and "." not in n})
     changes.modify(path, new, "hand-built error responses -> abort() and a handler rendering the same bytes")
     for handler in module_handlers:
-        # the view's line was read when its sites were: positions of a whole module cost a rendering
-        line = (handler.view.line if not handler.existing and handler.view.line is not None
-                else project.position_lookup(path)(handler.existing.func if handler.existing else handler.view.func)[0])
+        line = project.position_lookup(path)(handler.existing.func if handler.existing else handler.view.func)[0]
         where = "blueprint" if not handler.scope.startswith("app:") else "app"
         verb = "extended the error handler" if handler.existing else "added an error handler"
         changes.report(path, line,

@@ -9,6 +9,7 @@ object while handling the request and push its app context in the thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -37,14 +38,28 @@ ORM_LOADERS = frozenset({"get_or_404", "first_or_404", "one_or_404", "first", "o
                          "scalar", "scalar_one", "scalar_one_or_none", "get"})
 
 
+@dataclass(frozen=True)
+class Use:
+    """One use of a Flask name in a thread target. Its line is looked up only when a
+    report names it: the positions of a module cost a rendering of all of it."""
+
+    what: str
+    where: FunctionRef
+    node: cst.CSTNode
+    positions: Callable[[cst.CSTNode], tuple[int, int]]
+
+    def __str__(self) -> str:
+        return f"{self.where.path}:{self.positions(self.node)[0]}"
+
+
 @dataclass
 class Needs:
     """What a thread target uses, followed into the project's functions."""
 
-    app: list[tuple[str, FunctionRef, int]] = field(default_factory=list)  # (what, where, line)
-    request: list[tuple[str, FunctionRef, int]] = field(default_factory=list)
-    url_for: list[tuple[FunctionRef, int]] = field(default_factory=list)
-    g: list[tuple[FunctionRef, int]] = field(default_factory=list)
+    app: list[Use] = field(default_factory=list)
+    request: list[Use] = field(default_factory=list)
+    url_for: list[Use] = field(default_factory=list)
+    g: list[Use] = field(default_factory=list)
     enters_context: bool = False
 
 
@@ -166,10 +181,10 @@ class TargetAnalyser:
         finder.is_model = lambda expr: is_model(expr, self.models, imports, path)
         finder.walk(code)
         needs = Needs(enters_context=finder.enters_context)
-        needs.app = [(what, where, positions(node)[0]) for what, node in finder.app]
-        needs.request = [(what, where, positions(node)[0]) for what, node in finder.request]
-        needs.url_for = [(where, positions(node)[0]) for node in finder.url_for]
-        needs.g = [(where, positions(node)[0]) for node in finder.g]
+        needs.app = [Use(what, where, node, positions) for what, node in finder.app]
+        needs.request = [Use(what, where, node, positions) for what, node in finder.request]
+        needs.url_for = [Use("url_for", where, node, positions) for node in finder.url_for]
+        needs.g = [Use("g", where, node, positions) for node in finder.g]
         resolver = Resolver(self.project, path, self.modules)
         for call in finder.calls:
             callee = resolver.function(call.func, scope)
@@ -322,20 +337,18 @@ class ModuleSites:
     def _report_needs(self, name: str, needs: Needs, call: cst.Call) -> None:
         """What the wrapper cannot fix: url_for without SERVER_NAME, g, the shared request."""
         if needs.url_for and not self.server_name:
-            where, at = needs.url_for[0]
             self.changes.report(self.path, self.positions(call)[0],
-                                f"{name} calls url_for ({where.path}:{at}) in another thread, where there is no "
+                                f"{name} calls url_for ({needs.url_for[0]}) in another thread, where there is no "
                                 "request: set SERVER_NAME (and PREFERRED_URL_SCHEME) or build the URL in the view "
                                 "and pass it as an argument")
         if needs.g:
-            where, at = needs.g[0]
             self.changes.report(self.path, self.positions(call)[0],
-                                f"{name} uses g ({where.path}:{at}): the thread gets a new, empty g, so values set "
+                                f"{name} uses g ({needs.g[0]}): the thread gets a new, empty g, so values set "
                                 "during the request are not there; pass them as arguments")
         if needs.request:
-            what, where, at = needs.request[0]
+            use = needs.request[0]
             self.changes.report(self.path, self.positions(call)[0],
-                                f"{name} reads {what} ({where.path}:{at}): wrapped in copy_current_request_context, "
+                                f"{name} reads {use.what} ({use}): wrapped in copy_current_request_context, "
                                 "so the thread shares this request object, which is not thread-safe and whose "
                                 "session changes are never saved; prefer passing the values it needs as arguments")
 

@@ -163,9 +163,8 @@ def _admits_node(hint: Any) -> bool:
 
 
 def _holds_nodes(value: Any) -> bool:
-    if isinstance(value, CSTNode):
-        return True
-    return isinstance(value, (tuple, list)) and any(isinstance(item, CSTNode) for item in value)
+    kind = _kind(value.__class__)
+    return kind == NODE or (kind == SEQUENCE and any(_kind(item.__class__) == NODE for item in value))
 
 
 def children(node: CSTNode) -> list[CSTNode]:

@@ -261,3 +261,27 @@ def test_without_werkzeug_the_codemod_imports_and_refuses():
     completed = subprocess.run([sys.executable, "-P", "-c", script], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stdout.split() == ["error", "True"]
+
+
+def test_a_module_without_error_returns_is_not_rendered_for_lines(monkeypatch):
+    # positions render a whole module: only modules with something to report pay for them
+    from flask_refactor import positions
+    from flask_refactor.codemods.error_handling import ErrorHandling
+    from flask_refactor.project import Project
+
+    rendered = []
+    original = positions.code_ranges_of
+    monkeypatch.setattr(positions, "code_ranges_of", lambda module: rendered.append(module) or original(module))
+    positions.code_ranges.cache_clear()
+    project = Project.from_texts({
+        "app.py": "from flask import Flask, jsonify\n\napp = Flask(__name__)\n\n\n@app.route('/items/<int:i>')\n"
+                  "def item(i):\n    if i > 9:\n        return jsonify(error='no such item'), 404\n    return jsonify(i)\n\n\n"
+                  "import views  # noqa: E402\n",
+        "views.py": "from flask import jsonify\n\nfrom app import app\n\n\ndef total(items):\n    if not items:\n"
+                    "        return 0\n    return sum(items)\n\n\n@app.route('/sum')\ndef sum_view():\n"
+                    "    return jsonify(total([1, 2]))\n",
+    })
+    views = project.parse("views.py")
+    changes = ErrorHandling().run(project)
+    assert "abort(404" in changes.changes["app.py"].text
+    assert rendered and not any(module is views for module in rendered)

@@ -7,15 +7,16 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, ScopeProvider
 
 from flask_refactor.scopes import _DirectWalk, scopes_of
-from flask_refactor.walk import iter_nodes
+from flask_refactor.walk import WHITESPACE, iter_nodes
 from helpers import sample_modules
 
 
 def _describe(mapping, module: cst.Module):
     """What a scope map says about the module's own nodes, independent of the order in
     which libcst's sets iterate (by hash) and of the nodes libcst parses out of string
-    annotations afresh on every resolution."""
-    tree = {id(node) for node in iter_nodes(module)}
+    annotations afresh on every resolution. Whitespace and comments are left out: the
+    direct walk does not go through them (and nothing asks for their scope)."""
+    tree = {id(node) for node in iter_nodes(module) if node.__class__ not in WHITESPACE}
 
     def key(node):
         return id(node) if id(node) in tree else "parsed"

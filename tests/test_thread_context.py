@@ -212,3 +212,30 @@ def test_after_app_factory_in_one_run(tmp_path):
     before = serve_requests(copy_tree(case.before, tmp_path / "before"), "app:app", case.behaviour["requests"])
     after = serve_requests(tree, "app:create_app()", case.behaviour["requests"])
     assert after == before
+
+
+def _rendered_for_positions(monkeypatch) -> list:
+    """The trees whose positions get computed (a rendering of the whole module each)."""
+    from flask_refactor import positions
+
+    rendered = []
+    original = positions.code_ranges_of
+    monkeypatch.setattr(positions, "code_ranges_of", lambda module: rendered.append(module) or original(module))
+    positions.code_ranges.cache_clear()
+    return rendered
+
+
+@pytest.mark.parametrize("use, reported", [("current_app.logger.info('sent')", False), ("print(g.user)", True)])
+def test_a_targets_module_is_rendered_for_lines_only_when_a_report_names_one(monkeypatch, use, reported):
+    rendered = _rendered_for_positions(monkeypatch)
+    project = Project.from_texts({
+        "app.py": VIEW_HEAD + "from tasks import work\n\n\n@app.route('/')\ndef index():\n"
+                              "    threading.Thread(target=work).start()\n    return ''\n",
+        "tasks.py": f"from flask import current_app, g\n\n\ndef work():\n    {use}\n",
+    })
+    tasks = project.parse("tasks.py")
+    changes = ThreadContext().run(project)
+    assert "target=_with_app_context(work)" in changes.changes["app.py"].text
+    assert any(module is tasks for module in rendered) is reported
+    if reported:
+        assert "uses g (tasks.py:5)" in " ".join(f.message for f in changes.findings)
