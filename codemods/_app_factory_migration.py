@@ -523,6 +523,8 @@ class Migration:
         """`import app as app_module` then `app_module.app`: the app read through the module.
         (Extensions read that way still work: the app module imports them.)"""
         locals_ = {n for n, target in imports.names.items() if target == self.app_module}
+        if not locals_:
+            return locals_, []  # the module is not imported whole: no walk
         uses = [node for node in _attributes(module) if isinstance(node.value, cst.Name)
                 and node.value.value in locals_ and node.attr.value == self.site.var]
         return locals_, uses
@@ -831,9 +833,20 @@ def _calls(module: cst.Module) -> list[cst.Call]:
 
 
 def _has_nested_import_from(module: cst.Module) -> bool:
-    """Whether a `from ... import` sits inside a compound statement (a function, an if)."""
-    return any(isinstance(node, cst.ImportFrom) for stmt in module.body
-               if isinstance(stmt, cst.BaseCompoundStatement) for node in iter_nodes(stmt))
+    """Whether a `from ... import` sits inside a compound statement (a function, an if).
+    Statements are never inside expressions: those are not walked."""
+    return any(node.__class__ is cst.ImportFrom for stmt in module.body
+               if isinstance(stmt, cst.BaseCompoundStatement) for node in iter_nodes(stmt, _may_hold_statements))
+
+
+def _may_hold_statements(node: cst.CSTNode) -> bool:
+    holds = _HOLDS_STATEMENTS.get(node.__class__)
+    if holds is None:
+        holds = _HOLDS_STATEMENTS[node.__class__] = cst.BaseExpression not in node.__class__.__mro__
+    return holds
+
+
+_HOLDS_STATEMENTS: dict[type, bool] = {}
 
 
 def _attributes(module: cst.Module) -> list[cst.Attribute]:

@@ -115,10 +115,12 @@ class _StatementCounter(ReadOnlyVisitor):
         self.count += 1
 
 
+# (read off the MRO: `issubclass` against libcst's ABCs for each of its ~300 exports took
+# a tenth of the import time of a run)
 STATEMENT_CLASSES = tuple(
     value for value in vars(cst).values()
-    if isinstance(value, type) and issubclass(value, (cst.BaseSmallStatement, cst.BaseCompoundStatement))
-    and not inspect.isabstract(value))
+    if isinstance(value, type) and not inspect.isabstract(value)
+    and (cst.BaseSmallStatement in value.__mro__ or cst.BaseCompoundStatement in value.__mro__))
 for _statement_class in STATEMENT_CLASSES:
     setattr(_StatementCounter, f"visit_{_statement_class.__name__}", _StatementCounter._count)
 

@@ -182,8 +182,7 @@ After:
         project_sources = _project_sources(project)
         self.own = self._own_handlers(project)
         handlers = self._plan(project, views, registrations, project_sources, changes)
-        self._rewrite(project, views, handlers, changes)
-        self._report_inconsistent(project, views, changes)
+        self._rewrite(project, views, handlers, self._inconsistent(views), changes)
         _report_abort_mistakes(project, changes)
         if self.config["unexpected_errors"]:
             self._add_unexpected_error_handlers(project, registrations, changes)
@@ -345,7 +344,10 @@ After:
         return list(handlers.values())
 
     # -- the edit ------------------------------------------------------------------
-    def _rewrite(self, project: Project, views: list[View], handlers: list[Handler], changes: ChangeSet) -> None:
+    def _rewrite(self, project: Project, views: list[View], handlers: list[Handler],
+                 inconsistent: dict[str, list["Inconsistency"]], changes: ChangeSet) -> None:
+        """Each module's edit, and its inconsistency reports: their lines need the
+        positions of the module as it was, which the edit's own report computes anyway."""
         by_path: dict[str, list[View]] = {}
         for view in views:
             by_path.setdefault(view.path, []).append(view)
@@ -364,12 +366,15 @@ After:
         for path, path_views in sorted(by_path.items()):
             sites = [s for v in path_views for s in v.sites if s.skip is None]
             module_handlers = [h for h in handlers if h.path == path]
-            if sites or module_handlers:
+            if sites or module_handlers or path in inconsistent:
                 work.append((path, sites, module_handlers))
 
         def one_module(item: tuple[str, list[Site], list[Handler]], changes: ChangeSet) -> None:
             path, sites, module_handlers = item
-            _rewrite_module(project, path, sites, module_handlers, names[path], changes)
+            if sites or module_handlers:
+                _rewrite_module(project, path, sites, module_handlers, names[path], changes)
+            for inconsistency in inconsistent.get(path, []):
+                inconsistency.report(project, changes)
 
         project.per_module(work, one_module, changes)
 
@@ -394,9 +399,10 @@ After:
                                                                    (view.scope, site.body.shape) in lost)):
                     site.skip = "a module this conversion needs cannot be edited"
 
-    def _report_inconsistent(self, project: Project, views: list[View], changes: ChangeSet) -> None:
-        """Views whose error bodies differ from the most common shape of their app or
-        blueprint; in a JSON API also views that answer with Werkzeug's HTML page."""
+    def _inconsistent(self, views: list[View]) -> dict[str, list["Inconsistency"]]:
+        """path -> its views whose error bodies differ from the most common shape of their
+        app or blueprint; in a JSON API also views that answer with Werkzeug's HTML page."""
+        found: dict[str, list[Inconsistency]] = {}
         by_scope: dict[str, list[tuple[View, set[str]]]] = {}
         for view in views:
             labels = {site.body.label for site in view.sites if site.kind == "return"}
@@ -410,14 +416,10 @@ After:
             rendered = {pair for own in self.own if own.scope == scope for pair in own.pairs}
             for view, labels in entries:
                 odd = sorted(labels - {common})
-                if common.startswith("JSON"):
-                    odd += _html_pages(view, rendered)
-                if odd:
-                    line = project.position_lookup(view.path)(view.func)[0]
-                    changes.report(view.path, line,
-                                   f"{view.func.name.value} answers errors as {', '.join(odd)}, while most error "
-                                   f"responses of {owner} are {common}: make them consistent by hand if clients allow",
-                                   Severity.INFO)
+                html = _html_pages(view, rendered) if common.startswith("JSON") else []
+                if odd or html:
+                    found.setdefault(view.path, []).append(Inconsistency(view, odd, html, owner, common))
+        return found
 
     def _add_unexpected_error_handlers(self, project: Project, registrations: list[HandlerRegistration],
                                        changes: ChangeSet) -> None:
@@ -491,9 +493,34 @@ def _report_abort_mistakes(project: Project, changes: ChangeSet) -> None:
         Visitor().walk(module)
 
 
-def _html_pages(view: View, rendered: set[tuple[str, int]]) -> list[str]:
-    """Werkzeug's HTML error page, when the view itself aborts or raises; not for the
-    aborts an earlier run's handler renders (`rendered`: its endpoint/code pairs)."""
+@dataclass
+class Inconsistency:
+    """A view answering errors unlike most of its app or blueprint: `odd` labels, and
+    `html` sources of Werkzeug's HTML page (their lines are read only when reported)."""
+
+    view: View
+    odd: list[str]
+    html: list[ErrorSource]
+    owner: str
+    common: str
+
+    def report(self, project: Project, changes: ChangeSet) -> None:
+        view = self.view
+        odd = list(self.odd)
+        if self.html:
+            where = ", ".join(f"{s.what} at line {s.line}" for s in self.html[:3])
+            odd.append(f"Werkzeug's HTML page ({where})")
+        line = project.position_lookup(view.path)(view.func)[0]
+        changes.report(view.path, line,
+                       f"{view.func.name.value} answers errors as {', '.join(odd)}, while most error "
+                       f"responses of {self.owner} are {self.common}: make them consistent by hand if clients allow",
+                       Severity.INFO)
+
+
+def _html_pages(view: View, rendered: set[tuple[str, int]]) -> list[ErrorSource]:
+    """The view's sources of Werkzeug's HTML error page, when the view itself aborts or
+    raises; not the aborts an earlier run's handler renders (`rendered`: its
+    endpoint/code pairs)."""
     def html(source: ErrorSource) -> bool:
         if source.codes and len(source.codes) == 1 and view.endpoints:
             code = next(iter(source.codes))
@@ -502,11 +529,7 @@ def _html_pages(view: View, rendered: set[tuple[str, int]]) -> list[str]:
         return source.what == "abort()" or source.what.startswith(("raise ", "get_or_404", "first_or_404",
                                                                    "one_or_404"))
 
-    direct = [s for s in view.sources if html(s)]
-    if not direct:
-        return []
-    where = ", ".join(f"{s.what} at line {s.line}" for s in direct[:3])
-    return [f"Werkzeug's HTML page ({where})"]
+    return [s for s in view.sources if html(s)]
 
 
 def _functions(module: cst.Module):

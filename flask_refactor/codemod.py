@@ -78,12 +78,12 @@ class FileChange:
     def text(self) -> str:
         if self.rendered is not None:
             return self.rendered
-        return code_of(self.new) if isinstance(self.new, cst.Module) else self.new
+        return code_of(self.new, self.path) if isinstance(self.new, cst.Module) else self.new
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         if isinstance(self.new, cst.Module) and self.rendered is None:
-            state["rendered"] = code_of(self.new)
+            state["rendered"] = code_of(self.new, self.path)
         return state
 
 

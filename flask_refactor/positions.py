@@ -131,11 +131,43 @@ class _CodeState(CodegenState):
 _NO_RECORD = contextlib.nullcontext()
 
 
-def code_of(module: cst.Module) -> str:
-    """`module.code`, faster."""
-    state = _CodeState(default_indent=module.default_indent, default_newline=module.default_newline)
-    module._codegen(state)
-    return "".join(state.tokens)
+def code_of(module: cst.Module, path: str | None = None) -> str:
+    """`module.code`, faster. With the `path` of the file it is a version of, the text of
+    each top-level statement that its last rendered version held too is reused."""
+    indent, newline = module.default_indent, module.default_newline
+    state = _CodeState(default_indent=indent, default_newline=newline)
+    if path is None or not module.body or not module.has_trailing_newline:
+        module._codegen(state)  # (Module's own ending rules for these: not worth the copy)
+        return "".join(state.tokens)
+    before = _LAST_RENDERED.get(path, {})
+    after: dict[int, tuple[CSTNode, str, str, str]] = {}
+    for line in module.header:
+        line._codegen(state)
+    tokens = state.tokens
+    for statement in module.body:
+        known = before.get(id(statement))
+        if known is not None and known[0] is statement and known[1] == indent and known[2] == newline:
+            text = known[3]
+            tokens.append(text)
+        else:
+            start = len(tokens)
+            statement._codegen(state)
+            text = "".join(tokens[start:])
+        after[id(statement)] = (statement, indent, newline, text)
+    for line in module.footer:
+        line._codegen(state)
+    _LAST_RENDERED[path] = after
+    return "".join(tokens)
+
+
+# path -> the top-level statements of the last version of that file rendered with its path,
+# with their texts (id -> statement, indent, newline, text). A codemod changes a few
+# statements of a module and leaves the others in place (`TargetedTransformer` descends
+# only to what it changes, `add_imports` keeps the rest), so the next version needs only
+# its new statements rendered: a top-level statement renders the same wherever it is (no
+# indentation around it, the module's newline and indent unit). Each entry holds its
+# statement, so an id can never stand for another object; one version is kept per path.
+_LAST_RENDERED: dict[str, dict[int, tuple[CSTNode, str, str, str]]] = {}
 
 
 @functools.lru_cache(maxsize=16)

@@ -407,7 +407,7 @@ class Project:
         elif file.text is None:
             self.text(path)
         if isinstance(new, cst.Module):
-            file.tree, file.text = new, code_of(new) if text is None else text
+            file.tree, file.text = new, code_of(new, path) if text is None else text
         else:
             file.tree, file.text = None, new
         self.revision += 1

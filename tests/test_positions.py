@@ -44,3 +44,54 @@ def test_code_of_renders_what_libcst_renders():
         assert code_of(module) == module.code, where
     for source in ("", "\n", "x = 1", "if x:\r\n    y\r\n", "# c\n\n\n"):
         assert code_of(cst.parse_module(source)) == source
+
+
+def _edited(module: cst.Module) -> cst.Module:
+    """A next version as a codemod makes it: one statement replaced, one dropped, one
+    added; the others are the same objects."""
+    body = list(module.body)
+    for index, statement in enumerate(body):
+        if isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+            body[index] = statement.with_changes(name=cst.Name(statement.name.value + "_renamed"))
+            break
+    if len(body) > 2:
+        del body[1]
+    body.append(cst.parse_statement("added = 1\n"))
+    return module.with_changes(body=body)
+
+
+def test_a_next_version_reuses_the_texts_of_statements_it_kept(monkeypatch):
+    from flask_refactor import positions
+
+    tokens = []
+    add_token = positions._CodeState.add_token
+    monkeypatch.setattr(positions._CodeState, "add_token", lambda state, value: tokens.append(value) or add_token(state, value))
+    for where, module in sample_modules(("flask", "click")):
+        path = f"reuse/{where}"
+        assert code_of(module, path) == module.code, where
+        texts = {id(s): entry[3] for s, entry in zip(module.body, positions._LAST_RENDERED[path].values())}
+        new = _edited(module)
+        tokens.clear()
+        code_of(new)
+        rendered_whole = len(tokens)
+        tokens.clear()
+        assert code_of(new, path) == new.code, where
+        assert len(tokens) < rendered_whole, where  # only the new statements were rendered
+        after = positions._LAST_RENDERED[path]
+        kept = [s for s in new.body if id(s) in texts]
+        assert kept and all(after[id(s)][3] is texts[id(s)] for s in kept), where  # the same text: not rendered again
+        again = _edited(new)
+        assert code_of(again, path) == again.code, where
+
+
+def test_reuse_follows_the_modules_newline_and_indent():
+    crlf = cst.parse_module("import os\r\n\r\ndef f():\r\n\tif os:\r\n\t\treturn 1\r\n")
+    lf = cst.parse_module("import os\n\ndef f():\n    if os:\n        return 1\n")
+    # the same statement objects, in a module with another newline and indent unit
+    mixed = lf.with_changes(body=crlf.body)
+    assert code_of(crlf, "m.py") == crlf.code
+    assert code_of(mixed, "m.py") == mixed.code
+    no_newline = cst.parse_module("# head\nx = 1\n# foot")
+    assert code_of(no_newline, "n.py") == no_newline.code
+    assert code_of(no_newline.with_changes(body=[*no_newline.body, cst.parse_statement("y = 2\n")]), "n.py") \
+        == "# head\nx = 1\ny = 2\n# foot"
