@@ -37,6 +37,7 @@ from .codemod import ChangeSet, Codemod, FileCodemod, FileContext, Finding, Seve
 from .diffs import unified_diff
 from .discovery import Discovery, discover
 from .index import IndexCache, default_cache, scan_item
+from .positions import forget_rendered
 from .project import ErrorLog, Project, collection_paused, describe_syntax_error, position_lookup
 from .results import ResultCache, run_key
 from .writer import PendingWrite, validate, write_all
@@ -176,6 +177,7 @@ def run_on_project(
         result.outcomes = collect_outcomes(project, touched, units, jobs)
     finally:
         gc.unfreeze()
+        forget_rendered()
     return result
 
 

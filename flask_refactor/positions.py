@@ -170,6 +170,12 @@ def code_of(module: cst.Module, path: str | None = None) -> str:
 _LAST_RENDERED: dict[str, dict[int, tuple[CSTNode, str, str, str]]] = {}
 
 
+def forget_rendered() -> None:
+    """Drop the texts kept for reuse (at the end of a run: a process that runs again, as
+    `batch` workers do, must not keep the statements of every project it saw)."""
+    _LAST_RENDERED.clear()
+
+
 @functools.lru_cache(maxsize=16)
 def code_ranges(module: cst.Module) -> CodeRanges:
     """`code_ranges_of`, computed once per tree however many ask (it renders the whole

@@ -476,6 +476,22 @@ def test_a_run_leaves_the_collector_as_it_found_it(tmp_path):
     assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
+def test_a_run_keeps_no_rendered_texts_after_it_ends(tmp_path, monkeypatch):
+    # texts of statements are kept for reuse while a run renders; a process running many
+    # projects (batch workers) must not keep every project's statements
+    from flask_refactor import positions
+    from flask_refactor import project as project_module
+
+    write(tmp_path, {"a.py": "import os\n\nold = 1\n", "b.py": "old = 2\n", "helper.py": "y = 1\n"})
+    rendered = []
+    original = positions.code_of
+    monkeypatch.setattr(project_module, "code_of", lambda module, path=None: rendered.append(
+        path) or original(module, path))
+    result = run_in(tmp_path, [PerModule()])
+    assert sorted(rendered) == ["a.py", "b.py"] and len(result.outcomes) == 2  # rendered with their paths
+    assert positions._LAST_RENDERED == {}
+
+
 @pytest.mark.skipif(not pipeline.can_fork(2), reason="work goes to forked workers only where processes fork")
 def test_a_file_a_worker_could_not_parse_is_not_tried_again_here(monkeypatch):
     monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # both items in workers
