@@ -48,7 +48,9 @@ class Use:
     node: cst.CSTNode
     positions: Callable[[cst.CSTNode], tuple[int, int]]
 
-    def __str__(self) -> str:
+    @property
+    def place(self) -> str:
+        """`path:line`, for a report."""
         return f"{self.where.path}:{self.positions(self.node)[0]}"
 
 
@@ -338,17 +340,17 @@ class ModuleSites:
         """What the wrapper cannot fix: url_for without SERVER_NAME, g, the shared request."""
         if needs.url_for and not self.server_name:
             self.changes.report(self.path, self.positions(call)[0],
-                                f"{name} calls url_for ({needs.url_for[0]}) in another thread, where there is no "
+                                f"{name} calls url_for ({needs.url_for[0].place}) in another thread, where there is no "
                                 "request: set SERVER_NAME (and PREFERRED_URL_SCHEME) or build the URL in the view "
                                 "and pass it as an argument")
         if needs.g:
             self.changes.report(self.path, self.positions(call)[0],
-                                f"{name} uses g ({needs.g[0]}): the thread gets a new, empty g, so values set "
+                                f"{name} uses g ({needs.g[0].place}): the thread gets a new, empty g, so values set "
                                 "during the request are not there; pass them as arguments")
         if needs.request:
             use = needs.request[0]
             self.changes.report(self.path, self.positions(call)[0],
-                                f"{name} reads {use.what} ({use}): wrapped in copy_current_request_context, "
+                                f"{name} reads {use.what} ({use.place}): wrapped in copy_current_request_context, "
                                 "so the thread shares this request object, which is not thread-safe and whose "
                                 "session changes are never saved; prefer passing the values it needs as arguments")
 
