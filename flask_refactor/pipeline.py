@@ -322,7 +322,36 @@ def fork_map(function: Callable[[Any], Any], items: list, jobs: int) -> list:
 def _call_forked(bounds: tuple[int, int]) -> list:
     gc.disable()  # a short-lived copy: collecting would touch, and so copy, the parent's whole heap
     function, items = _FORKED
-    return [function(item) for item in items[bounds[0]:bounds[1]]]
+    results = []
+    for item in items[bounds[0]:bounds[1]]:
+        results.append(function(item))
+        _collect_when_grown()
+    return results
+
+
+# Analyses leave cyclic garbage (a scope map is a web of scopes and accesses), which a
+# worker, not collecting, would pile up over the many modules of a large app. Once the
+# worker has grown by this much since it started (or last collected), its young
+# generations are collected: what was made in it, and the parent's newest objects,
+# never the parent's settled (frozen) heap.
+WORKER_GARBAGE_BYTES = 128 * 2**20
+_grown_from: int | None = None  # in a worker: its size when it started or last collected
+
+
+def _collect_when_grown() -> None:
+    global _grown_from
+    size = _resident_bytes()
+    if _grown_from is None:
+        _grown_from = size
+    elif size - _grown_from > WORKER_GARBAGE_BYTES:
+        gc.collect(1)
+        _grown_from = _resident_bytes()
+
+
+def _resident_bytes() -> int:
+    """This process's resident size now (Linux, where workers are forked)."""
+    with open("/proc/self/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _pool_context():

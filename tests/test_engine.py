@@ -505,3 +505,29 @@ def test_a_file_a_worker_could_not_parse_is_not_tried_again_here(monkeypatch):
     assert project.file("broken.py").failed and "broken.py" not in project.paths()
     [(path, message)] = list(project.errors)
     assert path == "broken.py" and message.startswith("syntax error")
+
+
+class _Cycle:
+    """Cyclic garbage with a body, as analyses leave (scope maps), counted when freed."""
+
+    freed = 0
+
+    def __init__(self) -> None:
+        self.me = self
+        self.body = bytearray(2**20)
+
+    def __del__(self) -> None:
+        type(self).freed += 1
+
+
+def _leave_a_cycle(item: int) -> int:
+    _Cycle()
+    return _Cycle.freed  # in the worker that ran it
+
+
+@pytest.mark.skipif(not pipeline.can_fork(2), reason="only forked workers run without the collector")
+def test_a_worker_collects_the_cyclic_garbage_it_piles_up(monkeypatch):
+    monkeypatch.setattr(pipeline, "WORKER_GARBAGE_BYTES", 8 * 2**20)
+    assert max(pipeline.fork_map(_leave_a_cycle, list(range(64)), 2)) > 0
+    monkeypatch.setattr(pipeline, "WORKER_GARBAGE_BYTES", 2**40)  # never grown that much: nothing collected
+    assert max(pipeline.fork_map(_leave_a_cycle, list(range(64)), 2)) == 0
