@@ -660,10 +660,8 @@ class Migration:
             self.endpoints.update(plan.endpoints)
         if not self.endpoints:
             return
-        for path in self.project.paths():
-            text = self.project.text(path) or ""
-            if not any(word in text for word in ("url_for", "login_view", "refresh_view", "endpoint")):
-                continue
+        # (the byte search, as every prefilter: decoding the whole tree's text costs more)
+        for path in self.project.candidates(("url_for", "login_view", "refresh_view", "endpoint")):
             if not self._belongs_to_app(path):
                 continue
             original = self.project.parse(path)
