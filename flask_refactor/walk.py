@@ -186,16 +186,18 @@ def iter_nodes(root: CSTNode, descend: Callable[[CSTNode], bool] | None = None) 
             stack.extend(reversed(children(node)))
 
 
-def parent_map(root: CSTNode) -> dict[CSTNode, CSTNode]:
+def parent_map(root: CSTNode, skip: frozenset[type] = frozenset()) -> dict[CSTNode, CSTNode]:
     """Each node under `root` mapped to its parent: what libcst's ParentNodeProvider
-    gives, without the metadata machinery."""
+    gives, without the metadata machinery. Nodes of the `skip` classes are left out,
+    with what they hold."""
     parents: dict[CSTNode, CSTNode] = {}
     stack = [root]
     while stack:
         node = stack.pop()
         for child in children(node):
-            parents[child] = node
-            stack.append(child)
+            if child.__class__ not in skip:
+                parents[child] = node
+                stack.append(child)
     return parents
 
 
@@ -269,7 +271,14 @@ def path_to(root: CSTNode, target_ids: Iterable[int]) -> set[int]:
     where a transform that changes only those nodes needs to go (`TargetedTransformer`).
     Ids, because that is how transforms key the nodes they change."""
     wanted = set(target_ids)
-    parents = parent_map(root)
+    # Targets are code: whitespace and comments, half of a tree, are searched only if
+    # some target was not found in the rest.
+    on_path = _path_to(root, wanted, WHITESPACE)
+    return on_path if wanted <= on_path else _path_to(root, wanted, frozenset())
+
+
+def _path_to(root: CSTNode, wanted: set[int], skip: frozenset[type]) -> set[int]:
+    parents = parent_map(root, skip)
     on_path: set[int] = set()
     for node in [root, *parents]:
         if id(node) in wanted:

@@ -7,7 +7,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, ParentNodeProvider
 
 from flask_refactor import walk
-from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, children, iter_nodes, parent_map
+from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, children, iter_nodes, parent_map, path_to
 from helpers import CORNER_SYNTAX, installed_package_sources
 
 
@@ -162,3 +162,19 @@ def test_iter_nodes_lists_but_does_not_enter_what_descend_refuses():
     names = [n.value for n in nodes if isinstance(n, cst.Name)]
     assert names == ["y"] and any(isinstance(n, cst.FunctionDef) for n in nodes)
     assert [n.value for n in iter_nodes(module) if isinstance(n, cst.Name)] == ["f", "x", "y"]
+
+
+def test_a_comment_is_reached_too_though_whitespace_is_searched_last():
+    module = cst.parse_module("import os\n\n# about f\ndef f():\n    return 1  # one\n")
+    comments = [node for node in iter_nodes(module) if isinstance(node, cst.Comment)]
+    returned = next(node for node in iter_nodes(module) if isinstance(node, cst.Return))
+    assert len(comments) == 2
+    for target in (*comments, returned):
+        on_path = path_to(module, [id(target)])
+        assert id(target) in on_path and id(module) in on_path, target
+
+    class Upper(TargetedTransformer):
+        def leave_Comment(self, original_node: cst.Comment, updated_node: cst.Comment) -> cst.Comment:
+            return updated_node.with_changes(value=updated_node.value.upper())
+
+    assert module.visit(Upper(module, [id(comments[1])])).code.endswith("return 1  # ONE\n")
