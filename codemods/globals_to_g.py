@@ -24,7 +24,7 @@ from libcst.metadata import ComprehensionScope, FunctionScope, GlobalScope
 from flask_refactor.codemod import ChangeSet, Codemod, Severity
 from flask_refactor.project import Project
 from flask_refactor.scopes import scope_map
-from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, parent_map
+from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, TargetedTransformer, parent_map
 
 from .support.context import (
     ContextMap, FunctionRef, context_map, is_before_request_hook, iter_functions, view_blueprint,
@@ -407,7 +407,7 @@ class ModuleAnalysis:
         self.positions = project.position_lookup(path)
         self.scopes = scope_map(module)
         self.all_scopes = list({id(s): s for s in self.scopes.values() if s is not None}.values())
-        self.parents = parent_map(module)
+        self.parents = parent_map(module, WHITESPACE)  # parents of code: no comment or space is asked about
         self.functions = {node: qualname for qualname, node, _ in iter_functions(module)}
         self.by_qualname = {qualname: node for node, qualname in self.functions.items()}
         self.redefined = {q for q, n in Counter(self.functions.values()).items() if n > 1}
