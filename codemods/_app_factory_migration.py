@@ -11,7 +11,7 @@ from libcst.helpers import get_full_name_for_node
 from flask_refactor.codemod import ChangeSet, Severity
 from flask_refactor.positions import code_of
 from flask_refactor.project import Project
-from flask_refactor.walk import ReadOnlyVisitor, iter_nodes
+from flask_refactor.walk import ReadOnlyVisitor, iter_nodes, subclass_test
 
 from .support.flask import (
     BLUEPRINT_CLASSES, AppSite, app_modules, assigned_name, import_map, import_reach, imports_transitively,
@@ -834,17 +834,11 @@ def _has_nested_import_from(module: cst.Module) -> bool:
     """Whether a `from ... import` sits inside a compound statement (a function, an if).
     Statements are never inside expressions: those are not walked."""
     return any(node.__class__ is cst.ImportFrom for stmt in module.body
-               if isinstance(stmt, cst.BaseCompoundStatement) for node in iter_nodes(stmt, _may_hold_statements))
+               if isinstance(stmt, cst.BaseCompoundStatement)
+               for node in iter_nodes(stmt, lambda node: not _is_expression(node.__class__)))
 
 
-def _may_hold_statements(node: cst.CSTNode) -> bool:
-    holds = _HOLDS_STATEMENTS.get(node.__class__)
-    if holds is None:
-        holds = _HOLDS_STATEMENTS[node.__class__] = cst.BaseExpression not in node.__class__.__mro__
-    return holds
-
-
-_HOLDS_STATEMENTS: dict[type, bool] = {}
+_is_expression = subclass_test(cst.BaseExpression)
 
 
 def _attributes(module: cst.Module) -> list[cst.Attribute]:

@@ -36,7 +36,7 @@ from libcst.metadata import ExpressionContextProvider, Scope, ScopeProvider
 from libcst.metadata.expression_context_provider import ExpressionContext, ExpressionContextVisitor
 from libcst.metadata.scope_provider import _ASSIGNMENT_LIKE_NODES, ScopeVisitor
 
-from .walk import WHITESPACE, children, visited_fields
+from .walk import WHITESPACE, children, subclass_test, visited_fields
 
 
 class _DirectWalk(cst.CSTVisitor):
@@ -101,16 +101,12 @@ class _ScopeVisitor(ScopeVisitor, _DirectWalk):
         # ScopeVisitor.on_leave, with its test of every node against a tuple of about 15
         # ABC classes (each a slow ABCMeta check when it fails) answered once per class
         self.provider.set_metadata(original_node, self.scope)
-        node_class = original_node.__class__
-        counts = _COUNTS_AS_ASSIGNMENT.get(node_class)
-        if counts is None:
-            counts = _COUNTS_AS_ASSIGNMENT[node_class] = issubclass(node_class, _ASSIGNMENT_LIKE_NODES)
-        if counts:
+        if _counts_as_assignment(original_node.__class__):
             self.scope._assignment_count += 1
         _DirectWalk.on_leave(self, original_node)
 
 
-_COUNTS_AS_ASSIGNMENT: dict[type, bool] = {}
+_counts_as_assignment = subclass_test(_ASSIGNMENT_LIKE_NODES)
 
 
 class _ExpressionContextVisitor(ExpressionContextVisitor, _DirectWalk):

@@ -192,3 +192,15 @@ def sample_modules(packages: tuple[str, ...]) -> list[tuple[str, cst.Module]]:
     what the tests comparing our tree readers with libcst's run over."""
     return [("corners", cst.parse_module(CORNER_SYNTAX))] + [
         (str(path), cst.parse_module(path.read_bytes())) for path in installed_package_sources(packages)]
+
+
+def rendered_for_positions(monkeypatch) -> list:
+    """The trees whose positions get computed from now on (each a rendering of the whole
+    module), in order."""
+    from flask_refactor import positions
+
+    rendered = []
+    original = positions.code_ranges_of
+    monkeypatch.setattr(positions, "code_ranges_of", lambda module: rendered.append(module) or original(module))
+    positions.code_ranges.cache_clear()
+    return rendered

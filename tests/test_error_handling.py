@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from werkzeug.exceptions import default_exceptions
 
-from helpers import FIXTURES, copy_tree, run_app_suite, run_codemods, serve_requests
+from helpers import FIXTURES, copy_tree, rendered_for_positions, run_app_suite, run_codemods, serve_requests
 
 from flask_refactor.codemods.support.errors import http_errors
 
@@ -265,14 +265,10 @@ def test_without_werkzeug_the_codemod_imports_and_refuses():
 
 def test_a_module_without_error_returns_is_not_rendered_for_lines(monkeypatch):
     # positions render a whole module: only modules with something to report pay for them
-    from flask_refactor import positions
     from flask_refactor.codemods.error_handling import ErrorHandling
     from flask_refactor.project import Project
 
-    rendered = []
-    original = positions.code_ranges_of
-    monkeypatch.setattr(positions, "code_ranges_of", lambda module: rendered.append(module) or original(module))
-    positions.code_ranges.cache_clear()
+    rendered = rendered_for_positions(monkeypatch)
     project = Project.from_texts({
         "app.py": "from flask import Flask, jsonify\n\napp = Flask(__name__)\n\n\n@app.route('/items/<int:i>')\n"
                   "def item(i):\n    if i > 9:\n        return jsonify(error='no such item'), 404\n    return jsonify(i)\n\n\n"

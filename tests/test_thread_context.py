@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import FIXTURES, copy_tree, run_app_suite
+from helpers import FIXTURES, copy_tree, rendered_for_positions, run_app_suite
 from flask_refactor.project import Project
 from flask_refactor.codemods.thread_context import ThreadContext
 
@@ -214,20 +214,9 @@ def test_after_app_factory_in_one_run(tmp_path):
     assert after == before
 
 
-def _rendered_for_positions(monkeypatch) -> list:
-    """The trees whose positions get computed (a rendering of the whole module each)."""
-    from flask_refactor import positions
-
-    rendered = []
-    original = positions.code_ranges_of
-    monkeypatch.setattr(positions, "code_ranges_of", lambda module: rendered.append(module) or original(module))
-    positions.code_ranges.cache_clear()
-    return rendered
-
-
 @pytest.mark.parametrize("use, reported", [("current_app.logger.info('sent')", False), ("print(g.user)", True)])
 def test_a_targets_module_is_rendered_for_lines_only_when_a_report_names_one(monkeypatch, use, reported):
-    rendered = _rendered_for_positions(monkeypatch)
+    rendered = rendered_for_positions(monkeypatch)
     project = Project.from_texts({
         "app.py": VIEW_HEAD + "from tasks import work\n\n\n@app.route('/')\ndef index():\n"
                               "    threading.Thread(target=work).start()\n    return ''\n",
