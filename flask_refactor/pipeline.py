@@ -18,7 +18,6 @@ import gc
 import itertools
 import multiprocessing
 import os
-import pickle
 import sys
 import time
 import traceback
@@ -26,7 +25,6 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -225,7 +223,7 @@ def use_module_workers(project: Project, jobs: int) -> None:
 
     def run_mapped(items: list, function: Callable[[Any], Any], sizes: list[int] | None = None) -> list:
         results, forked = run_here_then_fork(items, function, lambda item: _in_worker(project, function, item), jobs,
-                                             sizes)
+                                             sizes, shared=project.trees)
         for result, errors, failed, parses, probes in forked:
             results.append(result)
             for path, message in errors:
@@ -256,13 +254,15 @@ def _in_worker(project: Project, function: Callable[[Any], Any],
 
 
 def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[[Any], Any], jobs: int,
-                       sizes: list[int] | None = None) -> tuple[list, list]:
+                       sizes: list[int] | None = None,
+                       shared: Callable[[], Iterable[cst.Module]] | None = None) -> tuple[list, list]:
     """(`here(item)` for the first items, `there(item)` for the rest): the first ones run
     in this process until RUN_HERE_FIRST_SECONDS have passed, which gives their pace (per
     item, or per unit of `sizes` when the work grows with them) and the cost of pickling
     a result; the rest go to forked workers if, at that pace, that is clearly faster (the
     coordinator unpickles every result alone) and the rest would take
-    FORK_WORTHWHILE_SECONDS here. Else they run here too (their results in the first list)."""
+    FORK_WORTHWHILE_SECONDS here. Else they run here too (their results in the first list).
+    The statements of the `shared` trees come back by reference (`transfer.sharing`)."""
     sizes = sizes or [1] * len(items)
     start, done = time.perf_counter(), []
     # The pace must be the work's: a full collection of a heap that forked results have
@@ -274,11 +274,12 @@ def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[
     if rest and can_fork(jobs):
         seconds = time.perf_counter() - start
         here_seconds = seconds / max(1, sum(sizes[:len(done)])) * sum(sizes[len(done):]) if done else float("inf")
-        if _forking_pays(done, here_seconds, len(rest), jobs):
-            try:
-                return done, fork_map(there, rest, jobs)
-            except (OSError, BrokenProcessPool):  # no process could be forked, or a worker died: do it here
-                pass
+        with transfer.sharing(shared() if shared else ()):
+            if _forking_pays(done, here_seconds, len(rest), jobs):
+                try:
+                    return done, fork_map(there, rest, jobs)
+                except (OSError, BrokenProcessPool):  # no process could be forked, or a worker died: do it here
+                    pass
     return done + [here(item) for item in rest], []
 
 
@@ -289,12 +290,12 @@ def _forking_pays(done: list, here_seconds: float, rest: int, jobs: int) -> bool
         return True  # nothing to go by (RUN_HERE_FIRST_SECONDS is 0): fork
     sample = done[:3]
     timer = time.perf_counter()
-    dumped = [bytes(ForkingPickler.dumps(result, pickle.HIGHEST_PROTOCOL)) for result in sample]
+    dumped = [transfer.dumps(result) for result in sample]
     dump = rest * (time.perf_counter() - timer) / len(sample)  # in the workers, beside the work
     with collection_paused():  # as `fork_map` loads
         timer = time.perf_counter()
         for data in dumped:
-            pickle.loads(data)
+            transfer.loads(data)
         load = rest * (time.perf_counter() - timer) / len(sample)  # here, alone
     forked_seconds = FORK_SECONDS + max((here_seconds + dump) / jobs, load)
     return here_seconds >= FORK_WORTHWHILE_SECONDS and forked_seconds < 0.8 * here_seconds
@@ -306,7 +307,8 @@ _FORKED: tuple[Callable[[Any], Any], list] | None = None
 
 def fork_map(function: Callable[[Any], Any], items: list, jobs: int) -> list:
     """`[function(item) for item in items]`, in `jobs` processes forked from this one
-    (`can_fork`). Neither `function` nor the items are pickled, only what it returns."""
+    (`can_fork`). Neither `function` nor the items are pickled, only what it returns
+    (through `transfer`: what is `shared` comes back by reference)."""
     global _FORKED
     # small contiguous chunks, handed out as workers free up: items differ in cost
     size = max(1, len(items) // (jobs * 4))
@@ -316,19 +318,19 @@ def fork_map(function: Callable[[Any], Any], items: list, jobs: int) -> list:
     # would have the collector walk the whole heap: it waits.
     try:
         with collection_paused(), ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            return [result for chunk in pool.map(_call_forked, bounds) for result in chunk]
+            return [result for chunk in pool.map(_call_forked, bounds) for result in transfer.loads(chunk)]
     finally:
         _FORKED = None
 
 
-def _call_forked(bounds: tuple[int, int]) -> list:
+def _call_forked(bounds: tuple[int, int]) -> bytes:
     gc.disable()  # a short-lived copy: collecting would touch, and so copy, the parent's whole heap
     function, items = _FORKED
     results = []
     for item in items[bounds[0]:bounds[1]]:
         results.append(function(item))
         _collect_when_grown()
-    return results
+    return transfer.dumps(results)
 
 
 # Analyses leave cyclic garbage (a scope map is a web of scopes and accesses), which a

@@ -318,6 +318,10 @@ class Project:
         module = self.parse(path)
         return (lambda node: (1, 0)) if module is None else position_lookup(module)
 
+    def trees(self) -> list[cst.Module]:
+        """The trees parsed or produced so far (current versions)."""
+        return [file.tree for file in self._files.values() if file.tree is not None]
+
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """A value kept for the whole run: `key` must name everything the value depends
         on (a file's index entry, `layout`, ...), since nothing here invalidates it."""

@@ -12,17 +12,31 @@ bytes. tests/test_transfer.py checks round trips on the sources of installed pac
 
 Only `multiprocessing`'s pickler (what process pools send results with) is taught this
 (`install`); pickles written to disk are never of trees.
+
+A worker forked from the coordinator mostly sends back trees that are the coordinator's
+own with a few statements replaced: a codemod rebuilds only the path to what it changes.
+Within `sharing(trees)`, `dumps` writes a statement of those trees as its address instead
+of its content, and `loads` takes the coordinator's object at that address: a forked
+worker holds the same objects at the same addresses, and the table of them, inherited
+from the coordinator, keeps each alive in both (so no other object can have its address).
+The result then shares its unchanged statements with the coordinator's tree, as when the
+work runs in the coordinator itself, and is sent in a fraction of the bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import operator
-from collections.abc import Callable
+import pickle
+from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import libcst as cst
+
+from .walk import children, subclass_test
 
 _PREFIX = "new_"
 # node class -> (its constructor, the reader of its field values as a tuple)
@@ -83,3 +97,58 @@ def __getattr__(name: str) -> Any:
     constructor.__module__, constructor.__qualname__ = __name__, name
     globals()[name] = constructor
     return constructor
+
+
+# address -> statement of the trees given to `sharing`, while it lasts
+_SHARED: dict[int, cst.CSTNode] = {}
+# statements, suites and the clauses holding suites: what `sharing` descends through
+_statement_level = subclass_test((cst.BaseStatement, cst.BaseSuite, cst.Else, cst.ExceptHandler,
+                                  cst.ExceptStarHandler, cst.Finally, cst.MatchCase))
+
+
+@contextlib.contextmanager
+def sharing(trees: Iterable[cst.Module]) -> Iterator[None]:
+    """Have `dumps` and `loads` refer to the statements of these trees by address (to be
+    entered before workers are forked, and left after their results are loaded)."""
+    for tree in trees:
+        _SHARED[id(tree)] = tree
+        for node in _statements(tree):
+            _SHARED[id(node)] = node
+    try:
+        yield
+    finally:
+        _SHARED.clear()
+
+
+def _statements(tree: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """The statement-level nodes of a tree at any depth, and the parts of each compound
+    statement (decorators, parameters, ...): what a rewritten statement keeps. Not the
+    small statements of a line, nor anything inside expressions."""
+    stack = [tree]
+    while stack:
+        for child in children(stack.pop()):
+            yield child
+            if _statement_level(type(child)) and type(child) is not cst.SimpleStatementLine:
+                stack.append(child)
+
+
+class _SharingPickler(ForkingPickler):
+    def persistent_id(self, obj: Any) -> int | None:
+        key = id(obj)
+        return key if key in _SHARED else None
+
+
+class _SharingUnpickler(pickle.Unpickler):
+    def persistent_load(self, key: int) -> cst.CSTNode:
+        return _SHARED[key]
+
+
+def dumps(obj: Any) -> bytes:
+    """`obj` pickled (trees as `install` has them), the shared statements by address."""
+    buffer = io.BytesIO()
+    _SharingPickler(buffer, pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buffer.getvalue()
+
+
+def loads(data: bytes) -> Any:
+    return _SharingUnpickler(io.BytesIO(data)).load()

@@ -316,3 +316,32 @@ class TargetedTransformer(cst.CSTTransformer):
 
     def on_visit(self, node: CSTNode) -> bool:
         return id(node) in self._on_path and super().on_visit(node)
+
+    def on_leave(self, original_node: CSTNode, updated_node: CSTNode) -> Any:
+        # A `leave_*` hook often rebuilds every node of its class it is given, changed or
+        # not (`updated_node.with_changes(body=kept)`). A rebuilt node equal field for field
+        # to the one given is dropped for it: the unchanged parts of a tree stay the same
+        # objects, which is what makes the next version cheap to render and to send back
+        # from a worker (`positions.code_of`, `transfer.sharing`).
+        result = super().on_leave(original_node, updated_node)
+        if result is not updated_node and type(result) is type(updated_node) and _same_fields(result, updated_node):
+            return updated_node
+        return result
+
+
+def _same_fields(node: CSTNode, other: CSTNode) -> bool:
+    """Whether two nodes of one class hold the same objects in every field (sequences
+    compared element by element)."""
+    for name in _field_names(type(node)):
+        mine, theirs = getattr(node, name), getattr(other, name)
+        if mine is theirs:
+            continue
+        if not (isinstance(mine, (list, tuple)) and isinstance(theirs, (list, tuple)) and len(mine) == len(theirs)
+                and all(a is b for a, b in zip(mine, theirs))):
+            return False
+    return True
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(field.name for field in dataclasses.fields(cls))

@@ -531,3 +531,18 @@ def test_a_worker_collects_the_cyclic_garbage_it_piles_up(monkeypatch):
     assert max(pipeline.fork_map(_leave_a_cycle, list(range(64)), 2)) > 0
     monkeypatch.setattr(pipeline, "WORKER_GARBAGE_BYTES", 2**40)  # never grown that much: nothing collected
     assert max(pipeline.fork_map(_leave_a_cycle, list(range(64)), 2)) == 0
+
+
+@pytest.mark.skipif(not pipeline.can_fork(2), reason="work goes to forked workers only where processes fork")
+@pytest.mark.parametrize("shared", [True, False])
+def test_forked_results_share_the_statements_of_the_trees_given(monkeypatch, shared):
+    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # every item forked
+    trees = [cst.parse_module(f"import os\n\ndef f():\n    return {i}\n") for i in range(8)]
+
+    def rewrite(index: int) -> cst.Module:
+        return trees[index].with_changes(header=[cst.EmptyLine(comment=cst.Comment(f"# {index}"))])
+
+    here, forked = pipeline.run_here_then_fork(list(range(8)), rewrite, rewrite, 2, shared=(lambda: trees) if shared else None)
+    assert here == [] and [tree.code for tree in forked] == [rewrite(i).code for i in range(8)]
+    same = [tree.body[1] is trees[i].body[1] for i, tree in enumerate(forked)]
+    assert same == [shared] * 8

@@ -50,3 +50,29 @@ class Custom(cst.Name):
 def test_node_classes_libcst_does_not_export_keep_its_own_pickling():
     back = send(Custom("x"))
     assert type(back) is Custom and back.value == "x"
+
+
+def test_within_sharing_the_statements_of_known_trees_are_sent_by_reference():
+    module = cst.parse_module("import os\n\n@app.route('/')\ndef f(a, b):\n    x = 1\n    return x\n\ny = 2\n")
+    function = module.body[1]
+    block = function.body
+    changed = module.with_changes(body=[module.body[0], function.with_changes(
+        body=block.with_changes(body=[cst.parse_statement("x = 2\n"), block.body[1]])), module.body[2]])
+    copied = send(changed)
+    with transfer.sharing([module]):
+        data = transfer.dumps(changed)
+        back = transfer.loads(data)
+    assert back.code == changed.code and copied.code == changed.code
+    assert back.body[0] is module.body[0] and back.body[2] is module.body[2]
+    assert back.body[1].body.body[1] is block.body[1]  # a statement of a rebuilt block
+    assert back.body[1].decorators[0] is function.decorators[0] and back.body[1].params is function.params
+    assert back.body[1].body.body[0] is not changed.body[1].body.body[0]  # what is new is copied
+    assert copied.body[0] is not module.body[0]  # (outside `sharing`, everything is)
+    assert len(data) < len(bytes(ForkingPickler.dumps(changed, pickle.HIGHEST_PROTOCOL))) / 2
+
+
+def test_sharing_ends_with_its_block():
+    module = cst.parse_module("x = 1\n")
+    with transfer.sharing([module]):
+        pass
+    assert transfer.loads(transfer.dumps(module)).body[0] is not module.body[0]

@@ -178,3 +178,26 @@ def test_a_comment_is_reached_too_though_whitespace_is_searched_last():
             return updated_node.with_changes(value=updated_node.value.upper())
 
     assert module.visit(Upper(module, [id(comments[1])])).code.endswith("return 1  # ONE\n")
+
+
+def test_nodes_a_leave_hook_rebuilds_unchanged_stay_the_same_objects():
+    """A hook rebuilding every block it is given (`with_changes(body=...)`) hands back
+    the blocks it did not change as they were: later renderings and transfers of the
+    tree count on unchanged parts being the same objects."""
+    module = cst.parse_module("def f():\n    a = 1\n    return a\n\ndef g():\n    b = 2\n    return b\n")
+    target = next(node for node in iter_nodes(module) if isinstance(node, cst.Name) and node.value == "b")
+
+    class Rename(TargetedTransformer):
+        def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
+            return updated_node.with_changes(value="c") if original_node is target else updated_node
+
+        def leave_IndentedBlock(self, original_node, updated_node):
+            return updated_node.with_changes(body=[statement for statement in updated_node.body])
+
+        def leave_SimpleStatementLine(self, original_node, updated_node):
+            return updated_node.with_changes(body=list(updated_node.body))
+
+    new = module.visit(Rename(module, [id(target)]))
+    assert new.code == module.code.replace("b = 2", "c = 2")
+    assert new.body[0] is module.body[0]  # f: nothing in it changed
+    assert new.body[1] is not module.body[1] and new.body[1].body.body[1] is module.body[1].body.body[1]
