@@ -115,6 +115,7 @@ class Project:
         self.layout = 0  # bumped when files appear or go (module names may then resolve elsewhere)
         self._byte_hits: dict[tuple, set[str]] = {}  # (needle,) or (needles,) -> files whose bytes hold it
         self._pattern_hits: dict[tuple[str, ...], set[str]] = {}  # (pattern, *needles) -> files matching
+        self._rewritten: set[str] = set()  # files given a new text (`update`): the only ones not as on disk
         self._memo: dict[Any, Any] = {}
         # every question put to the disk beyond the files of the run (is there an
         # __init__.py, would a new file clobber one), with its answer: a cached result
@@ -168,13 +169,13 @@ class Project:
 
     def _select(self, on_disk: set[str], in_text: Callable[[str], bool]) -> list[str]:
         """Python files, sorted: those still as on disk if they are among the `on_disk`
-        hits, the others (rewritten or created by a codemod) if `in_text` says so."""
-        found = []
-        for path in self.paths():
-            file = self._files[path]
-            if path in on_disk if file.as_on_disk else in_text(file.text):
-                found.append(path)
-        return found
+        hits, the others (rewritten or created by a codemod) if `in_text` says so. (Only
+        the hits and the rewritten files are looked at: asked again after every codemod,
+        a pass over every file of a library tree added up.)"""
+        found = [path for path in on_disk if (file := self._files.get(path)) is not None and file.as_on_disk]
+        found += [path for path in self._rewritten
+                  if (file := self._files.get(path)) is not None and not file.as_on_disk and in_text(file.text)]
+        return sorted(path for path in found if (file := self._files[path]).python and not file.failed)
 
     def mentions(self, path: str, needles: Iterable[str]) -> bool:
         """Whether one file's current text contains a needle (any file, if no needles):
@@ -414,6 +415,7 @@ class Project:
             file.tree, file.text = new, code_of(new, path) if text is None else text
         else:
             file.tree, file.text = None, new
+        self._rewritten.add(path)
         self.revision += 1
 
     def forget_created(self, path: str) -> None:
@@ -421,6 +423,7 @@ class Project:
         file = self._files.get(path)
         if file is not None and file.created:
             del self._files[path]
+            self._rewritten.discard(path)
             self._module_index.cache_clear()
             self.layout += 1
             self.revision += 1

@@ -546,3 +546,17 @@ def test_forked_results_share_the_statements_of_the_trees_given(monkeypatch, sha
     assert here == [] and [tree.code for tree in forked] == [rewrite(i).code for i in range(8)]
     same = [tree.body[1] is trees[i].body[1] for i, tree in enumerate(forked)]
     assert same == [shared] * 8
+
+
+def test_candidates_follow_what_codemods_rewrote_created_and_dropped():
+    project = Project.from_texts({"a.py": "import flask\n", "b.py": "x = 1\n", "c.py": "flask = 2\n",
+                                  "notes.txt": "flask\n"})
+    assert project.candidates(["flask"]) == ["a.py", "c.py"]
+    project.update("a.py", "x = 1\n")  # loses the needle
+    project.update("b.py", "import flask\n")  # gains it
+    project.update("new.py", "from flask import g\n", created=True)
+    assert project.candidates(["flask"]) == ["b.py", "c.py", "new.py"]
+    assert project.matching(r"\bimport flask\b", ("flask",)) == ["b.py"]
+    project.mark_failed("c.py")
+    project.forget_created("new.py")
+    assert project.candidates(["flask"]) == ["b.py"]
