@@ -73,8 +73,7 @@ class Migration:
         if self.split is None:
             return self._report()
         ext_vars = {e.var for e in self.split.extensions}
-        for path, (local, role) in sorted(self.users.items()):
-            self._migrate_user(path, local, role, names.get(path), ext_vars)
+        self._migrate_users(names, ext_vars)
         for path in self.project.paths():
             if path != site.path and path not in self.users:
                 self._fix_imports_only(path, ext_vars)
@@ -409,6 +408,25 @@ class Migration:
         return False
 
     # -- other modules -----------------------------------------------------------------------
+    def _migrate_users(self, names: dict[str, str], ext_vars: set[str]) -> None:
+        """`_migrate_user` for every module importing the app: each is independent work
+        (`Project.map`), whose problems, new module and plans are merged in path order."""
+        def one(item: tuple[str, tuple[str, str]]) -> tuple[list, dict, list, list]:
+            path, (local, role) = item
+            kept = self.problems, self.modules, self.plans, self.view_plans
+            self.problems, self.modules, self.plans, self.view_plans = [], {}, [], []
+            try:
+                self._migrate_user(path, local, role, names.get(path), ext_vars)
+                return self.problems, self.modules, self.plans, self.view_plans
+            finally:
+                self.problems, self.modules, self.plans, self.view_plans = kept
+
+        for problems, modules, plans, view_plans in self.project.map(sorted(self.users.items()), one):
+            self.problems += problems
+            self.modules.update(modules)
+            self.plans += plans
+            self.view_plans += view_plans
+
     def _migrate_user(self, path: str, local: str, role: str, bp_name: str | None, ext_vars: set[str]) -> None:
         module = self.project.parse(path)
         imports = import_map(self.project, path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from flask_refactor import pipeline
 from helpers import Case, all_cases, copy_tree, finding_matches, read_tree, run_codemods, serve_requests
 
 CASES = all_cases()
@@ -55,3 +56,23 @@ def test_before_and_after_apps_answer_alike(case: Case, tmp_path):
                            spec["requests"])
     assert len(before) == len(spec["requests"])
     assert after == before
+
+
+@pytest.mark.skipif(not pipeline.can_fork(2), reason="work goes to forked workers only where processes fork")
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_work_done_in_forked_workers_gives_the_same_output(case: Case, tmp_path, monkeypatch):
+    """Every per-module map (parses, app-factory's modules, each codemod's rewrites,
+    validation) sent to workers: the same files, findings and errors as in one process."""
+    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # nothing to judge the pace by: all forked
+    mapped, forked = [], []
+    real_map, real_fork_map = pipeline.run_here_then_fork, pipeline.fork_map
+    monkeypatch.setattr(pipeline, "run_here_then_fork", lambda items, *args, **kwargs: mapped.append(len(items)) or
+                        real_map(items, *args, **kwargs))
+    monkeypatch.setattr(pipeline, "fork_map", lambda *args: forked.append(1) or real_fork_map(*args))
+    tree = copy_tree(case.before, tmp_path / "tree")
+    result = run_codemods(tree, case.codemods, case.options, jobs=2)
+    assert len(forked) == len([n for n in mapped if n])  # every map went to workers
+    assert not len(result.errors), list(result.errors)
+    assert read_tree(tree) == read_tree(case.after)
+    serial = run_codemods(copy_tree(case.before, tmp_path / "serial"), case.codemods, case.options, apply=False)
+    assert [f.as_dict() for f in result.findings] == [f.as_dict() for f in serial.findings]
