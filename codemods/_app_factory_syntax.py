@@ -301,15 +301,20 @@ def calls_to(node: cst.CSTNode, names: set[str]) -> list[cst.Call]:
 
 @per_tree
 def _plain_name_calls(node: cst.CSTNode) -> tuple[cst.Call, ...]:
-    found: list[cst.Call] = []
+    finder = _PlainNameCalls()
+    finder.walk(node)
+    return tuple(finder.found)
 
-    class Calls(ReadOnlyVisitor):
-        def visit_Call(self, call: cst.Call) -> None:
-            if isinstance(call.func, cst.Name):
-                found.append(call)
 
-    Calls().walk(node)
-    return tuple(found)
+class _PlainNameCalls(ReadOnlyVisitor):
+    # (a class of its own, not one per call: creating a visitor class costs more than
+    # walking most function bodies)
+    def __init__(self) -> None:
+        self.found: list[cst.Call] = []
+
+    def visit_Call(self, call: cst.Call) -> None:
+        if isinstance(call.func, cst.Name):
+            self.found.append(call)
 
 
 def functions_using(body, app_var: str) -> set[str]:

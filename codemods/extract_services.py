@@ -25,7 +25,7 @@ from flask_refactor.scopes import scope_map
 from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, iter_nodes
 
 from ._extract_services_flow import Blocker, ModuleFacts, Region, ViewFlow, count_statements, routine
-from .support.cache import per_tree
+from .support.cache import per_statement, per_tree
 from .support.flask import app_modules, import_map, is_package, project_module_of
 from .support.imports import ImportMap, resolve_relative
 from .support.routes import is_view
@@ -564,17 +564,25 @@ def _extract(views_module: _ViewsModule) -> tuple[ChangeSet, _Ledger]:
 @per_tree
 def _functions(module: cst.Module) -> tuple[cst.FunctionDef, ...]:
     """Every function of the module, nested ones too, in source order."""
-    found: list[cst.FunctionDef] = []
+    return tuple(function for statement in module.body for function in _functions_in(statement))
 
-    class Defs(ReadOnlyVisitor):
-        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
-            return False  # no def inside: skip the bulk of the tree
 
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-            found.append(node)
+@per_statement
+def _functions_in(statement: cst.CSTNode) -> tuple[cst.FunctionDef, ...]:
+    finder = _FunctionFinder()
+    finder.walk(statement)
+    return tuple(finder.found)
 
-    Defs().walk(module)
-    return tuple(found)
+
+class _FunctionFinder(ReadOnlyVisitor):
+    def __init__(self) -> None:
+        self.found: list[cst.FunctionDef] = []
+
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
+        return False  # no def inside: skip the bulk of the tree
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.found.append(node)
 
 
 def _reasons(blockers: list[Blocker]) -> str:

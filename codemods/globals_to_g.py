@@ -977,25 +977,30 @@ def _is_container(value: cst.BaseExpression, imports: ImportMap) -> bool:
 
 def _global_statements(function: cst.FunctionDef) -> list[cst.Global]:
     """The `global` statements of a function body, at any depth (not in nested functions)."""
-    found: list[cst.Global] = []
+    finder = _GlobalStatements(function)
+    finder.walk(function)
+    return finder.found
 
-    class Visitor(ReadOnlyVisitor):
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-            return node is function
 
-        def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-            return False
+class _GlobalStatements(ReadOnlyVisitor):
+    def __init__(self, function: cst.FunctionDef) -> None:
+        self.function = function
+        self.found: list[cst.Global] = []
 
-        # a `global` is a small statement of a line: no need to walk the expressions
-        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
-            found.extend(small for small in node.body if isinstance(small, cst.Global))
-            return False
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return node is self.function
 
-        def visit_SimpleStatementSuite(self, node: cst.SimpleStatementSuite) -> bool:
-            found.extend(small for small in node.body if isinstance(small, cst.Global))
-            return False
-    Visitor().walk(function)
-    return found
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+    # a `global` is a small statement of a line: no need to walk the expressions
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
+        self.found.extend(small for small in node.body if isinstance(small, cst.Global))
+        return False
+
+    def visit_SimpleStatementSuite(self, node: cst.SimpleStatementSuite) -> bool:
+        self.found.extend(small for small in node.body if isinstance(small, cst.Global))
+        return False
 
 
 def _body(function: cst.FunctionDef) -> list:

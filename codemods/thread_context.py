@@ -414,19 +414,29 @@ class ModuleSites:
 def _orm_bindings(func: cst.FunctionDef, models: dict[str, set[str]], imports: ImportMap, path: str) -> set[str]:
     """Names the function binds to what looks like an ORM query result or a new model."""
     names = set()
-
-    class Visitor(ReadOnlyVisitor):
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-            return node is func
-
-        def visit_Assign(self, node: cst.Assign) -> None:
-            if _looks_like_orm(node.value) or (isinstance(node.value, cst.Call)
-                                               and is_model(node.value.func, models, imports, path)):
-                for target in node.targets:
-                    if isinstance(target.target, cst.Name):
-                        names.add(target.target.value)
-    Visitor().walk(func)
+    finder = _Assignments(func)
+    finder.walk(func)
+    for node in finder.found:
+        if _looks_like_orm(node.value) or (isinstance(node.value, cst.Call)
+                                           and is_model(node.value.func, models, imports, path)):
+            for target in node.targets:
+                if isinstance(target.target, cst.Name):
+                    names.add(target.target.value)
     return names
+
+
+class _Assignments(ReadOnlyVisitor):
+    """The assignments of a function, not of functions nested in it."""
+
+    def __init__(self, func: cst.FunctionDef) -> None:
+        self.func = func
+        self.found: list[cst.Assign] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return node is self.func
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self.found.append(node)
 
 
 def model_classes(project: Project, extensions: dict[str, set[str]]) -> dict[str, set[str]]:

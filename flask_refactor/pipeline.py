@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable
 
 import libcst as cst
 
-from . import transfer
+from . import memo, transfer
 from .codemod import ChangeSet, Codemod, FileCodemod, FileContext, Finding, Severity
 from .diffs import unified_diff
 from .discovery import Discovery, discover
@@ -174,12 +174,14 @@ def run_on_project(
                 _record(project, changes, touched, result)
                 if changes.unit and len(changes.changes) > 1:
                     units.append(set(changes.changes))
+            memo.prune(project.trees())
             _settle_heap()
         result.findings.sort(key=Finding.sort_key)
         result.outcomes = collect_outcomes(project, touched, units, jobs)
     finally:
         gc.unfreeze()
         forget_rendered()
+        memo.clear()
     return result
 
 

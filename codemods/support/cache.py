@@ -11,4 +11,6 @@ from __future__ import annotations
 
 import functools
 
+from flask_refactor.memo import per_statement  # noqa: F401  (the other memo codemods use: per top-level statement)
+
 per_tree = functools.lru_cache(maxsize=2048)

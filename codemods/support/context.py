@@ -25,7 +25,7 @@ from libcst.helpers import get_full_name_for_node
 from flask_refactor.project import Project
 from flask_refactor.walk import ReadOnlyVisitor
 
-from .cache import per_tree
+from .cache import per_statement, per_tree
 from .flask import app_modules, app_scope, decorator_method, import_map
 from .imports import ImportMap
 from .routes import (
@@ -404,18 +404,26 @@ def _line_of(positions, node: cst.CSTNode) -> int:
 
 
 @per_tree
-def _module_level_calls(module: cst.Module) -> list[cst.Call]:
-    calls: list[cst.Call] = []
+def _module_level_calls(module: cst.Module) -> tuple[cst.Call, ...]:
+    return tuple(call for statement in module.body for call in _calls_outside_functions(statement))
 
-    class Visitor(ReadOnlyVisitor):
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-            return False
 
-        def visit_Call(self, node: cst.Call) -> None:
-            calls.append(node)
+@per_statement
+def _calls_outside_functions(statement: cst.CSTNode) -> tuple[cst.Call, ...]:
+    finder = _CallsOutsideFunctions()
+    finder.walk(statement)
+    return tuple(finder.calls)
 
-    Visitor().walk(module)
-    return calls
+
+class _CallsOutsideFunctions(ReadOnlyVisitor):
+    def __init__(self) -> None:
+        self.calls: list[cst.Call] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.calls.append(node)
 
 
 def _request_reason(facts: FunctionFacts) -> str | None:

@@ -9,20 +9,31 @@ from libcst.helpers import get_full_name_for_node
 from flask_refactor.scopes import scope_map
 from flask_refactor.walk import ReadOnlyVisitor
 
-from .cache import per_tree
+from .cache import per_statement, per_tree
 from .imports import ImportMap, add_import
 
 
 @per_tree
 def names_used(module: cst.Module) -> frozenset[str]:
-    """Every identifier that appears anywhere in the module."""
-    names: set[str] = set()
+    """Every identifier that appears anywhere in the module (or node)."""
+    if not isinstance(module, cst.Module):
+        return _names_in(module)
+    return frozenset().union(*(_names_in(statement) for statement in module.body))
 
-    class Visitor(ReadOnlyVisitor):
-        def visit_Name(self, node: cst.Name) -> None:
-            names.add(node.value)
-    Visitor().walk(module)
-    return frozenset(names)
+
+@per_statement
+def _names_in(statement: cst.CSTNode) -> frozenset[str]:
+    finder = _NameFinder()
+    finder.walk(statement)
+    return frozenset(finder.names)
+
+
+class _NameFinder(ReadOnlyVisitor):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(node.value)
 
 
 @per_tree

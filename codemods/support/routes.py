@@ -19,7 +19,7 @@ from libcst.helpers import get_full_name_for_node
 from flask_refactor.project import Project
 from flask_refactor.walk import ReadOnlyVisitor
 
-from .cache import per_tree
+from .cache import per_statement, per_tree
 from .flask import (
     APP_HOOKS, BLUEPRINT_CLASSES, ROUTE_DECORATORS, VIEW_CLASSES, app_modules, assigned_name, decorator_method,
     import_map, import_reach, is_call_to, project_module_of,
@@ -155,19 +155,33 @@ def call_registrations(module: cst.CSTNode) -> tuple[Registration, ...]:
 def registrations(module: cst.CSTNode) -> tuple[Registration, ...]:
     """Every registration anywhere in `module` (in nested functions too), decorator and
     call forms, in source order."""
-    found: list[Registration] = []
+    if isinstance(module, cst.Module):
+        return tuple(found for statement in module.body for found in _statement_registrations(statement))
+    return _registrations_in(module)
 
-    class Visitor(ReadOnlyVisitor):
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-            found.extend(decorator_registrations(node))
 
-        def visit_Call(self, node: cst.Call) -> None:
-            registration = call_registration(node)
-            if registration is not None:
-                found.append(registration)
+@per_statement
+def _statement_registrations(statement: cst.CSTNode) -> tuple[Registration, ...]:
+    return _registrations_in(statement)
 
-    Visitor().walk(module)
-    return tuple(found)
+
+def _registrations_in(node: cst.CSTNode) -> tuple[Registration, ...]:
+    finder = _RegistrationFinder()
+    finder.walk(node)
+    return tuple(finder.found)
+
+
+class _RegistrationFinder(ReadOnlyVisitor):
+    def __init__(self) -> None:
+        self.found: list[Registration] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.found.extend(decorator_registrations(node))
+
+    def visit_Call(self, node: cst.Call) -> None:
+        registration = call_registration(node)
+        if registration is not None:
+            self.found.append(registration)
 
 
 # -- views ---------------------------------------------------------------------------------
@@ -303,29 +317,32 @@ def blueprint_variables(project: Project) -> dict[str, set[str]]:
 def _assigned_instances(module: cst.Module, imports: ImportMap, classes: frozenset[str]) -> set[str]:
     """Names (`bp`, `self.bp`) assigned anywhere in the module a new instance of `classes`."""
     names: set[str] = set()
-
-    def add(small: cst.BaseSmallStatement) -> None:
+    finder = _SmallStatements()
+    finder.walk(module)
+    for small in finder.found:
         if (isinstance(small, cst.Assign) and isinstance(small.value, cst.Call)
                 and imports.resolve(small.value.func) in classes):
             for target in small.targets:
                 name = get_full_name_for_node(target.target)
                 if name:
                     names.add(name)
-
-    class Visitor(ReadOnlyVisitor):
-        # an assignment is a small statement of a line: no need to walk the expressions
-        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
-            for small in node.body:
-                add(small)
-            return False
-
-        def visit_SimpleStatementSuite(self, node: cst.SimpleStatementSuite) -> bool:
-            for small in node.body:
-                add(small)
-            return False
-
-    Visitor().walk(module)
     return names
+
+
+class _SmallStatements(ReadOnlyVisitor):
+    """Every small statement, in order: they are found in lines and suites, so no
+    expression is walked."""
+
+    def __init__(self) -> None:
+        self.found: list[cst.BaseSmallStatement] = []
+
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
+        self.found.extend(node.body)
+        return False
+
+    def visit_SimpleStatementSuite(self, node: cst.SimpleStatementSuite) -> bool:
+        self.found.extend(node.body)
+        return False
 
 
 def _forget_renamed(project: Project, found: dict[str, str | None]) -> None:
