@@ -136,14 +136,16 @@ def call_registration(node: cst.Call) -> Registration | None:
         return None
     if not isinstance(func, cst.Attribute):
         return None
-    owner, method = get_full_name_for_node(func.value), func.attr.value
+    method = func.attr.value  # (looked at first: most calls are not registrations, and the owner costs)
     if method == "add_url_rule":
-        return Registration(owner, method, node, node, _argument(node, "view_func", 2))
-    if method == "register_error_handler" and len(node.args) >= 2:
-        return Registration(owner, method, node, node, node.args[1].value)
-    if method in FUNCTION_FIRST_HOOKS and len(node.args) == 1 and not node.args[0].keyword:
-        return Registration(owner, method, node, node, node.args[0].value)
-    return None
+        function = _argument(node, "view_func", 2)
+    elif method == "register_error_handler" and len(node.args) >= 2:
+        function = node.args[1].value
+    elif method in FUNCTION_FIRST_HOOKS and len(node.args) == 1 and not node.args[0].keyword:
+        function = node.args[0].value
+    else:
+        return None
+    return Registration(get_full_name_for_node(func.value), method, node, node, function)
 
 
 def call_registrations(module: cst.CSTNode) -> tuple[Registration, ...]:
