@@ -656,11 +656,12 @@ def _project_sources(project: Project) -> list[ErrorSource]:
     """Errors the app raises around every view: CSRF (400), rate limits (429), body size
     (413); and settings under which an abort() escapes instead of becoming a response."""
     found = []
-    for needle, codes, what in (("CSRFProtect", {400}, "Flask-WTF's CSRF check"),
-                                ("Limiter", {429}, "Flask-Limiter's rate limit"),
-                                ("MAX_CONTENT_LENGTH", {413}, "MAX_CONTENT_LENGTH"),
-                                ("TRAP_BAD_REQUEST_ERRORS", {400}, ""), ("TRAP_HTTP_EXCEPTIONS", None, "")):
-        if project.candidates((needle,)):
+    sources = (("CSRFProtect", {400}, "Flask-WTF's CSRF check"), ("Limiter", {429}, "Flask-Limiter's rate limit"),
+               ("MAX_CONTENT_LENGTH", {413}, "MAX_CONTENT_LENGTH"), ("TRAP_BAD_REQUEST_ERRORS", {400}, ""),
+               ("TRAP_HTTP_EXCEPTIONS", None, ""))
+    holding = project.candidates_each(needle for needle, _, _ in sources)
+    for needle, codes, what in sources:
+        if holding[needle]:
             reason = "" if what else (f"the project sets {needle}, under which an abort() escapes as an exception "
                                       "instead of becoming the response")
             found.append(ErrorSource(None if codes is None else frozenset(codes), what, reason=reason))
