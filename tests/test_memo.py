@@ -8,7 +8,7 @@ import libcst as cst
 from flask_refactor import memo
 from flask_refactor.codemods.extract_services import _FunctionFinder, _functions
 from flask_refactor.codemods.support.context import _CallsOutsideFunctions, _module_level_calls
-from flask_refactor.codemods.support.names import _NameFinder, names_used
+from flask_refactor.codemods.support.names import _NameFinder, _QuoteCounter, names_used, preferred_quote
 from flask_refactor.codemods.support.routes import _registrations_in, registrations
 from helpers import sample_modules
 
@@ -41,6 +41,9 @@ def test_module_answers_made_of_statement_answers_are_the_whole_walks():
         functions.walk(module)
         assert _module_level_calls(module) == tuple(calls.calls), where
         assert _functions(module) == tuple(functions.found), where
+        quotes = _QuoteCounter()
+        quotes.walk(module)
+        assert preferred_quote(module) == ("'" if quotes.counts["'"] > quotes.counts['"'] else '"'), where
     memo.clear()
 
 

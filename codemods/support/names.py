@@ -99,14 +99,28 @@ def import_from_flask(module: cst.Module, name: str, alias: str | None = None) -
 @per_tree
 def preferred_quote(module: cst.Module) -> str:
     """The quote character most strings of the module use."""
-    counts = {"'": 0, '"': 0}
+    single = double = 0
+    for statement in module.body:
+        counts = _quotes_in(statement)
+        single, double = single + counts[0], double + counts[1]
+    return "'" if single > double else '"'
 
-    class Visitor(ReadOnlyVisitor):
-        def visit_SimpleString(self, node: cst.SimpleString) -> None:
-            if len(node.quote) == 1:
-                counts[node.quote] += 1
-    Visitor().walk(module)
-    return "'" if counts["'"] > counts['"'] else '"'
+
+@per_statement
+def _quotes_in(statement: cst.CSTNode) -> tuple[int, int]:
+    """(single-quoted strings, double-quoted strings) in a statement."""
+    counter = _QuoteCounter()
+    counter.walk(statement)
+    return counter.counts["'"], counter.counts['"']
+
+
+class _QuoteCounter(ReadOnlyVisitor):
+    def __init__(self) -> None:
+        self.counts = {"'": 0, '"': 0}
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> None:
+        if len(node.quote) == 1:
+            self.counts[node.quote] += 1
 
 
 def import_module(module: cst.Module, name: str) -> cst.Module:
