@@ -164,6 +164,7 @@ def run_on_project(
     if any(c.uses_index for c in codemods):
         use_index_workers(project, jobs, progress)
     use_module_workers(project, jobs)
+    project.freeze_parsed = True  # (the `finally` below unfreezes)
     try:
         for stage in _stages(codemods):
             if isinstance(stage[0], FileCodemod):
@@ -180,6 +181,7 @@ def run_on_project(
         result.outcomes = collect_outcomes(project, touched, units, jobs)
     finally:
         gc.unfreeze()
+        project.freeze_parsed = False
         forget_rendered()
         memo.clear()
     return result

@@ -110,6 +110,9 @@ class Project:
         self.index_scanner: Callable[[list], list] | None = None
         # set by the engine: runs `map`'s calls, some in worker processes
         self.map_runner: Callable[..., list] | None = None
+        # set by the engine for a run (which unfreezes when it ends): `parse_many` has the
+        # collector leave its trees out of full collections (`gc.freeze`)
+        self.freeze_parsed = False
         self._index: dict[str, FileIndex] = {}  # path -> index of the original text
         self._changed_index: dict[str, tuple[str, FileIndex]] = {}  # path -> (current text, its index)
         self.layout = 0  # bumped when files appear or go (module names may then resolve elsewhere)
@@ -266,6 +269,12 @@ class Project:
             parsed = self.map(pending, self._parsed, [len(self._files[path].text) for path in pending])
         for path, (tree, problem) in zip(pending, parsed):
             self._keep_parse(path, tree, problem)
+        if self.freeze_parsed:
+            # The trees live as long as the project and hold no cycles: the collector is
+            # told to leave them (and what came before) out of its full collections, each
+            # of which would walk them all again (a tenth of a second on a large app).
+            # Refcounting still frees a tree that is dropped.
+            gc.freeze()
 
     def _parsed(self, path: str) -> tuple[cst.Module | None, str | None]:
         """(tree, None), or (None, why not) for a file whose text has been read."""

@@ -572,3 +572,19 @@ def test_needles_asked_together_are_searched_in_one_pass(monkeypatch):
     assert each == {"url_for": ["a.py"], "endpoint": ["b.py"], "flask": ["a.py"], "nowhere": []}
     assert len(reads) == 12  # each file once, for the four needles
     assert project.candidates(("endpoint", "url_for")) == ["a.py", "b.py"] and len(reads) == 12  # known by then
+
+
+def test_trees_parsed_in_a_batch_during_a_run_are_left_out_of_full_collections():
+    import gc
+
+    texts = {f"m{i}.py": f"x{i} = {i}\n" for i in range(4)}
+    project = Project.from_texts(texts)
+    project.parse_many(sorted(texts))
+    assert gc.get_freeze_count() == 0  # outside a run: the collector is left alone
+    project = Project.from_texts(texts)
+    project.freeze_parsed = True  # as a run has it
+    try:
+        project.parse_many(sorted(texts))
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
