@@ -372,18 +372,29 @@ class _ReferenceCollector(ReadOnlyVisitor):
             self._add(qualified, node)
 
     def visit_SimpleString(self, node: cst.SimpleString) -> None:
+        if "." not in node.value and "\\" not in node.value:
+            return  # no dot in the value either: evaluating the literal costs a parse
         value = node.evaluated_value
         if isinstance(value, str) and re.fullmatch(r"[A-Za-z_][\w.]*\.[A-Za-z_]\w*", value):
             self._add(value, node)
 
     def visit_Call(self, node: cst.Call) -> None:
         # setattr(module, "name", value) / monkeypatch.setattr(module, "name", value)
-        func = get_full_name_for_node(node.func) or ""
-        if func.rpartition(".")[2] == "setattr" and len(node.args) >= 2:
+        if len(node.args) >= 2 and _last_name(node.func) == "setattr":
             owner = self.imports.resolve(node.args[0].value)
             name = node.args[1].value
             if owner and isinstance(name, cst.SimpleString) and isinstance(name.evaluated_value, str):
                 self._add(f"{owner}.{name.evaluated_value}", node)
+
+
+def _last_name(node: cst.CSTNode) -> str | None:
+    """The last part of `get_full_name_for_node(node)` (`c` for `a.b().c`), without
+    building the name."""
+    while isinstance(node, (cst.Call, cst.Subscript)):
+        node = node.func if isinstance(node, cst.Call) else node.value
+    if isinstance(node, cst.Attribute):
+        return node.attr.value
+    return node.value if isinstance(node, cst.Name) else None
 
 
 def g_attribute_user(project: Project, name: str) -> str | None:

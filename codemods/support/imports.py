@@ -64,6 +64,28 @@ def imported_modules(record, module_name: str | None, is_package: bool = False) 
     return [".".join(parts[:cut]) for cut in range(len(parts), 0, -1)]
 
 
+def _head_name(node: cst.CSTNode) -> str | None:
+    """The first part of `get_full_name_for_node(node)` (`a` for `a.b().c`), found
+    without building the name; "None" where that name starts with None (an attribute of
+    something unnamed), None where there is no name."""
+    through_attribute = False
+    while True:
+        if isinstance(node, cst.Name):
+            return node.value
+        if isinstance(node, cst.Attribute):
+            node, through_attribute = node.value, True
+        elif isinstance(node, cst.Call):
+            node = node.func
+        elif isinstance(node, cst.Subscript):
+            node = node.value
+        elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            node = node.name
+        elif isinstance(node, cst.Decorator):
+            node = node.decorator
+        else:
+            return "None" if through_attribute else None
+
+
 def import_records(module: cst.Module, everywhere: bool = False) -> list[ImportRecord]:
     """The project index's import records, from a libcst tree: the imports that run at
     module level (what `ImportMap` maps), or with `everywhere` every import of the file."""
@@ -132,8 +154,8 @@ class ImportMap:
 
     def resolve(self, node: cst.BaseExpression | None) -> str | None:
         """`f.Flask` -> `flask.Flask` when `import flask as f`; None if not imported."""
-        if node is None:
-            return None
+        if node is None or _head_name(node) not in self.names:
+            return None  # (the head decides: no dotted name need be built for the rest)
         dotted = get_full_name_for_node(node)
         if not dotted:
             return None
