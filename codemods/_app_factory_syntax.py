@@ -9,7 +9,7 @@ import tokenize
 
 import libcst as cst
 
-from flask_refactor.walk import ReadOnlyVisitor
+from flask_refactor.walk import ReadOnlyVisitor, node_finder
 
 from .support.cache import per_tree
 from .support.names import names_used
@@ -301,20 +301,10 @@ def calls_to(node: cst.CSTNode, names: set[str]) -> list[cst.Call]:
 
 @per_tree
 def _plain_name_calls(node: cst.CSTNode) -> tuple[cst.Call, ...]:
-    finder = _PlainNameCalls()
-    finder.walk(node)
-    return tuple(finder.found)
+    return tuple(call for call in _calls(node) if isinstance(call.func, cst.Name))
 
 
-class _PlainNameCalls(ReadOnlyVisitor):
-    # (a class of its own, not one per call: creating a visitor class costs more than
-    # walking most function bodies)
-    def __init__(self) -> None:
-        self.found: list[cst.Call] = []
-
-    def visit_Call(self, call: cst.Call) -> None:
-        if isinstance(call.func, cst.Name):
-            self.found.append(call)
+_calls = node_finder(cst.Call)
 
 
 def functions_using(body, app_var: str) -> set[str]:

@@ -22,7 +22,7 @@ from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
 from flask_refactor.positions import code_ranges
 from flask_refactor.project import Project
 from flask_refactor.scopes import scope_map
-from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, iter_nodes
+from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, iter_nodes, node_finder
 
 from ._extract_services_flow import Blocker, ModuleFacts, Region, ViewFlow, count_statements, routine
 from .support.cache import per_statement, per_tree
@@ -567,22 +567,8 @@ def _functions(module: cst.Module) -> tuple[cst.FunctionDef, ...]:
     return tuple(function for statement in module.body for function in _functions_in(statement))
 
 
-@per_statement
-def _functions_in(statement: cst.CSTNode) -> tuple[cst.FunctionDef, ...]:
-    finder = _FunctionFinder()
-    finder.walk(statement)
-    return tuple(finder.found)
-
-
-class _FunctionFinder(ReadOnlyVisitor):
-    def __init__(self) -> None:
-        self.found: list[cst.FunctionDef] = []
-
-    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
-        return False  # no def inside: skip the bulk of the tree
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.found.append(node)
+# (no def inside a statement line: the bulk of the tree is not walked)
+_functions_in = per_statement(node_finder(cst.FunctionDef, stop_at=(cst.SimpleStatementLine,)))
 
 
 def _reasons(blockers: list[Blocker]) -> str:

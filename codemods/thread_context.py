@@ -17,7 +17,7 @@ from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.codemod import ChangeSet, Codemod, Severity
 from flask_refactor.project import Project
-from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer
+from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, node_finder
 
 from .support.context import (
     ContextMap, FunctionRef, Resolver, body_calls, call_target, context_map, executors_in, iter_functions,
@@ -414,9 +414,7 @@ class ModuleSites:
 def _orm_bindings(func: cst.FunctionDef, models: dict[str, set[str]], imports: ImportMap, path: str) -> set[str]:
     """Names the function binds to what looks like an ORM query result or a new model."""
     names = set()
-    finder = _Assignments(func)
-    finder.walk(func)
-    for node in finder.found:
+    for node in _assignments(func.body):
         if _looks_like_orm(node.value) or (isinstance(node.value, cst.Call)
                                            and is_model(node.value.func, models, imports, path)):
             for target in node.targets:
@@ -425,18 +423,7 @@ def _orm_bindings(func: cst.FunctionDef, models: dict[str, set[str]], imports: I
     return names
 
 
-class _Assignments(ReadOnlyVisitor):
-    """The assignments of a function, not of functions nested in it."""
-
-    def __init__(self, func: cst.FunctionDef) -> None:
-        self.func = func
-        self.found: list[cst.Assign] = []
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return node is self.func
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        self.found.append(node)
+_assignments = node_finder(cst.Assign, stop_at=(cst.FunctionDef,))  # not those of nested functions
 
 
 def model_classes(project: Project, extensions: dict[str, set[str]]) -> dict[str, set[str]]:

@@ -281,6 +281,29 @@ class ReadOnlyVisitor:
         return hooks
 
 
+def node_finder(wanted: type, stop_at: tuple[type, ...] = ()) -> Callable[[CSTNode], tuple[CSTNode, ...]]:
+    """A function listing the `wanted` nodes under a node (itself included), in libcst's
+    order, without entering `stop_at` nodes. Its visitor class is made here, once:
+    making one per call costs more than walking a function body."""
+    def found(self: ReadOnlyVisitor, node: CSTNode) -> None:
+        self.found.append(node)
+
+    def stop(self: ReadOnlyVisitor, node: CSTNode) -> bool:
+        return False
+
+    hooks: dict[str, Any] = {f"visit_{cls.__name__}": stop for cls in stop_at}
+    hooks[f"visit_{wanted.__name__}"] = found
+    finder = type(f"_Find{wanted.__name__}", (ReadOnlyVisitor,), hooks)
+
+    def find(root: CSTNode) -> tuple[CSTNode, ...]:
+        visitor = finder()
+        visitor.found = []
+        visitor.walk(root)
+        return tuple(visitor.found)
+
+    return find
+
+
 def path_to(root: CSTNode, target_ids: Iterable[int]) -> set[int]:
     """Ids of the nodes under `root` whose id is a target, and of every node above them:
     where a transform that changes only those nodes needs to go (`TargetedTransformer`).

@@ -6,8 +6,8 @@ from __future__ import annotations
 import libcst as cst
 
 from flask_refactor import memo
-from flask_refactor.codemods.extract_services import _FunctionFinder, _functions
-from flask_refactor.codemods.support.context import _CallsOutsideFunctions, _module_level_calls
+from flask_refactor.codemods.extract_services import _functions, _functions_in
+from flask_refactor.codemods.support.context import _calls_outside_functions, _module_level_calls
 from flask_refactor.codemods.support.names import _NameFinder, _QuoteCounter, names_used, preferred_quote
 from flask_refactor.codemods.support.routes import _registrations_in, registrations
 from helpers import sample_modules
@@ -36,11 +36,8 @@ def test_module_answers_made_of_statement_answers_are_the_whole_walks():
         whole.walk(module)
         assert names_used(module) == frozenset(whole.names), where
         assert registrations(module) == _registrations_in(module), where
-        calls, functions = _CallsOutsideFunctions(), _FunctionFinder()
-        calls.walk(module)
-        functions.walk(module)
-        assert _module_level_calls(module) == tuple(calls.calls), where
-        assert _functions(module) == tuple(functions.found), where
+        assert _module_level_calls(module) == _calls_outside_functions(module), where
+        assert _functions(module) == _functions_in(module), where
         quotes = _QuoteCounter()
         quotes.walk(module)
         assert preferred_quote(module) == ("'" if quotes.counts["'"] > quotes.counts['"'] else '"'), where

@@ -201,3 +201,14 @@ def test_nodes_a_leave_hook_rebuilds_unchanged_stay_the_same_objects():
     assert new.code == module.code.replace("b = 2", "c = 2")
     assert new.body[0] is module.body[0]  # f: nothing in it changed
     assert new.body[1] is not module.body[1] and new.body[1].body.body[1] is module.body[1].body.body[1]
+
+
+def test_a_node_finder_lists_its_nodes_in_order_without_entering_where_it_stops():
+    from flask_refactor.walk import node_finder
+
+    module = cst.parse_module("f(g(1))\n\ndef h():\n    k()\n\nclass C:\n    m()\n")
+    calls = node_finder(cst.Call, stop_at=(cst.FunctionDef,))
+    names = [call.func.value for call in calls(module)]
+    assert names == ["f", "g", "m"]  # not k(), in h
+    assert [call.func.value for call in node_finder(cst.Call)(module)] == ["f", "g", "k", "m"]
+    assert node_finder(cst.Call, stop_at=(cst.FunctionDef,))(module.body[1]) == ()  # the root itself stops

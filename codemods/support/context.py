@@ -23,7 +23,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
-from flask_refactor.walk import ReadOnlyVisitor
+from flask_refactor.walk import ReadOnlyVisitor, node_finder
 
 from .cache import per_statement, per_tree
 from .flask import app_modules, app_scope, decorator_method, import_map
@@ -408,22 +408,7 @@ def _module_level_calls(module: cst.Module) -> tuple[cst.Call, ...]:
     return tuple(call for statement in module.body for call in _calls_outside_functions(statement))
 
 
-@per_statement
-def _calls_outside_functions(statement: cst.CSTNode) -> tuple[cst.Call, ...]:
-    finder = _CallsOutsideFunctions()
-    finder.walk(statement)
-    return tuple(finder.calls)
-
-
-class _CallsOutsideFunctions(ReadOnlyVisitor):
-    def __init__(self) -> None:
-        self.calls: list[cst.Call] = []
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False
-
-    def visit_Call(self, node: cst.Call) -> None:
-        self.calls.append(node)
+_calls_outside_functions = per_statement(node_finder(cst.Call, stop_at=(cst.FunctionDef,)))
 
 
 def _request_reason(facts: FunctionFacts) -> str | None:
