@@ -30,6 +30,10 @@ MODULE_DUNDERS = frozenset({"__name__", "__file__", "__spec__", "__loader__", "_
                             "__builtins__", "__path__", "__cached__", "__annotations__", "__dict__"})
 # Code in these runs later, if at all, and names there are its own.
 NESTED_SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+# by exact class, for tests made on every node of a view (none of these has a subclass)
+_NESTED_SCOPE_KINDS = frozenset(NESTED_SCOPES)
+_BINDING_KINDS = frozenset({cst.Assign, cst.AnnAssign, cst.AugAssign, cst.NamedExpr, cst.WithItem, cst.For,
+                            cst.CompFor})
 # The proxies themselves: a local bound to one of these still reads the request.
 PROXY_OBJECTS = frozenset({"flask.request", "flask.session", "flask.g", "flask.current_app",
                            "flask_login.current_user", "flask_jwt_extended.current_user"})
@@ -378,16 +382,21 @@ class ViewFlow:
         """The view's locals bound to a request-context proxy object (`user = current_user`)."""
         bindings: list[tuple[set[str], cst.BaseExpression]] = []
         for node in _walk_skipping_scopes(self.func.body):
-            if isinstance(node, cst.Assign):
+            kind = type(node)  # (these classes have no subclasses: a class test is an identity test)
+            if kind not in _BINDING_KINDS:
+                continue
+            if kind is cst.Assign:
                 names = set().union(*(target_names(t.target) for t in node.targets))
                 bindings.append((names, node.value))
-            elif isinstance(node, (cst.AnnAssign, cst.AugAssign)) and node.value is not None:
+            elif kind is cst.AnnAssign or kind is cst.AugAssign:
+                if node.value is not None:
+                    bindings.append((target_names(node.target), node.value))
+            elif kind is cst.NamedExpr:
                 bindings.append((target_names(node.target), node.value))
-            elif isinstance(node, cst.NamedExpr):
-                bindings.append((target_names(node.target), node.value))
-            elif isinstance(node, cst.WithItem) and node.asname is not None:
-                bindings.append((target_names(node.asname.name), node.item))
-            elif isinstance(node, (cst.For, cst.CompFor)):
+            elif kind is cst.WithItem:
+                if node.asname is not None:
+                    bindings.append((target_names(node.asname.name), node.item))
+            else:  # For, CompFor
                 bindings.append((target_names(node.target), node.iter))
         tainted: set[str] = set()
         changed = True
@@ -451,7 +460,7 @@ def _is_trivial(stmt: cst.BaseStatement) -> bool:
 def _walk_skipping_scopes(node: cst.CSTNode):
     """The nodes under `node`, in libcst's order, not entering nested functions, classes
     and lambdas."""
-    nodes = iter_nodes(node, descend=lambda n: n is node or not isinstance(n, NESTED_SCOPES))
+    nodes = iter_nodes(node, descend=lambda n: n is node or type(n) not in _NESTED_SCOPE_KINDS)
     next(nodes)  # `node` itself
     return nodes
 

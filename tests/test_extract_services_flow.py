@@ -589,3 +589,11 @@ def test_a_global_imported_by_an_earlier_views_module_is_imported_once(monkeypat
     services = [extracted(texts, jobs=jobs)[0]["app/services.py"] for jobs in (1, 2)]
     assert services[0] == services[1]
     assert "from .models import Order" in services[0] and "app.models" not in services[0]
+
+
+def test_the_classes_tested_by_identity_have_no_subclasses():
+    """The flow analysis tests some node classes with `type(node) is ...`: right only
+    while libcst has no subclass of them."""
+    from flask_refactor.codemods._extract_services_flow import _BINDING_KINDS, _NESTED_SCOPE_KINDS
+
+    assert all(not cls.__subclasses__() for cls in _BINDING_KINDS | _NESTED_SCOPE_KINDS)
