@@ -1215,7 +1215,7 @@ class _Rewriter(TargetedTransformer):
         self.moved: dict[int, str] = {}  # removed default -> where the value lives now
         targets = [*self.unwrapped, *self.plain, *self.defaulted, *self.writes, *self.globals, *self.defaults,
                    *self.getter_reads, *self.kept, *self.openers, *self.closers]
-        super().__init__(analysis.module, map(id, targets))
+        super().__init__(analysis.module, map(id, targets), analysis.parents)
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         if original_node in self.unwrapped:

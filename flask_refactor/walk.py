@@ -304,19 +304,20 @@ def node_finder(wanted: type, stop_at: tuple[type, ...] = ()) -> Callable[[CSTNo
     return find
 
 
-def path_to(root: CSTNode, target_ids: Iterable[int]) -> set[int]:
+def path_to(root: CSTNode, target_ids: Iterable[int],
+            code_parents: dict[CSTNode, CSTNode] | None = None) -> set[int]:
     """Ids of the nodes under `root` whose id is a target, and of every node above them:
     where a transform that changes only those nodes needs to go (`TargetedTransformer`).
-    Ids, because that is how transforms key the nodes they change."""
+    Ids, because that is how transforms key the nodes they change. `code_parents`:
+    `parent_map(root, WHITESPACE)`, when the caller has it already."""
     wanted = set(target_ids)
     # Targets are code: whitespace and comments, half of a tree, are searched only if
     # some target was not found in the rest.
-    on_path = _path_to(root, wanted, WHITESPACE)
-    return on_path if wanted <= on_path else _path_to(root, wanted, frozenset())
+    on_path = _path_to(root, wanted, code_parents or parent_map(root, WHITESPACE))
+    return on_path if wanted <= on_path else _path_to(root, wanted, parent_map(root))
 
 
-def _path_to(root: CSTNode, wanted: set[int], skip: frozenset[type]) -> set[int]:
-    parents = parent_map(root, skip)
+def _path_to(root: CSTNode, wanted: set[int], parents: dict[CSTNode, CSTNode]) -> set[int]:
     on_path: set[int] = set()
     for node in [root, *parents]:
         if id(node) in wanted:
@@ -333,9 +334,10 @@ class TargetedTransformer(cst.CSTTransformer):
     unvisited, so a subclass may change only nodes on the path, and must not count on
     visiting the others."""
 
-    def __init__(self, root: CSTNode, target_ids: Iterable[int]) -> None:
+    def __init__(self, root: CSTNode, target_ids: Iterable[int],
+                 code_parents: dict[CSTNode, CSTNode] | None = None) -> None:
         super().__init__()
-        self._on_path = path_to(root, target_ids)
+        self._on_path = path_to(root, target_ids, code_parents)
 
     def on_visit(self, node: CSTNode) -> bool:
         return id(node) in self._on_path and super().on_visit(node)

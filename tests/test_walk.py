@@ -212,3 +212,21 @@ def test_a_node_finder_lists_its_nodes_in_order_without_entering_where_it_stops(
     assert names == ["f", "g", "m"]  # not k(), in h
     assert [call.func.value for call in node_finder(cst.Call)(module)] == ["f", "g", "k", "m"]
     assert node_finder(cst.Call, stop_at=(cst.FunctionDef,))(module.body[1]) == ()  # the root itself stops
+
+
+def test_a_targeted_transform_given_the_code_parents_builds_no_map_of_its_own(monkeypatch):
+    from flask_refactor import walk
+
+    module = cst.parse_module("def f():\n    return a + b\n")
+    target = next(node for node in iter_nodes(module) if isinstance(node, cst.Name) and node.value == "b")
+    parents = parent_map(module, walk.WHITESPACE)
+    built = []
+    monkeypatch.setattr(walk, "parent_map", lambda *args: built.append(args) or parent_map(*args))
+
+    class Rename(TargetedTransformer):
+        def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
+            return updated_node.with_changes(value="c") if original_node is target else updated_node
+
+    assert module.visit(Rename(module, [id(target)], parents)).code == "def f():\n    return a + c\n"
+    assert built == []
+    assert module.visit(Rename(module, [id(target)])).code == "def f():\n    return a + c\n" and len(built) == 1
