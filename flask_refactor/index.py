@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+import libcst as cst
+
 from .source import SourceError, decode
 
 INDEX_VERSION = 4  # bump when FileIndex or the scan changes
@@ -78,11 +80,83 @@ def scan_text(text: str) -> FileIndex:
         return FileIndex(error=f"{type(exc).__name__}: {exc}")
     imports: list[ImportRecord] = []
     _collect_imports(tree.body, imports, module_level=True)
-    strings = tuple(dict.fromkeys(match[2] for match in _DOTTED_STRING.finditer(text)))
-    return FileIndex(tuple(imports), strings)
+    return FileIndex(tuple(imports), _dotted_strings(text))
+
+
+def _dotted_strings(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(match[2] for match in _DOTTED_STRING.finditer(text)))
 
 
 _DOTTED_STRING = re.compile(r"""(["'])([A-Za-z_][\w.]*\.[A-Za-z_]\w*)""")
+
+
+def scan_tree(module: cst.Module, text: str) -> FileIndex:
+    """`scan_text(text)` for a text rendered from `module`, read off the tree instead of
+    parsing the text again: a codemod's new version of a file is indexed this way. Only
+    statements are walked, never expressions, which is a fraction of an `ast` parse. The
+    import records carry no line (0): nothing asks where an import of rewritten code is."""
+    imports: list[ImportRecord] = []
+    _collect_tree_imports(module.body, imports, module_level=True)
+    return FileIndex(tuple(imports), _dotted_strings(text))
+
+
+def _collect_tree_imports(body, out: list[ImportRecord], module_level: bool) -> None:
+    """`_collect_imports` on libcst statements: the same records, in the same order."""
+    for stmt in body:
+        if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            for small in stmt.body:
+                out.extend(records_of(small, module_level))
+        elif isinstance(stmt, cst.BaseCompoundStatement):
+            inner = module_level and isinstance(stmt, _TREE_MODULE_LEVEL_BLOCKS)
+            for block in _tree_blocks(stmt):
+                _collect_tree_imports(block, out, inner)
+
+
+# `_MODULE_LEVEL_BLOCKS` in libcst's classes (`With` is both `with` and `async with`;
+# an `elif` is an `If` in the `orelse` of another)
+_TREE_MODULE_LEVEL_BLOCKS = (cst.If, cst.Try, cst.With)
+
+
+def _tree_blocks(stmt: cst.BaseCompoundStatement) -> list:
+    """The statement lists nested in a compound statement, in `_blocks`' order: body,
+    handlers, orelse, finalbody, cases (a one-line body is a list of small statements)."""
+    blocks = [_suite(stmt.body)] if isinstance(getattr(stmt, "body", None), cst.BaseSuite) else []
+    blocks += [_suite(handler.body) for handler in getattr(stmt, "handlers", ())]
+    orelse = getattr(stmt, "orelse", None)
+    if isinstance(orelse, cst.If):
+        blocks.append([orelse])
+    elif orelse is not None:
+        blocks.append(_suite(orelse.body))
+    finalbody = getattr(stmt, "finalbody", None)
+    if finalbody is not None:
+        blocks.append(_suite(finalbody.body))
+    blocks += [_suite(case.body) for case in getattr(stmt, "cases", ())]
+    return blocks
+
+
+def _suite(suite: cst.BaseSuite) -> list:
+    return list(suite.body) if isinstance(suite, cst.IndentedBlock) else [suite]
+
+
+def records_of(small: cst.CSTNode, module_level: bool) -> list[ImportRecord]:
+    """The import records of one small statement of a libcst tree (none if it imports
+    nothing), without a line (0)."""
+    if isinstance(small, cst.Import):
+        return [ImportRecord(0, None, _dotted(alias.name), alias.asname.name.value if alias.asname else None, 0,
+                             module_level) for alias in small.names]
+    if isinstance(small, cst.ImportFrom):
+        source = _dotted(small.module) if small.module else None
+        if isinstance(small.names, cst.ImportStar):
+            return [ImportRecord(len(small.relative), source, "*", None, 0, module_level)]
+        return [ImportRecord(len(small.relative), source, _dotted(alias.name),
+                             alias.asname.name.value if alias.asname else None, 0, module_level)
+                for alias in small.names]
+    return []
+
+
+def _dotted(node: cst.BaseExpression) -> str:
+    """`a.b.c` of an import's Name / Attribute."""
+    return node.value if isinstance(node, cst.Name) else f"{_dotted(node.value)}.{node.attr.value}"
 
 
 def scan_bytes(data: bytes, python: bool = True) -> FileIndex:

@@ -377,7 +377,9 @@ class Project:
             text = self.text(path)
             memo = self._changed_index.get(path)
             if memo is None or memo[0] != text:
-                memo = (text, project_index.scan_text(text))
+                # a codemod's output, whose tree is at hand: read off it, not parsed again
+                entry = project_index.scan_text(text) if file.tree is None else project_index.scan_tree(file.tree, text)
+                memo = (text, entry)
                 self._changed_index[path] = memo
             return memo[1]
         if path not in self._index:

@@ -436,3 +436,45 @@ def test_a_file_only_libcst_reads_still_connects_the_app(tmp_path, monkeypatch):
     result = pipeline.run(["."], _all_codemods()[:1], jobs=1, index_cache=None)
     assert "shop/report_views.py" in app_scope(result.project)
     assert not result.errors.entries  # libcst reads it: no error to report
+
+
+def test_a_rewritten_file_is_indexed_off_its_tree_as_its_text_would_be():
+    """A codemod's new version of a file is indexed from its libcst tree (`scan_tree`):
+    the same import records, in the same order and with the same module-level flags, as
+    `ast` gives on its text (but no line), and the same dotted strings."""
+    import dataclasses
+
+    from flask_refactor.index import scan_text, scan_tree
+    from helpers import sample_modules
+
+    def without_lines(entry):
+        return [dataclasses.replace(record, line=0) for record in entry.imports], entry.dotted_strings
+
+    checked = 0
+    for where, module in sample_modules(("flask", "werkzeug", "click", "jinja2")):
+        code = module.code
+        expected = scan_text(code)
+        assert expected.error is None, where
+        assert without_lines(scan_tree(module, code)) == without_lines(expected), where
+        checked += len(expected.imports)
+    assert checked > 1000
+    module = cst.parse_module("try:\n    import a\nexcept ImportError:\n    from . import b as c\nelse:\n    import d.e\n"
+                              "finally:\n    from x import *\nif t:\n    import f\nelif u:\n    import g\nelse: import h\n"
+                              "with w:\n    import i\nfor j in k:\n    import l\nclass M:\n    import n\n"
+                              "def o():\n    import p\nmatch q:\n    case 1:\n        import r\n")
+    assert without_lines(scan_tree(module, module.code)) == without_lines(scan_text(module.code))
+    assert [record.module_level for record in scan_tree(module, module.code).imports] == [True] * 8 + [False] * 4
+
+
+def test_a_rewritten_file_with_a_tree_is_not_parsed_again_to_be_indexed(monkeypatch):
+    from flask_refactor.project import Project
+
+    project = Project.from_texts({"a.py": "import os\n", "b.py": "import sys\n"})
+    scanned = []
+    scan_text = index.scan_text
+    monkeypatch.setattr(index, "scan_text", lambda text: scanned.append(text) or scan_text(text))
+    project.update("a.py", cst.parse_module("import json\nx = 'pkg.mod.name'\n"))
+    project.update("b.py", "import re\n")  # text only: scanned
+    assert [r.name for r in project.index("a.py").imports] == ["json"]
+    assert project.index("a.py").dotted_strings == ("pkg.mod.name",)
+    assert [r.name for r in project.index("b.py").imports] == ["re"] and scanned == ["import re\n"]

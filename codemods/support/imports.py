@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
-from flask_refactor.index import ImportRecord
+from flask_refactor.index import ImportRecord, records_of
 from flask_refactor.walk import ReadOnlyVisitor
 
 
@@ -91,33 +91,18 @@ def import_records(module: cst.Module, everywhere: bool = False) -> list[ImportR
     module level (what `ImportMap` maps), or with `everywhere` every import of the file."""
     if not everywhere:
         return [record for line in module_level_statements(module) for small in line.body
-                for record in _records_of(small, module_level=True)]
+                for record in records_of(small, module_level=True)]
     found: list[ImportRecord] = []
 
     class Imports(ReadOnlyVisitor):
         def visit_Import(self, node: cst.Import) -> None:
-            found.extend(_records_of(node, module_level=False))
+            found.extend(records_of(node, module_level=False))
 
         def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-            found.extend(_records_of(node, module_level=False))
+            found.extend(records_of(node, module_level=False))
 
     Imports().walk(module)
     return found
-
-
-def _records_of(small: cst.CSTNode, module_level: bool) -> list[ImportRecord]:
-    if isinstance(small, cst.Import):
-        return [ImportRecord(0, None, get_full_name_for_node(alias.name),
-                             alias.asname.name.value if alias.asname else None, 0, module_level)
-                for alias in small.names]
-    if isinstance(small, cst.ImportFrom):
-        source = get_full_name_for_node(small.module) if small.module else None
-        if isinstance(small.names, cst.ImportStar):
-            return [ImportRecord(len(small.relative), source, "*", None, 0, module_level)]
-        return [ImportRecord(len(small.relative), source, get_full_name_for_node(alias.name),
-                             alias.asname.name.value if alias.asname else None, 0, module_level)
-                for alias in small.names]
-    return []
 
 
 @dataclass
