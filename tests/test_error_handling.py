@@ -281,3 +281,23 @@ def test_a_module_without_error_returns_is_not_rendered_for_lines(monkeypatch):
     changes = ErrorHandling().run(project)
     assert "abort(404" in changes.changes["app.py"].text
     assert rendered and not any(module is views for module in rendered)
+
+
+def test_werkzeug_facts_read_without_its_package_are_those_of_a_plain_import():
+    """error-handling loads `werkzeug.exceptions` without running Werkzeug's package (its
+    server and test client): the facts are the same as after `import werkzeug`, and no
+    Werkzeug module is left behind for the process's own imports."""
+    code = textwrap.dedent("""
+        import sys
+        from flask_refactor.codemods.support import errors
+        quick = errors.http_errors()
+        assert not [name for name in sys.modules if name.split(".")[0] == "werkzeug"]
+        import werkzeug
+        errors.http_errors.cache_clear()
+        plain = errors.http_errors()
+        assert quick == plain and len(quick.abort_codes) > 20, (quick, plain)
+        assert werkzeug.exceptions.NotFound.code == 404
+        print("same")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "same", done.stderr
