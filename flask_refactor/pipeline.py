@@ -47,11 +47,12 @@ PARALLEL_THRESHOLD = 16  # below this many files a process pool costs more than 
 # Work that may go to forked workers (`Project.map`, validation) first runs here for this
 # long; the rest is forked only if, at the pace so far, it would take longer than the
 # second figure, and if workers would finish it clearly sooner, results pickled back
-# included. Small apps are done before a pool would have started. (0.025 s, three or four
-# modules of the heaviest per-module work, measures the pace well enough on the
-# benchmark's trees and leaves more to the workers: against 0.05 s, 2% off the library
-# tree's run and 1% off the big app's, eight and four alternations.)
-RUN_HERE_FIRST_SECONDS = 0.025
+# included. Small apps are done before a pool would have started. (0.012 s, two to four
+# modules of the per-module work, measures the pace well enough on the benchmark's
+# trees and leaves more to the workers: against 0.05 s, 2% off the library tree's run and
+# 1% off the big app's; against 0.025 s, 1.4% off the library tree's run and the same on
+# the big app's; eight and four alternations.)
+RUN_HERE_FIRST_SECONDS = 0.012
 # Validation is a parse and a compile, whose pace per character varies little from file
 # to file: a few files give it.
 VALIDATE_HERE_FIRST_SECONDS = 0.01
