@@ -283,7 +283,7 @@ def test_a_module_without_error_returns_is_not_rendered_for_lines(monkeypatch):
     assert rendered and not any(module is views for module in rendered)
 
 
-def test_werkzeug_facts_read_without_its_package_are_those_of_a_plain_import():
+def test_werkzeug_facts_read_without_its_package_are_those_of_a_plain_import(tmp_path):
     """error-handling loads `werkzeug.exceptions` without running Werkzeug's package (its
     server and test client): the facts are the same as after `import werkzeug`, and no
     Werkzeug module is left behind for the process's own imports."""
@@ -299,5 +299,6 @@ def test_werkzeug_facts_read_without_its_package_are_those_of_a_plain_import():
         assert werkzeug.exceptions.NotFound.code == 404
         print("same")
     """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    # (run outside the source tree: the installed package, as the tool runs)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert done.stdout.strip() == "same", done.stderr
