@@ -11,7 +11,7 @@ from libcst.helpers import get_full_name_for_node
 from flask_refactor.codemod import ChangeSet, Severity
 from flask_refactor.positions import code_of
 from flask_refactor.project import Project
-from flask_refactor.walk import ReadOnlyVisitor, iter_nodes, subclass_test
+from flask_refactor.walk import iter_nodes, node_finder, subclass_test
 
 from .support.flask import (
     BLUEPRINT_CLASSES, AppSite, app_modules, assigned_name, import_map, import_reach, imports_transitively,
@@ -22,7 +22,7 @@ from .support.imports import ImportMap, add_import, imported_modules, resolve_re
 from ._app_factory_appmodule import AppModuleSplit, AppModuleSplitter, is_main_block
 from ._app_factory_endpoints import DynamicEndpointFinder, EndpointQualifier
 from ._app_factory_syntax import (
-    LINT_PRAGMAS, calls_to, functions_using, import_from_flask, indent_code, name_uses,
+    LINT_PRAGMAS, all_calls, calls_to, functions_using, import_from_flask, indent_code, name_uses,
     refs_outside_function_bodies, reindents_cleanly, statement_code,
 )
 from ._app_factory_redundant import RemovedImports, drop_module_imports
@@ -193,7 +193,7 @@ class Migration:
         names = set()
         for path, module in app_modules(self.project, ("Blueprint",)):
             imports = import_map(self.project, path)
-            for node in _calls(module):
+            for node in all_calls(module):
                 if imports.resolve(node.func) in BLUEPRINT_CLASSES and node.args:
                     value = node.args[0].value
                     if isinstance(value, cst.SimpleString) and isinstance(value.evaluated_value, str):
@@ -837,17 +837,6 @@ def _after_imports(body: list[cst.CSTNode]) -> int:
     return index
 
 
-def _calls(module: cst.Module) -> list[cst.Call]:
-    found: list[cst.Call] = []
-
-    class Collect(ReadOnlyVisitor):
-        def visit_Call(self, node: cst.Call) -> None:
-            found.append(node)
-
-    Collect().walk(module)
-    return found
-
-
 def _has_nested_import_from(module: cst.Module) -> bool:
     """Whether a `from ... import` sits inside a compound statement (a function, an if).
     Statements are never inside expressions: those are not walked."""
@@ -859,12 +848,4 @@ def _has_nested_import_from(module: cst.Module) -> bool:
 _is_expression = subclass_test(cst.BaseExpression)
 
 
-def _attributes(module: cst.Module) -> list[cst.Attribute]:
-    found: list[cst.Attribute] = []
-
-    class Collect(ReadOnlyVisitor):
-        def visit_Attribute(self, node: cst.Attribute) -> None:
-            found.append(node)
-
-    Collect().walk(module)
-    return found
+_attributes = node_finder(cst.Attribute)

@@ -301,10 +301,10 @@ def calls_to(node: cst.CSTNode, names: set[str]) -> list[cst.Call]:
 
 @per_tree
 def _plain_name_calls(node: cst.CSTNode) -> tuple[cst.Call, ...]:
-    return tuple(call for call in _calls(node) if isinstance(call.func, cst.Name))
+    return tuple(call for call in all_calls(node) if isinstance(call.func, cst.Name))
 
 
-_calls = node_finder(cst.Call)
+all_calls = node_finder(cst.Call)
 
 
 def functions_using(body, app_var: str) -> set[str]:

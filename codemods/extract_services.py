@@ -22,7 +22,7 @@ from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
 from flask_refactor.positions import code_ranges
 from flask_refactor.project import Project
 from flask_refactor.scopes import scope_map
-from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, iter_nodes, node_finder
+from flask_refactor.walk import TargetedTransformer, iter_nodes, node_finder
 
 from ._extract_services_flow import Blocker, ModuleFacts, Region, ViewFlow, count_statements, routine
 from .support.cache import per_statement, per_tree

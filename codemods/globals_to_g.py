@@ -32,7 +32,7 @@ from .support.context import (
 from .support.flask import (
     EXTENSIONS, app_modules, app_scope, assigned_name, decorator_method, files_naming, import_map, import_reach,
 )
-from .support.imports import ImportMap, resolve_relative
+from .support.imports import ImportMap, last_name, resolve_relative
 from .support.names import flask_name, import_from_flask, names_used, preferred_quote
 
 MUTATING_METHODS = frozenset({
@@ -380,21 +380,11 @@ class _ReferenceCollector(ReadOnlyVisitor):
 
     def visit_Call(self, node: cst.Call) -> None:
         # setattr(module, "name", value) / monkeypatch.setattr(module, "name", value)
-        if len(node.args) >= 2 and _last_name(node.func) == "setattr":
+        if len(node.args) >= 2 and last_name(node.func) == "setattr":
             owner = self.imports.resolve(node.args[0].value)
             name = node.args[1].value
             if owner and isinstance(name, cst.SimpleString) and isinstance(name.evaluated_value, str):
                 self._add(f"{owner}.{name.evaluated_value}", node)
-
-
-def _last_name(node: cst.CSTNode) -> str | None:
-    """The last part of `get_full_name_for_node(node)` (`c` for `a.b().c`), without
-    building the name."""
-    while isinstance(node, (cst.Call, cst.Subscript)):
-        node = node.func if isinstance(node, cst.Call) else node.value
-    if isinstance(node, cst.Attribute):
-        return node.attr.value
-    return node.value if isinstance(node, cst.Name) else None
 
 
 def g_attribute_user(project: Project, name: str) -> str | None:

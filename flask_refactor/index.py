@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterable
 
 import libcst as cst
+from libcst.helpers import get_full_name_for_node
 
 from .source import SourceError, decode
 
@@ -142,21 +143,16 @@ def records_of(small: cst.CSTNode, module_level: bool) -> list[ImportRecord]:
     """The import records of one small statement of a libcst tree (none if it imports
     nothing), without a line (0)."""
     if isinstance(small, cst.Import):
-        return [ImportRecord(0, None, _dotted(alias.name), alias.asname.name.value if alias.asname else None, 0,
+        return [ImportRecord(0, None, get_full_name_for_node(alias.name), alias.asname.name.value if alias.asname else None, 0,
                              module_level) for alias in small.names]
     if isinstance(small, cst.ImportFrom):
-        source = _dotted(small.module) if small.module else None
+        source = get_full_name_for_node(small.module) if small.module else None
         if isinstance(small.names, cst.ImportStar):
             return [ImportRecord(len(small.relative), source, "*", None, 0, module_level)]
-        return [ImportRecord(len(small.relative), source, _dotted(alias.name),
+        return [ImportRecord(len(small.relative), source, get_full_name_for_node(alias.name),
                              alias.asname.name.value if alias.asname else None, 0, module_level)
                 for alias in small.names]
     return []
-
-
-def _dotted(node: cst.BaseExpression) -> str:
-    """`a.b.c` of an import's Name / Attribute."""
-    return node.value if isinstance(node, cst.Name) else f"{_dotted(node.value)}.{node.attr.value}"
 
 
 def scan_bytes(data: bytes, python: bool = True) -> FileIndex:

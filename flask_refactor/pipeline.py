@@ -53,9 +53,6 @@ PARALLEL_THRESHOLD = 16  # below this many files a process pool costs more than 
 # 1% off the big app's; against 0.025 s, 1.4% off the library tree's run and the same on
 # the big app's; eight and four alternations.)
 RUN_HERE_FIRST_SECONDS = 0.012
-# Validation is a parse and a compile, whose pace per character varies little from file
-# to file: a few files give it.
-VALIDATE_HERE_FIRST_SECONDS = 0.01
 FORK_WORTHWHILE_SECONDS = 0.15
 # Starting a pool of two forked workers and stopping it: 9-14 ms measured from a process
 # holding 60 MB of trees; taken a little above.
@@ -264,23 +261,20 @@ def _in_worker(project: Project, function: Callable[[Any], Any],
 
 def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[[Any], Any], jobs: int,
                        sizes: list[int] | None = None,
-                       shared: Callable[[], Iterable[cst.Module]] | None = None,
-                       sample_seconds: float | None = None) -> tuple[list, list]:
+                       shared: Callable[[], Iterable[cst.Module]] | None = None) -> tuple[list, list]:
     """(`here(item)` for the first items, `there(item)` for the rest): the first ones run
     in this process until RUN_HERE_FIRST_SECONDS have passed, which gives their pace (per
     item, or per unit of `sizes` when the work grows with them) and the cost of pickling
     a result; the rest go to forked workers if, at that pace, that is clearly faster (the
     coordinator unpickles every result alone) and the rest would take
     FORK_WORTHWHILE_SECONDS here. Else they run here too (their results in the first list).
-    `sample_seconds`, for work whose pace shows sooner, replaces RUN_HERE_FIRST_SECONDS.
     The statements of the `shared` trees come back by reference (`transfer.sharing`)."""
     sizes = sizes or [1] * len(items)
     start, done = time.perf_counter(), []
     # The pace must be the work's: a full collection of a heap that forked results have
     # just grown takes longer than the whole sample, so it waits until after it.
     with collection_paused():
-        sample = RUN_HERE_FIRST_SECONDS if sample_seconds is None else min(sample_seconds, RUN_HERE_FIRST_SECONDS)
-        while len(done) < len(items) and time.perf_counter() - start < sample:
+        while len(done) < len(items) and time.perf_counter() - start < RUN_HERE_FIRST_SECONDS:
             done.append(here(items[len(done)]))
     rest = items[len(done):]
     if rest and can_fork(jobs):
@@ -433,8 +427,7 @@ def collect_outcomes(project: Project, touched: dict[str, list[tuple[str, str]]]
     changed = [(path, project.file(path).text, project.file(path).python)
                for path in sorted(touched) if project.file(path).changed]
     # parsing is most of it, and grows with the text
-    checked = sum(run_here_then_fork(changed, _validate, _validate, jobs, [len(text) for _, text, _ in changed],
-                                     sample_seconds=VALIDATE_HERE_FIRST_SECONDS), [])
+    checked = sum(run_here_then_fork(changed, _validate, _validate, jobs, [len(text) for _, text, _ in changed]), [])
     for (path, _, _), problem in zip(changed, checked):
         if problem:
             project.errors.add(path, problem)

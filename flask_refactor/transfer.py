@@ -36,7 +36,7 @@ from typing import Any
 
 import libcst as cst
 
-from .walk import children, subclass_test
+from .walk import children, field_names, subclass_test
 
 _PREFIX = "new_"
 # node class -> (its constructor, the reader of its field values as a tuple)
@@ -70,14 +70,10 @@ def _reduce(node: cst.CSTNode) -> tuple[Callable[..., cst.CSTNode], tuple]:
     cls = type(node)
     reducer = _REDUCERS.get(cls)
     if reducer is None:
-        names = _field_names(cls)
+        names = field_names(cls)
         read = operator.attrgetter(*names) if len(names) > 1 else (lambda n, name=names[0]: (getattr(n, name),))
         reducer = _REDUCERS[cls] = (__getattr__(_PREFIX + cls.__name__), read)
     return reducer[0], reducer[1](node)
-
-
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(field.name for field in dataclasses.fields(cls))
 
 
 def __getattr__(name: str) -> Any:
@@ -86,7 +82,7 @@ def __getattr__(name: str) -> Any:
     cls = getattr(cst, name[len(_PREFIX):], None) if name.startswith(_PREFIX) else None
     if not (isinstance(cls, type) and issubclass(cls, cst.CSTNode) and dataclasses.is_dataclass(cls)):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    names = _field_names(cls)
+    names = field_names(cls)
     values = [f"v{index}" for index in range(len(names))]
     lines = [f"def {name}({', '.join(values)}):", "    node = new(cls)"]
     lines += [f"    put(node, {field!r}, {value})" for field, value in zip(names, values)]

@@ -357,7 +357,7 @@ class TargetedTransformer(cst.CSTTransformer):
 def _same_fields(node: CSTNode, other: CSTNode) -> bool:
     """Whether two nodes of one class hold the same objects in every field (sequences
     compared element by element)."""
-    for name in _field_names(type(node)):
+    for name in field_names(type(node)):
         mine, theirs = getattr(node, name), getattr(other, name)
         if mine is theirs:
             continue
@@ -368,5 +368,6 @@ def _same_fields(node: CSTNode, other: CSTNode) -> bool:
 
 
 @functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
+def field_names(cls: type) -> tuple[str, ...]:
+    """The dataclass fields of a node class, in order."""
     return tuple(field.name for field in dataclasses.fields(cls))

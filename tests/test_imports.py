@@ -86,8 +86,7 @@ def test_the_head_and_last_name_of_a_node_are_those_of_its_full_name():
     dotted name: the same end `get_full_name_for_node` would give."""
     from libcst.helpers import get_full_name_for_node
 
-    from flask_refactor.codemods.globals_to_g import _last_name
-    from flask_refactor.codemods.support.imports import _head_name
+    from flask_refactor.codemods.support.imports import head_name, last_name
     from flask_refactor.walk import iter_nodes
     from helpers import sample_modules
 
@@ -97,8 +96,8 @@ def test_the_head_and_last_name_of_a_node_are_those_of_its_full_name():
         for node in iter_nodes(module):
             if isinstance(node, kinds):
                 full = get_full_name_for_node(node)
-                assert _head_name(node) == (None if full is None else full.partition(".")[0]), where
+                assert head_name(node) == (None if full is None else full.partition(".")[0]), where
                 if not isinstance(node, (cst.Decorator, cst.FunctionDef)):
-                    assert _last_name(node) == (None if full is None else full.rpartition(".")[2]), where
+                    assert last_name(node) == (None if full is None else full.rpartition(".")[2]), where
                 checked += 1
     assert checked > 10000

@@ -64,7 +64,7 @@ def imported_modules(record, module_name: str | None, is_package: bool = False) 
     return [".".join(parts[:cut]) for cut in range(len(parts), 0, -1)]
 
 
-def _head_name(node: cst.CSTNode) -> str | None:
+def head_name(node: cst.CSTNode) -> str | None:
     """The first part of `get_full_name_for_node(node)` (`a` for `a.b().c`), found
     without building the name; "None" where that name starts with None (an attribute of
     something unnamed), None where there is no name."""
@@ -84,6 +84,16 @@ def _head_name(node: cst.CSTNode) -> str | None:
             node = node.decorator
         else:
             return "None" if through_attribute else None
+
+
+def last_name(node: cst.CSTNode) -> str | None:
+    """The last part of `get_full_name_for_node(node)` (`c` for `a.b().c`), without
+    building the name."""
+    while isinstance(node, (cst.Call, cst.Subscript)):
+        node = node.func if isinstance(node, cst.Call) else node.value
+    if isinstance(node, cst.Attribute):
+        return node.attr.value
+    return node.value if isinstance(node, cst.Name) else None
 
 
 def import_records(module: cst.Module, everywhere: bool = False) -> list[ImportRecord]:
@@ -139,7 +149,7 @@ class ImportMap:
 
     def resolve(self, node: cst.BaseExpression | None) -> str | None:
         """`f.Flask` -> `flask.Flask` when `import flask as f`; None if not imported."""
-        if node is None or _head_name(node) not in self.names:
+        if node is None or head_name(node) not in self.names:
             return None  # (the head decides: no dotted name need be built for the rest)
         dotted = get_full_name_for_node(node)
         if not dotted:

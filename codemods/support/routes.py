@@ -162,15 +162,13 @@ def registrations(module: cst.CSTNode) -> tuple[Registration, ...]:
     return _registrations_in(module)
 
 
-@per_statement
-def _statement_registrations(statement: cst.CSTNode) -> tuple[Registration, ...]:
-    return _registrations_in(statement)
-
-
 def _registrations_in(node: cst.CSTNode) -> tuple[Registration, ...]:
     finder = _RegistrationFinder()
     finder.walk(node)
     return tuple(finder.found)
+
+
+_statement_registrations = per_statement(_registrations_in)
 
 
 class _RegistrationFinder(ReadOnlyVisitor):
