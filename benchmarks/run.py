@@ -1,8 +1,8 @@
 """Throughput of flask-refactor against libcst's own codemod runner, on the same trees.
 
-    python benchmarks/run.py [--jobs N] [--shapes a,b,c] [--keep DIR] [--markdown]
+    python benchmarks/run.py [--jobs N] [--shapes a,b,c,m] [--keep DIR] [--markdown]
 
-Three trees, shaped like users' code:
+Three trees, shaped like users' code, and one test of memory:
 
 (a) library: the source of real installed packages (libcst, click, rich, pygments,
     pytest, jinja2, ...) plus one multi-module Flask shop (the app, models, a
@@ -11,6 +11,8 @@ Three trees, shaped like users' code:
 (b) big app: one Flask app of ~300 small modules (views, models and services importing
     each other, the app in the package's __init__): every file is Flask code.
 (c) cache: (a) with an empty cache, then warm, then with one file edited.
+(m) memory: `--all` on (a) and on (a) with its library code three times over (the same
+    app): the peak RSS must follow the Flask code, not the size of the tree.
 
 For (a) and (b), `flask-refactor check --no-cache` (everything computed: nothing read
 from the cache) with `--all` and with each codemod alone; for (c), `--all` with an empty
@@ -134,6 +136,30 @@ def report(title: str, rows: list[tuple[str, Timing]], files: int, lines: int, b
                   + (f"  ({timing.changed} files changed)" if timing.changed is not None else ""))
 
 
+def report_memory(workdir: Path, library: Path, args, env: dict) -> None:
+    """`--all` on the library tree and on a copy holding its library code three times
+    (the same app): time and peak RSS side by side."""
+    tripled = workdir / "library-x3"
+    shutil.rmtree(tripled, ignore_errors=True)
+    shutil.copytree(library, tripled)
+    for copy in ("copy2", "copy3"):
+        for package in sorted(p for p in library.iterdir() if p.is_dir() and p.name != "shop"):
+            shutil.copytree(package, tripled / copy / package.name)
+    command = [sys.executable, "-P", "-m", "flask_refactor", "check", "--jobs", str(args.jobs), "--format", "json",
+               "--no-cache", "--all", "."]
+    print("\n(m) peak memory against the size of the tree (the same app in both)")
+    if args.markdown:
+        print("\n| tree | files | lines | seconds | peak RSS |\n|---|---|---|---|---|")
+    for label, tree in (("(a)", library), ("(a), library code three times over", tripled)):
+        files, lines = count_lines(tree)
+        timing = measure(command, tree, env)
+        if args.markdown:
+            print(f"| {label} | {files} | {lines:,} | {timing.seconds:.2f} | {timing.peak_rss_mb:.0f} MB |")
+        else:
+            print(f"  {label:36s} {files:6d} files {lines:10,} lines {timing.seconds:7.2f} s {timing.peak_rss_mb:6.0f} MB")
+    shutil.rmtree(tripled)
+
+
 def compile_installed_code() -> None:
     """Write flask-refactor's bytecode before timing anything, as `pip install` does: from
     an editable checkout, or with PYTHONDONTWRITEBYTECODE set, every run would otherwise
@@ -149,7 +175,7 @@ def compile_installed_code() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--shapes", default="a,b,c", help="which trees: a, b, c (comma-separated)")
+    parser.add_argument("--shapes", default="a,b,c,m", help="which trees: a, b, c, m (comma-separated)")
     parser.add_argument("--flask-share", type=float, default=0.05)
     parser.add_argument("--big-app-modules", type=int, default=300)
     parser.add_argument("--keep", type=Path, help="build the trees here and keep them")
@@ -165,7 +191,7 @@ def main() -> None:
     print(f"jobs={args.jobs}, Python {sys.version.split()[0]}, libcst {importlib.metadata.version('libcst')}")
 
     library = workdir / "library"
-    if shapes & {"a", "c"}:
+    if shapes & {"a", "c", "m"}:
         shutil.rmtree(library, ignore_errors=True)
         flask_files = build_library_tree(library, args.flask_share)
         files, lines = count_lines(library)
@@ -180,6 +206,8 @@ def main() -> None:
         rows = bench_tree("c", library, args, env, cache, cold_warm=True)
         report("(c) the library tree: empty cache, warm cache, one file edited", rows + [(BASELINE, baseline)], files, lines,
                baseline.seconds, args.markdown)
+    if "m" in shapes:
+        report_memory(workdir, library, args, env)
     if "b" in shapes:
         big = workdir / "bigapp"
         shutil.rmtree(big, ignore_errors=True)

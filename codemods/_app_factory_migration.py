@@ -508,7 +508,9 @@ class Migration:
         role = "inner" if name and imports_transitively(self.project, self.app_module, name) else "outer"
         new = self._rewrite_imports(path, module, ext_vars, role)
         new = self._rewrite_nested_imports(path, new, ext_vars, role)
-        if new is not module and code_of(new) != code_of(module):  # rendering costs: only when something changed
+        # rendering costs: only when something changed, and the new version's unchanged
+        # statements are not rendered again (`code_of` with the path, the module first)
+        if new is not module and code_of(module, path) != code_of(new, path):
             self.modules[path] = new
 
     def _rewrite_nested_imports(self, path: str, module: cst.Module, ext_vars: set[str], role: str) -> cst.Module:

@@ -19,7 +19,7 @@ from libcst.helpers import get_full_name_for_node
 from libcst.metadata import ImportAssignment
 
 from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
-from flask_refactor.positions import code_ranges
+from flask_refactor.positions import CodeRanges, code_ranges
 from flask_refactor.project import Project
 from flask_refactor.scopes import scope_map
 from flask_refactor.walk import TargetedTransformer, iter_nodes, node_finder
@@ -211,7 +211,12 @@ After:
         services: dict[str, _ServicesFile] = {}
         modules = [_ViewsModule(self, project, path, module, services)
                    for path, module in app_modules(project, self.needles)]
-        ready = [views_module for views_module in modules if views_module.prepare()]
+        with_views = [views_module for views_module in modules if views_module.find_views()]
+        # how long each view is takes rendering the module with positions: the most
+        # expensive question here, and independent work (so the map may share it out)
+        for views_module, lines in zip(with_views, project.map(with_views, _view_lines)):
+            views_module.view_lines = dict(zip(views_module.views, lines))
+        ready = [views_module for views_module in with_views if views_module.prepare()]
         results = project.map(ready, _extract)
         for views_module, (part, ledger) in zip(ready, results):
             if views_module.ledger is None:  # extracted in a worker, against the services files of then
@@ -251,24 +256,34 @@ class _ViewsModule:
         self.replacements: dict[int, cst.IndentedBlock] = {}
         self.verdicts: dict[tuple[str, str], str | None] = {}  # asked per read of a name: kept
         self.ledger: _Ledger | None = None  # set when extracted in this process
+        self.views: list[cst.FunctionDef] = []  # (`find_views`)
+        self.view_lines: dict[cst.FunctionDef, int] = {}  # view -> lines from its `def` to its end
 
     def report(self, func: cst.FunctionDef, message: str, severity: Severity = Severity.INFO) -> None:
         self.changes.report(self.path, self.positions[func.name].start.line, message, severity)
 
-    def prepare(self) -> bool:
-        """Whether this module may have fat views to extract. Its services module is
-        created here, in module order: by the first views module with fat views. Once an
-        earlier module created it, which views are fat (and whether the services module
-        takes them) is decided where the module is extracted."""
+    def find_views(self) -> bool:
+        """Whether the module has views (kept in `views`)."""
         imports = import_map(self.project, self.path)
-        views = [f for f in _functions(self.module) if is_view(f, imports, self.project)]
-        if not views:
-            return False
-        self.views, self.fat = views, None
+        self.views = [f for f in _functions(self.module) if is_view(f, imports, self.project)]
+        return bool(self.views)
+
+    @functools.cached_property
+    def positions(self) -> CodeRanges:
+        return code_ranges(self.module)
+
+    def prepare(self) -> bool:
+        """Whether this module may have fat views to extract (it has views, and their
+        `view_lines` are known). Its services module is created here, in module order: by
+        the first views module with fat views. Once an earlier module created it, which
+        views are fat (and whether the services module takes them) is decided where the
+        module is extracted."""
+        imports = import_map(self.project, self.path)
+        self.fat = None
         if self.services_path in self.services:
-            self._ask_verdicts(imports, views)
+            self._ask_verdicts(imports, self.views)
             return True
-        if not self._settle(views):
+        if not self._settle(self.views):
             return False
         self._ask_verdicts(imports, self.fat)
         return True
@@ -276,7 +291,6 @@ class _ViewsModule:
     def _settle(self, views: list[cst.FunctionDef]) -> bool:
         """Find the fat views and the services module that takes them, reporting why
         none can be extracted: False then."""
-        self.positions = code_ranges(self.module)
         self.fat = [v for v in views if self._is_fat(v)]
         if not self.fat:
             return False
@@ -334,8 +348,8 @@ class _ViewsModule:
 
     # -- deciding -----------------------------------------------------------------------
     def _is_fat(self, func: cst.FunctionDef) -> bool:
-        lines = self.positions[func].end.line - self.positions[func.name].start.line + 1
-        return count_statements(func.body) > self.config["max_statements"] or lines > self.config["max_lines"]
+        return (count_statements(func.body) > self.config["max_statements"]
+                or self.view_lines[func] > self.config["max_lines"])
 
     def _extract(self, view: cst.FunctionDef, flow: ViewFlow) -> None:
         name = view.name.value
@@ -559,6 +573,12 @@ class _ViewsModule:
 
 def _extract(views_module: _ViewsModule) -> tuple[ChangeSet, _Ledger]:
     return views_module.extract()
+
+
+def _view_lines(views_module: _ViewsModule) -> tuple[int, ...]:
+    """How many lines each view spans, from its `def` to its end."""
+    positions = views_module.positions
+    return tuple(positions[view].end.line - positions[view.name].start.line + 1 for view in views_module.views)
 
 
 @per_tree

@@ -123,14 +123,15 @@ def discover(paths: list[str], excludes: list[str] = (), cwd: Path | None = None
             result.files.append(ProjectFile(display, path.resolve(), python=False))
             return
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as handle:  # the rest is read when needed, and kept only then
+                head = handle.read(4096)
         except OSError as exc:
             result.errors.add(display, f"cannot read: {exc.strerror or exc}")
             return
-        if GENERATED_MARKER in data[:4096] and not explicit:
+        if GENERATED_MARKER in head and not explicit:
             result.skipped_generated.append(display)
             return
-        result.files.append(ProjectFile(display, path.resolve(), data=data, python=True))
+        result.files.append(ProjectFile(display, path.resolve(), python=True))
 
     def walk(directory: Path, ignores: _Ignores, seen_dirs: set[tuple[int, int]]) -> None:
         try:

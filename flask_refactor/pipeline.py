@@ -295,6 +295,7 @@ def _forking_pays(done: list, here_seconds: float, rest: int, jobs: int) -> bool
     if not done:
         return True  # nothing to go by (RUN_HERE_FIRST_SECONDS is 0): fork
     sample = done[:3]
+    transfer.dumps(sample)  # the first dump of a node class writes its constructor: not the pace
     timer = time.perf_counter()
     dumped = [transfer.dumps(result) for result in sample]
     dump = rest * (time.perf_counter() - timer) / len(sample)  # in the workers, beside the work
@@ -426,7 +427,7 @@ def collect_outcomes(project: Project, touched: dict[str, list[tuple[str, str]]]
     invalid = set()
     changed = [(path, project.file(path).text, project.file(path).python)
                for path in sorted(touched) if project.file(path).changed]
-    # parsing is most of it, and grows with the text
+    # compiling grows with the text
     checked = sum(run_here_then_fork(changed, _validate, _validate, jobs, [len(text) for _, text, _ in changed]), [])
     for (path, _, _), problem in zip(changed, checked):
         if problem:

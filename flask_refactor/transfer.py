@@ -15,10 +15,11 @@ Only `multiprocessing`'s pickler (what process pools send results with) is taugh
 
 A worker forked from the coordinator mostly sends back trees that are the coordinator's
 own with a few statements replaced: a codemod rebuilds only the path to what it changes.
-Within `sharing(trees)`, `dumps` writes a statement of those trees as its address instead
-of its content, and `loads` takes the coordinator's object at that address: a forked
-worker holds the same objects at the same addresses, and the table of them, inherited
-from the coordinator, keeps each alive in both (so no other object can have its address).
+Within `sharing(trees)`, `dumps` writes a statement of those trees as its number in a
+table of them instead of its content, and `loads` takes the coordinator's object of that
+number: a forked worker inherits the table, and holds the same objects at the same
+addresses (which is how `dumps` recognises them; the table keeps each alive in both, so
+no other object can take its address).
 The result then shares its unchanged statements with the coordinator's tree, as when the
 work runs in the coordinator itself, and is sent in a fraction of the bytes.
 """
@@ -67,6 +68,10 @@ def _exported_node_classes() -> list[type]:
 
 
 def _reduce(node: cst.CSTNode) -> tuple[Callable[..., cst.CSTNode], tuple]:
+    if _SHARED:
+        index = _SHARED.get(id(node))
+        if index is not None and _SHARED_NODES[index] is node:
+            return _shared, (index,)
     cls = type(node)
     reducer = _REDUCERS.get(cls)
     if reducer is None:
@@ -95,8 +100,9 @@ def __getattr__(name: str) -> Any:
     return constructor
 
 
-# address -> statement of the trees given to `sharing`, while it lasts
-_SHARED: dict[int, cst.CSTNode] = {}
+# the statements of the trees given to `sharing`, while it lasts, each sent as its index
+_SHARED_NODES: list[cst.CSTNode] = []
+_SHARED: dict[int, int] = {}  # address -> index in _SHARED_NODES
 # statements, suites and the clauses holding suites: what `sharing` descends through
 _statement_level = subclass_test((cst.BaseStatement, cst.BaseSuite, cst.Else, cst.ExceptHandler,
                                   cst.ExceptStarHandler, cst.Finally, cst.MatchCase))
@@ -104,16 +110,17 @@ _statement_level = subclass_test((cst.BaseStatement, cst.BaseSuite, cst.Else, cs
 
 @contextlib.contextmanager
 def sharing(trees: Iterable[cst.Module]) -> Iterator[None]:
-    """Have `dumps` and `loads` refer to the statements of these trees by address (to be
+    """Have `dumps` and `loads` refer to the statements of these trees by number (to be
     entered before workers are forked, and left after their results are loaded)."""
     for tree in trees:
-        _SHARED[id(tree)] = tree
+        _share(tree)
         for node in _statements(tree):
-            _SHARED[id(node)] = node
+            _share(node)
     try:
         yield
     finally:
         _SHARED.clear()
+        _SHARED_NODES.clear()
 
 
 def _statements(tree: cst.CSTNode) -> Iterator[cst.CSTNode]:
@@ -128,23 +135,24 @@ def _statements(tree: cst.CSTNode) -> Iterator[cst.CSTNode]:
                 stack.append(child)
 
 
-class _SharingPickler(ForkingPickler):
-    def persistent_id(self, obj: Any) -> int | None:
-        key = id(obj)
-        return key if key in _SHARED else None
+def _share(node: cst.CSTNode) -> None:
+    _SHARED[id(node)] = len(_SHARED_NODES)
+    _SHARED_NODES.append(node)
 
 
-class _SharingUnpickler(pickle.Unpickler):
-    def persistent_load(self, key: int) -> cst.CSTNode:
-        return _SHARED[key]
+def _shared(index: int) -> cst.CSTNode:
+    """A shared statement, loaded: this process's own (`_reduce` wrote its index).
+    (Through the node reducer, not a pickler's `persistent_id`, which pickle asks about
+    every object, strings and tuples included: dumps took twice as long.)"""
+    return _SHARED_NODES[index]
 
 
 def dumps(obj: Any) -> bytes:
-    """`obj` pickled (trees as `install` has them), the shared statements by address."""
+    """`obj` pickled (trees as `install` has them), the shared statements by number."""
     buffer = io.BytesIO()
-    _SharingPickler(buffer, pickle.HIGHEST_PROTOCOL).dump(obj)
+    ForkingPickler(buffer, pickle.HIGHEST_PROTOCOL).dump(obj)
     return buffer.getvalue()
 
 
 def loads(data: bytes) -> Any:
-    return _SharingUnpickler(io.BytesIO(data)).load()
+    return pickle.loads(data)

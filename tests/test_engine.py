@@ -566,8 +566,8 @@ def test_needles_asked_together_are_searched_in_one_pass(monkeypatch):
     project = Project.from_texts({f"m{i}.py": f"x = {i}\n" for i in range(10)} | {"a.py": "import flask\nurl_for\n",
                                                                                   "b.py": "endpoint = 1\n"})
     reads = []
-    real_read = Project._read
-    monkeypatch.setattr(Project, "_read", lambda self, file, log=True: reads.append(file.path) or real_read(self, file, log))
+    real_peek = Project._peek  # (a search reads bytes without keeping them)
+    monkeypatch.setattr(Project, "_peek", lambda self, file, log=True: reads.append(file.path) or real_peek(self, file, log))
     each = project.candidates_each(("url_for", "endpoint", "flask", "nowhere"))
     assert each == {"url_for": ["a.py"], "endpoint": ["b.py"], "flask": ["a.py"], "nowhere": []}
     assert len(reads) == 12  # each file once, for the four needles

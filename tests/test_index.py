@@ -199,6 +199,24 @@ def test_files_outside_the_app_are_never_parsed_and_each_file_once(tmp_path, mon
     assert {path: count for path, count in parsed.items() if count != 1} == {}
 
 
+def test_the_bytes_of_files_the_run_does_not_work_on_are_not_kept(tmp_path, monkeypatch):
+    """Memory follows the files a run works on, not the tree: a file that is only
+    searched (a library's) is read for each search and dropped."""
+    for rel, text in {**APP, **LIBRARY}.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    result = pipeline.run(["."], _all_codemods(), jobs=1, index_cache=None)
+
+    project = result.project
+    assert result.outcomes and not result.errors.entries
+    kept = {file.path for file in project.files() if file.data is not None}
+    worked_on = set(project.parse_counts) | {path for path in project.paths() if project.file(path).text is not None}
+    assert "shop/app.py" in kept
+    assert "vendored/jobs.py" not in kept  # searched (it holds "abort" and "Session"), never read as text
+    assert kept - worked_on <= set(project._index)  # read to be indexed (what the app imports)
+
+
 def test_searches_that_only_keep_app_files_never_search_the_tree(tmp_path, monkeypatch):
     """A byte search over every file costs with the tree: questions about the app's code
     (its abort() calls, hooks removing sessions, session factories, patches of its
