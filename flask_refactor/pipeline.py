@@ -124,7 +124,7 @@ def run(
 
 
 def _run_key(project: Project, codemods: list[Codemod], cwd: Path | None, found: Discovery) -> str:
-    files = [(f.path, f.python, project.bytes(f.path)) for f in project.files()]
+    files = ((f.path, f.python, project.bytes(f.path)) for f in project.files())  # one file's bytes at a time
     return run_key(files, codemods, Path(os.path.abspath(cwd or Path.cwd())),
                    [sorted(found.errors), found.skipped_generated])
 
