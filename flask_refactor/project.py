@@ -119,6 +119,9 @@ class Project:
         self._byte_hits: dict[tuple, set[str]] = {}  # (needle,) or (needles,) -> files whose bytes hold it
         self._pattern_hits: dict[tuple[str, ...], set[str]] = {}  # (pattern, *needles) -> files matching
         self._rewritten: set[str] = set()  # files given a new text (`update`): the only ones not as on disk
+        self._text_version: dict[str, int] = {}  # rewritten file -> the revision that gave its text
+        # a question (`_select`) -> {rewritten file: (the version of its text asked, its answer)}
+        self._text_hits: dict[tuple, dict[str, tuple[int, bool]]] = {}
         self._memo: dict[Any, Any] = {}
         # every question put to the disk beyond the files of the run (is there an
         # __init__.py, would a new file clobber one), with its answer: a cached result
@@ -155,7 +158,7 @@ class Project:
         needles = tuple(needles)
         if not needles:
             return self.paths()
-        return self._select(self._files_holding(needles), lambda text: any(n in text for n in needles))
+        return self._select(self._files_holding(needles), ("in", *needles), lambda text: any(n in text for n in needles))
 
     def candidates_each(self, needles: Iterable[str]) -> dict[str, list[str]]:
         """`candidates((needle,))` for each needle, searched in one pass over the tree."""
@@ -174,16 +177,25 @@ class Project:
             on_disk = self._pattern_hits[key] = {
                 path for path in self._files_holding(needles)
                 if (data := self._peek(self._files[path])) is not None and compiled.search(data)}
-        return self._select(on_disk, lambda text: re.search(pattern, text) is not None)
+        return self._select(on_disk, ("re", *key), lambda text: re.search(pattern, text) is not None)
 
-    def _select(self, on_disk: set[str], in_text: Callable[[str], bool]) -> list[str]:
+    def _select(self, on_disk: set[str], key: tuple, in_text: Callable[[str], bool]) -> list[str]:
         """Python files, sorted: those still as on disk if they are among the `on_disk`
         hits, the others (rewritten or created by a codemod) if `in_text` says so. (Only
         the hits and the rewritten files are looked at: asked again after every codemod,
-        a pass over every file of a library tree added up.)"""
+        a pass over every file of a library tree added up.) `in_text`'s answer is kept
+        per question (`key`) and version of a text: codemods ask the same ones many times."""
         found = [path for path in on_disk if (file := self._files.get(path)) is not None and file.as_on_disk]
-        found += [path for path in self._rewritten
-                  if (file := self._files.get(path)) is not None and not file.as_on_disk and in_text(file.text)]
+        answers = self._text_hits.setdefault(key, {})
+        for path in self._rewritten:
+            file = self._files.get(path)
+            if file is None or file.as_on_disk:
+                continue
+            known = answers.get(path)
+            if known is None or known[0] != self._text_version[path]:
+                known = answers[path] = (self._text_version[path], in_text(file.text))
+            if known[1]:
+                found.append(path)
         return sorted(path for path in found if (file := self._files[path]).python and not file.failed)
 
     def mentions(self, path: str, needles: Iterable[str]) -> bool:
@@ -458,6 +470,7 @@ class Project:
             file.tree, file.text = None, new
         self._rewritten.add(path)
         self.revision += 1
+        self._text_version[path] = self.revision
 
     def forget_created(self, path: str) -> None:
         """Drop a file a codemod created, as if it never had (e.g. a change the user rejected)."""
