@@ -492,10 +492,10 @@ class Project:
         self.mark_failed(file.path)
         self.errors.add(file.path, message)
 
-    def _is_package(self, directory: PurePosixPath) -> bool:
+    def _is_package(self, directory: str) -> bool:
         # Display paths are relative to the working directory, so the disk can be asked
         # directly: the marker may have been excluded from the run.
-        init = str(directory / "__init__.py")
+        init = f"{directory}/__init__.py"
         return init in self._files or self.on_disk(init)
 
     @functools.lru_cache(maxsize=1)
@@ -509,17 +509,34 @@ class Project:
         return index
 
 
-def _module_name(path: str, is_package: Callable[[PurePosixPath], bool]) -> str | None:
-    """`a/pkg/sub/mod.py` -> `pkg.sub.mod` when `pkg/` and `sub/` are packages."""
-    pure = PurePosixPath(path)
-    name = [] if pure.stem == "__init__" else [pure.stem]
-    directory = pure.parent
-    if pure.stem == "__init__":
-        name, directory = [directory.name], directory.parent
-    while directory.name not in ("", "..", ".") and is_package(directory):
-        name.insert(0, directory.name)
-        directory = directory.parent
+def _module_name(path: str, is_package: Callable[[str], bool]) -> str | None:
+    """`a/pkg/sub/mod.py` -> `pkg.sub.mod` when `pkg/` and `sub/` are packages. (On the
+    path's string, with the parts `PurePosixPath` would give: asked for every file of the
+    tree, pathlib's objects were most of the cost.)"""
+    if "//" in path or "/./" in path or path.startswith("./") or path.endswith(("/", "/.")):
+        path = str(PurePosixPath(path))  # the same path, written the one way the rest assumes
+    directory, filename = _split(path)
+    dot = filename.rfind(".")
+    stem = filename[:dot] if 0 < dot < len(filename) - 1 else filename
+    name = [stem]
+    if stem == "__init__":
+        directory, package = _split(directory)
+        name = [package]
+    while True:
+        parent, part = _split(directory)
+        if part in ("", "..", ".") or not is_package(directory):
+            break
+        name.insert(0, part)
+        directory = parent
     return ".".join(name) if name and all(part.isidentifier() for part in name) else None
+
+
+def _split(path: str) -> tuple[str, str]:
+    """(parent, name), as `PurePosixPath(path)` has them, of a path written as it writes them."""
+    if path in ("", ".", "/"):
+        return path or ".", ""
+    head, slash, tail = path.rpartition("/")
+    return (head or "/", tail) if slash else (".", path)
 
 
 def position_lookup(module: cst.Module) -> Callable[[cst.CSTNode], tuple[int, int]]:

@@ -3,12 +3,13 @@ atomic writes, diffs that reproduce the writes, discovery rules, the plugin regi
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import stat
 import subprocess
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import libcst as cst
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from flask_refactor import pipeline, registry, writer
 from flask_refactor.codemod import ChangeSet, Codemod, FileCodemod, FileContext, Option, Severity
 from flask_refactor.discovery import discover
-from flask_refactor.project import Project
+from flask_refactor.project import Project, _module_name
 
 
 class RenameOld(FileCodemod):
@@ -445,6 +446,36 @@ def test_module_names_follow_packages():
     assert project.module_name("src/pkg/__init__.py") == "pkg"
     assert project.module_name("src/flat.py") == "flat"
     assert project.path_of_module("pkg.mod") == "src/pkg/mod.py"
+
+
+def _module_name_by_pathlib(path, is_package):
+    """The rule, written with pathlib's objects (what `_module_name` reads off the string)."""
+    pure = PurePosixPath(path)
+    name = [] if pure.stem == "__init__" else [pure.stem]
+    directory = pure.parent
+    if pure.stem == "__init__":
+        name, directory = [directory.name], directory.parent
+    while directory.name not in ("", "..", ".") and is_package(str(directory / "__init__.py")):
+        name.insert(0, directory.name)
+        directory = directory.parent
+    return ".".join(name) if name and all(part.isidentifier() for part in name) else None
+
+
+@pytest.mark.parametrize("packages", [set(), {"a", "pkg"}, {"a", "pkg", "x-y", ".."}])
+def test_module_names_read_off_the_path_string_are_pathlibs(packages):
+    parts = ["a", "pkg", "..", ".", "", "x-y"]
+    files = ["m.py", "__init__.py", "a.b.py", ".py", "__init__"]
+    for depth in range(3):
+        for folders in itertools.product(parts, repeat=depth):
+            for lead, filename in itertools.product(("", "/", "./"), files):
+                path = lead + "/".join([*folders, filename])
+                asked = []
+                ours = _module_name(path, lambda folder: asked.append(f"{folder}/__init__.py")
+                                    or PurePosixPath(folder).name in packages)
+                expected = []
+                theirs = _module_name_by_pathlib(path, lambda init: expected.append(init)
+                                                 or PurePosixPath(init).parent.name in packages)
+                assert (ours, asked) == (theirs, expected), path
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
