@@ -108,19 +108,35 @@ def run(
     found: Discovery = discover(list(paths), list(excludes), cwd)
     project = Project(found.files, found.errors)
     project.index_cache = default_cache() if index_cache is DEFAULT_CACHE else index_cache
-    results = key = stored = None
+    results = key = stored = stamps = None
     if project.index_cache is not None:
         results = ResultCache(project.index_cache.root)
+        stamps = _stamps(project, [f.path for f in project.files()])
         key = _run_key(project, codemods, cwd, found)
         stored = results.load(key)
     if stored is not None:
         result = _from_payload(project, codemods, stored)
     else:
         result = run_on_project(project, codemods, jobs=jobs, progress=progress)
-        if results is not None:
+        # The run reads files again after the key was made (searches keep no bytes): a
+        # file edited meanwhile may have given a result that is not the key's.
+        if results is not None and _stamps(project, stamps) == stamps:
             results.store(key, _payload(result))
     result.skipped_generated = found.skipped_generated
     return result
+
+
+def _stamps(project: Project, paths: Iterable[str]) -> dict[str, tuple[int, int] | None]:
+    """Size and modification time of each file on disk (None: gone or unreadable)."""
+    stamps = {}
+    for path in paths:
+        real = project.file(path).real
+        try:
+            info = os.stat(real) if real is not None else None
+        except OSError:
+            info = None
+        stamps[path] = None if info is None else (info.st_size, info.st_mtime_ns)
+    return stamps
 
 
 def _run_key(project: Project, codemods: list[Codemod], cwd: Path | None, found: Discovery) -> str:

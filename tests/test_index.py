@@ -429,6 +429,27 @@ def test_a_different_answer_from_the_disk_misses_the_result_cache(tmp_path, monk
     assert third.project.parse_counts
 
 
+def test_a_file_edited_during_the_run_keeps_the_result_out_of_the_cache(tmp_path, monkeypatch):
+    """Searches read files again during the run: one edited meanwhile may have given a
+    result that its key (the bytes before) does not describe."""
+    tree = tmp_path / "tree"
+    _write_tree(tree, APP)
+    monkeypatch.chdir(tree)
+    cache = IndexCache(tmp_path / "cache")
+    original = pipeline.run_on_project
+
+    def edit_then_run(project, *args, **kwargs):
+        (tree / "shop/helpers.py").write_text(APP["shop/helpers.py"] + "\nEDITED = 1\n")
+        return original(project, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_on_project", edit_then_run)
+    pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)
+    assert not list((tmp_path / "cache").glob("results-*/*.json"))
+    monkeypatch.setattr(pipeline, "run_on_project", original)
+    pipeline.run(["."], _all_codemods(), jobs=1, index_cache=cache)  # nothing edited: kept
+    assert len(list((tmp_path / "cache").glob("results-*/*.json"))) == 1
+
+
 def test_a_corrupt_result_entry_is_computed_again(tmp_path, monkeypatch):
     tree = tmp_path / "tree"
     _write_tree(tree, APP)
