@@ -120,7 +120,7 @@ def run(
         result = run_on_project(project, codemods, jobs=jobs, progress=progress)
         # The run reads files again after the key was made (searches keep no bytes): a
         # file edited meanwhile may have given a result that is not the key's.
-        if results is not None and _stamps(project, stamps) == stamps:
+        if results is not None and _stamps(project, list(stamps)) == stamps:
             results.store(key, _payload(result))
     result.skipped_generated = found.skipped_generated
     return result

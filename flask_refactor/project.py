@@ -118,8 +118,9 @@ class Project:
         self.layout = 0  # bumped when files appear or go (module names may then resolve elsewhere)
         self._byte_hits: dict[tuple, set[str]] = {}  # (needle,) or (needles,) -> files whose bytes hold it
         self._pattern_hits: dict[tuple[str, ...], set[str]] = {}  # (pattern, *needles) -> files matching
-        self._rewritten: set[str] = set()  # files given a new text (`update`): the only ones not as on disk
-        self._text_version: dict[str, int] = {}  # rewritten file -> the revision that gave its text
+        # files given a new text (`update`), the only ones not as on disk -> the revision
+        # that gave it (the version of the text that `_select`'s answers are kept for)
+        self._rewritten: dict[str, int] = {}
         # a question (`_select`) -> {rewritten file: (the version of its text asked, its answer)}
         self._text_hits: dict[tuple, dict[str, tuple[int, bool]]] = {}
         self._memo: dict[Any, Any] = {}
@@ -187,13 +188,13 @@ class Project:
         per question (`key`) and version of a text: codemods ask the same ones many times."""
         found = [path for path in on_disk if (file := self._files.get(path)) is not None and file.as_on_disk]
         answers = self._text_hits.setdefault(key, {})
-        for path in self._rewritten:
+        for path, version in self._rewritten.items():
             file = self._files.get(path)
             if file is None or file.as_on_disk:
                 continue
             known = answers.get(path)
-            if known is None or known[0] != self._text_version[path]:
-                known = answers[path] = (self._text_version[path], in_text(file.text))
+            if known is None or known[0] != version:
+                known = answers[path] = (version, in_text(file.text))
             if known[1]:
                 found.append(path)
         return sorted(path for path in found if (file := self._files[path]).python and not file.failed)
@@ -468,16 +469,15 @@ class Project:
             file.tree, file.text = new, code_of(new, path) if text is None else text
         else:
             file.tree, file.text = None, new
-        self._rewritten.add(path)
         self.revision += 1
-        self._text_version[path] = self.revision
+        self._rewritten[path] = self.revision
 
     def forget_created(self, path: str) -> None:
         """Drop a file a codemod created, as if it never had (e.g. a change the user rejected)."""
         file = self._files.get(path)
         if file is not None and file.created:
             del self._files[path]
-            self._rewritten.discard(path)
+            self._rewritten.pop(path, None)
             self._module_index.cache_clear()
             self.layout += 1
             self.revision += 1
