@@ -270,7 +270,7 @@ class _ViewsModule:
 
     @functools.cached_property
     def positions(self) -> CodeRanges:
-        return code_ranges(self.module)
+        return code_ranges(self.module, self.path)
 
     def prepare(self) -> bool:
         """Whether this module may have fat views to extract (it has views, and their

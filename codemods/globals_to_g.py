@@ -942,16 +942,23 @@ class ModuleAnalysis:
 
     @functools.cached_property
     def _late(self) -> set[FunctionRef]:
-        """Functions run by (or called from) hooks that run after an early before_request exit."""
-        stack = [ref for ref, facts in self.cmap.functions.items()
-                 if any(role in facts.roles for role in RUN_WITHOUT_BEFORE_HOOKS)]
-        reached = set(stack)
-        while stack:
-            for callee in self.cmap.functions[stack.pop()].calls:
-                if callee not in reached and callee in self.cmap.functions:
-                    reached.add(callee)
-                    stack.append(callee)
-        return reached
+        # the same for every module: computed once per context map (a walk of the whole
+        # call graph, which each module's analysis had made again)
+        cmap, late = self.project.fact("globals-to-g.late", lambda project: (self.cmap, _run_after_early_exit(self.cmap)))
+        return late if cmap is self.cmap else _run_after_early_exit(self.cmap)
+
+
+def _run_after_early_exit(cmap: ContextMap) -> set[FunctionRef]:
+    """Functions run by (or called from) hooks that run after an early before_request exit."""
+    stack = [ref for ref, facts in cmap.functions.items()
+             if any(role in facts.roles for role in RUN_WITHOUT_BEFORE_HOOKS)]
+    reached = set(stack)
+    while stack:
+        for callee in cmap.functions[stack.pop()].calls:
+            if callee not in reached and callee in cmap.functions:
+                reached.add(callee)
+                stack.append(callee)
+    return reached
 
 
 CONTAINER_CALLS = frozenset({"list", "dict", "set", "collections.defaultdict", "collections.OrderedDict",

@@ -359,7 +359,7 @@ class Project:
     def position_lookup(self, path: str) -> Callable[[cst.CSTNode], tuple[int, int]]:
         """A function giving (line, column) of a node of the file's current module."""
         module = self.parse(path)
-        return (lambda node: (1, 0)) if module is None else position_lookup(module)
+        return (lambda node: (1, 0)) if module is None else position_lookup(module, path)
 
     def trees(self) -> list[cst.Module]:
         """The trees parsed or produced so far (current versions)."""
@@ -539,10 +539,11 @@ def _split(path: str) -> tuple[str, str]:
     return (head or "/", tail) if slash else (".", path)
 
 
-def position_lookup(module: cst.Module) -> Callable[[cst.CSTNode], tuple[int, int]]:
-    """(line, column) of nodes of `module`, resolved lazily on first use."""
+def position_lookup(module: cst.Module, path: str | None = None) -> Callable[[cst.CSTNode], tuple[int, int]]:
+    """(line, column) of nodes of `module` (a version of the file at `path`), resolved
+    lazily on first use."""
     def lookup(node: cst.CSTNode) -> tuple[int, int]:
-        pos = code_ranges(module).get(node)
+        pos = code_ranges(module, path).get(node)
         return (pos.start.line, pos.start.column) if pos else (1, 0)
 
     return lookup

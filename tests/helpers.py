@@ -195,12 +195,14 @@ def sample_modules(packages: tuple[str, ...]) -> list[tuple[str, cst.Module]]:
 
 
 def rendered_for_positions(monkeypatch) -> list:
-    """The trees whose positions get computed from now on (each a rendering of the whole
-    module), in order."""
+    """The trees rendered for positions from now on (the whole module, or one of its
+    top-level statements), in order."""
     from flask_refactor import positions
 
     rendered = []
-    original = positions.code_ranges_of
-    monkeypatch.setattr(positions, "code_ranges_of", lambda module: rendered.append(module) or original(module))
+    whole, statement = positions.code_ranges_of, positions._render_statement
+    monkeypatch.setattr(positions, "code_ranges_of", lambda module: rendered.append(module) or whole(module))
+    monkeypatch.setattr(positions, "_render_statement",
+                        lambda module, *rest: rendered.append(module) or statement(module, *rest))
     positions.code_ranges.cache_clear()
     return rendered

@@ -95,3 +95,59 @@ def test_reuse_follows_the_modules_newline_and_indent():
     assert code_of(no_newline, "n.py") == no_newline.code
     assert code_of(no_newline.with_changes(body=[*no_newline.body, cst.parse_statement("y = 2\n")]), "n.py") \
         == "# head\nx = 1\ny = 2\n# foot"
+
+
+def _assert_statement_ranges_are_the_whole_renders(module: cst.Module, where: str, path: str | None = None) -> None:
+    """Every node asked of `code_ranges` (in an order unrelated to the text's) has the
+    range a whole render gives it; those it does not give one have none."""
+    from flask_refactor.positions import code_ranges
+    from flask_refactor.walk import iter_nodes
+
+    whole = code_ranges_of(module)
+    code_ranges.cache_clear()
+    ours = code_ranges(module, path)
+    nodes = list(iter_nodes(module))
+    for node in nodes[::-1] + nodes:
+        assert ours.get(node) == whole.get(node), f"{where}: {type(node).__name__}"
+        assert (node in ours) == (node in whole), where
+    assert len(ours) == len(whole), where
+
+
+def test_ranges_rendered_one_statement_at_a_time_are_the_whole_renders():
+    for where, module in sample_modules(("flask", "click")):
+        _assert_statement_ranges_are_the_whole_renders(module, where)
+        path = f"statements/{where}"
+        code_of(module, path)  # the texts of its statements are then known, and used
+        _assert_statement_ranges_are_the_whole_renders(_edited(module), where, path)
+    for source in ("", "\n", "x = 1", "# head\r\n\r\nx = (\r\n  1)\r\nif x:\r    y\r# foot", "\n\n# c\n\n\n"):
+        _assert_statement_ranges_are_the_whole_renders(cst.parse_module(source), repr(source))
+
+
+def test_a_node_held_by_two_statements_has_the_whole_renders_range():
+    # A tree may hold one node object in two places; the whole render keeps the range of
+    # its first occurrence, or the last for a node with a syntactic range (a Name).
+    module = cst.parse_module("x = 1\ny = 2\n\ndef f():\n    return 3\n")
+    shared = cst.Name("g")
+    first, second, function = module.body
+    module = module.with_changes(body=[
+        first.with_changes(body=[first.body[0].with_changes(value=shared)]),
+        second.with_changes(body=[second.body[0].with_changes(value=shared)]),
+        function, function])
+    _assert_statement_ranges_are_the_whole_renders(module, "shared")
+
+
+def test_asking_for_a_node_renders_only_its_statement(monkeypatch):
+    from flask_refactor import positions
+
+    from helpers import rendered_for_positions
+
+    rendered = rendered_for_positions(monkeypatch)
+    tokens = []
+    add_token = positions._PositionState.add_token
+    monkeypatch.setattr(positions._PositionState, "add_token",
+                        lambda state, value: tokens.append(value) or add_token(state, value))
+    module = cst.parse_module("import os\n\n\ndef f():\n    return os.sep\n\n\ndef g():\n    return 2\n")
+    last = module.body[-1]
+    assert positions.code_ranges(module, None)[last.body.body[0]].start.line == 9
+    assert rendered == [module]
+    assert "".join(tokens) == module.code_for_node(last)  # the last statement alone
