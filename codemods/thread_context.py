@@ -319,7 +319,7 @@ class ModuleSites:
         return self._apply(wraps)
 
     def _site(self, func: cst.FunctionDef, qualname: str, call: cst.Call, kind: str, arg: cst.Arg) -> Wrap | None:
-        # lines are looked up only for findings: the first lookup renders the whole module
+        # lines are looked up only for findings: a lookup renders the statement holding the node
         if kind == "process":
             self.changes.report(self.path, self.positions(call)[0],
                                 "a process started in a request cannot carry Flask's context: pass plain values "
