@@ -12,14 +12,15 @@ import functools
 import keyword
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from collections.abc import Mapping
 from typing import Any
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import ImportAssignment
+from libcst.metadata import CodeRange, ImportAssignment
 
 from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
-from flask_refactor.positions import CodeRanges, code_ranges
+from flask_refactor.positions import code_ranges
 from flask_refactor.project import Project
 from flask_refactor.scopes import scope_map
 from flask_refactor.walk import TargetedTransformer, iter_nodes, node_finder
@@ -269,7 +270,7 @@ class _ViewsModule:
         return bool(self.views)
 
     @functools.cached_property
-    def positions(self) -> CodeRanges:
+    def positions(self) -> Mapping[cst.CSTNode, CodeRange]:
         return code_ranges(self.module, self.path)
 
     def prepare(self) -> bool:

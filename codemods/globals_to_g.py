@@ -942,10 +942,9 @@ class ModuleAnalysis:
 
     @functools.cached_property
     def _late(self) -> set[FunctionRef]:
-        # the same for every module: computed once per context map (a walk of the whole
-        # call graph, which each module's analysis had made again)
-        cmap, late = self.project.fact("globals-to-g.late", lambda project: (self.cmap, _run_after_early_exit(self.cmap)))
-        return late if cmap is self.cmap else _run_after_early_exit(self.cmap)
+        # the same for every module (`self.cmap` is the project's context map): a walk of
+        # the whole call graph, made once per version of the project, not per module
+        return self.project.fact("globals-to-g.late", lambda project: _run_after_early_exit(context_map(project)))
 
 
 def _run_after_early_exit(cmap: ContextMap) -> set[FunctionRef]:

@@ -140,14 +140,14 @@ class _StatementRanges(Mapping[CSTNode, CodeRange]):
         self._owners: dict[CSTNode, int] | None = None  # node -> index of its top-level statement
         self._starts: list[tuple[int, int]] = []  # where statement i starts, for i < len
         self._rendered: dict[int, dict[CSTNode, _Range]] = {}
-        self._whole: CodeRanges | None = None
+        self._whole: dict[CSTNode, _Range] | None = None  # the whole render, when needed
 
     def _range(self, node: object) -> _Range | None:
         index = self._owner(node)
         if index is None:
             return None
         if index == _SHARED:
-            return self._all()._ranges.get(node)
+            return self._all().get(node)
         ranges = self._rendered.get(index)
         if ranges is None:
             ranges = self._rendered[index] = _render_statement(self._module, index, self._start(index))
@@ -175,13 +175,12 @@ class _StatementRanges(Mapping[CSTNode, CodeRange]):
 
     def _text(self, statement: CSTNode) -> str:
         module = self._module
-        known = self._known.get(id(statement))
-        if known is not None and known[0] is statement and known[1] == module.default_indent \
-                and known[2] == module.default_newline:
-            return known[3]
-        state = _CodeState(default_indent=module.default_indent, default_newline=module.default_newline)
-        statement._codegen(state)
-        return "".join(state.tokens)
+        text = _kept_text(self._known, statement, module.default_indent, module.default_newline)
+        if text is None:
+            state = _CodeState(default_indent=module.default_indent, default_newline=module.default_newline)
+            statement._codegen(state)
+            text = "".join(state.tokens)
+        return text
 
     def __getitem__(self, node: CSTNode) -> CodeRange:
         found = self._range(node)
@@ -199,9 +198,9 @@ class _StatementRanges(Mapping[CSTNode, CodeRange]):
     def __len__(self) -> int:
         return len(self._all())
 
-    def _all(self) -> CodeRanges:
+    def _all(self) -> dict[CSTNode, _Range]:
         if self._whole is None:
-            self._whole = code_ranges_of(self._module)
+            self._whole = code_ranges_of(self._module)._ranges
         return self._whole
 
 
@@ -210,12 +209,14 @@ def _statement_owners(module: cst.Module) -> dict[CSTNode, int]:
     for every node that gets a range. (Keyed by the nodes, not their ids: an id is a new
     int object per node, which cost the coordinator of a 300-module app 6 MB.)"""
     owners: dict[CSTNode, int] = {}
+    # `walk.iter_nodes(statement, descend)` lists the same nodes, but its generator and
+    # callback per node made this walk 60% slower on a large app
     for index, statement in enumerate(module.body):
         stack = [statement]
         while stack:
             node = stack.pop()
             if node.__class__ in UNPLACED:
-                continue
+                continue  # (whitespace and comments hold only each other)
             if owners.setdefault(node, index) != index:
                 owners[node] = _SHARED
             stack += children(node)
@@ -265,9 +266,8 @@ def code_of(module: cst.Module, path: str | None = None) -> str:
         line._codegen(state)
     tokens = state.tokens
     for statement in module.body:
-        known = before.get(id(statement))
-        if known is not None and known[0] is statement and known[1] == indent and known[2] == newline:
-            text = known[3]
+        text = _kept_text(before, statement, indent, newline)
+        if text is not None:
             tokens.append(text)
         else:
             start = len(tokens)
@@ -288,6 +288,16 @@ def code_of(module: cst.Module, path: str | None = None) -> str:
 # indentation around it, the module's newline and indent unit). Each entry holds its
 # statement, so an id can never stand for another object; one version is kept per path.
 _LAST_RENDERED: dict[str, dict[int, tuple[CSTNode, str, str, str]]] = {}
+
+
+def _kept_text(kept: dict[int, tuple[CSTNode, str, str, str]], statement: CSTNode, indent: str,
+               newline: str) -> str | None:
+    """The text of `statement` among the `kept` ones of a `_LAST_RENDERED` entry, if it
+    was rendered with this indent unit and newline."""
+    known = kept.get(id(statement))
+    if known is not None and known[0] is statement and known[1] == indent and known[2] == newline:
+        return known[3]
+    return None
 
 
 def forget_rendered() -> None:
