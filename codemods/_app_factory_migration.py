@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
-from flask_refactor.codemod import ChangeSet, Severity
+from flask_refactor.codemod import ChangeSet, FileChange, Severity
 from flask_refactor.positions import code_of
 from flask_refactor.project import Project
 from flask_refactor.walk import iter_nodes, node_finder, subclass_test
@@ -411,19 +411,21 @@ class Migration:
     def _migrate_users(self, names: dict[str, str], ext_vars: set[str]) -> None:
         """`_migrate_user` for every module importing the app: each is independent work
         (`Project.map`), whose problems, new module and plans are merged in path order."""
-        def one(item: tuple[str, tuple[str, str]]) -> tuple[list, dict, list, list]:
+        def one(item: tuple[str, tuple[str, str]]) -> tuple[list, list[FileChange], list, list]:
             path, (local, role) = item
             kept = self.problems, self.modules, self.plans, self.view_plans
             self.problems, self.modules, self.plans, self.view_plans = [], {}, [], []
             try:
                 self._migrate_user(path, local, role, names.get(path), ext_vars)
-                return self.problems, self.modules, self.plans, self.view_plans
+                # as changes: one made in a worker comes back with its text, rendered there
+                modules = [FileChange(path, module, "") for path, module in self.modules.items()]
+                return self.problems, modules, self.plans, self.view_plans
             finally:
                 self.problems, self.modules, self.plans, self.view_plans = kept
 
         for problems, modules, plans, view_plans in self.project.map(sorted(self.users.items()), one):
             self.problems += problems
-            self.modules.update(modules)
+            self.modules.update((change.path, change.new) for change in modules)
             self.plans += plans
             self.view_plans += view_plans
 

@@ -20,7 +20,7 @@ from libcst.helpers import get_full_name_for_node
 from libcst.metadata import CodeRange, ImportAssignment
 
 from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
-from flask_refactor.positions import code_ranges
+from flask_refactor.positions import code_ranges, statement_line_count
 from flask_refactor.project import Project
 from flask_refactor.scopes import scope_map
 from flask_refactor.walk import TargetedTransformer, iter_nodes, node_finder
@@ -213,10 +213,6 @@ After:
         modules = [_ViewsModule(self, project, path, module, services)
                    for path, module in app_modules(project, self.needles)]
         with_views = [views_module for views_module in modules if views_module.find_views()]
-        # how long each view is takes rendering the module with positions: the most
-        # expensive question here, and independent work (so the map may share it out)
-        for views_module, lines in zip(with_views, project.map(with_views, _view_lines)):
-            views_module.view_lines = dict(zip(views_module.views, lines))
         ready = [views_module for views_module in with_views if views_module.prepare()]
         results = project.map(ready, _extract)
         for views_module, (part, ledger) in zip(ready, results):
@@ -258,7 +254,6 @@ class _ViewsModule:
         self.verdicts: dict[tuple[str, str], str | None] = {}  # asked per read of a name: kept
         self.ledger: _Ledger | None = None  # set when extracted in this process
         self.views: list[cst.FunctionDef] = []  # (`find_views`)
-        self.view_lines: dict[cst.FunctionDef, int] = {}  # view -> lines from its `def` to its end
 
     def report(self, func: cst.FunctionDef, message: str, severity: Severity = Severity.INFO) -> None:
         self.changes.report(self.path, self.positions[func.name].start.line, message, severity)
@@ -274,8 +269,7 @@ class _ViewsModule:
         return code_ranges(self.module, self.path)
 
     def prepare(self) -> bool:
-        """Whether this module may have fat views to extract (it has views, and their
-        `view_lines` are known). Its services module is created here, in module order: by
+        """Whether this module may have fat views to extract. Its services module is created here, in module order: by
         the first views module with fat views. Once an earlier module created it, which
         views are fat (and whether the services module takes them) is decided where the
         module is extracted."""
@@ -350,7 +344,18 @@ class _ViewsModule:
     # -- deciding -----------------------------------------------------------------------
     def _is_fat(self, func: cst.FunctionDef) -> bool:
         return (count_statements(func.body) > self.config["max_statements"]
-                or self.view_lines[func] > self.config["max_lines"])
+                or self._spans_more_than(func, self.config["max_lines"]))
+
+    def _spans_more_than(self, view: cst.FunctionDef, limit: int) -> bool:
+        """Whether the view spans more than `limit` lines, from its `def` to its end. A
+        top-level view spans at most the lines of its statement's text, which is cheap to
+        have: positions, which render with far more bookkeeping, only for views that
+        might be longer."""
+        if any(statement is view for statement in self.module.body) \
+                and statement_line_count(self.module, view, self.path) <= limit:
+            return False
+        positions = self.positions
+        return positions[view].end.line - positions[view.name].start.line + 1 > limit
 
     def _extract(self, view: cst.FunctionDef, flow: ViewFlow) -> None:
         name = view.name.value
@@ -574,12 +579,6 @@ class _ViewsModule:
 
 def _extract(views_module: _ViewsModule) -> tuple[ChangeSet, _Ledger]:
     return views_module.extract()
-
-
-def _view_lines(views_module: _ViewsModule) -> tuple[int, ...]:
-    """How many lines each view spans, from its `def` to its end."""
-    positions = views_module.positions
-    return tuple(positions[view].end.line - positions[view.name].start.line + 1 for view in views_module.views)
 
 
 @per_tree

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import libcst as cst
 
-from .positions import code_of
+from .positions import code_of, keep_rendered, rendered_lengths
 
 if TYPE_CHECKING:
     from .project import Project
@@ -73,6 +73,8 @@ class FileChange:
     # The module's text, when this change was made in a worker process: rendered there,
     # beside the work, as the change is pickled to be sent back (`__getstate__`).
     rendered: str | None = field(default=None, compare=False, repr=False)
+    # and the length of each top-level statement's text in it (`positions.keep_rendered`)
+    rendered_lengths: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def text(self) -> str:
@@ -84,7 +86,13 @@ class FileChange:
         state = dict(self.__dict__)
         if isinstance(self.new, cst.Module) and self.rendered is None:
             state["rendered"] = code_of(self.new, self.path)
+            state["rendered_lengths"] = rendered_lengths(self.new, self.path)
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.rendered_lengths is not None:  # come back from a worker: its statement texts are kept here too
+            keep_rendered(self.new, self.path, self.rendered, self.rendered_lengths)
 
 
 @dataclass

@@ -300,6 +300,59 @@ def _kept_text(kept: dict[int, tuple[CSTNode, str, str, str]], statement: CSTNod
     return None
 
 
+def rendered_lengths(module: cst.Module, path: str) -> tuple[int, ...] | None:
+    """After `code_of(module, path)`: the length of each top-level statement's text in
+    that rendering, which is all `keep_rendered` needs to keep them in another process
+    that has the text. None when it kept no text for them."""
+    if not module.has_trailing_newline:
+        return None  # (`code_of` renders such a module whole, keeping nothing)
+    kept = _LAST_RENDERED.get(path, {})
+    lengths = []
+    for statement in module.body:
+        text = _kept_text(kept, statement, module.default_indent, module.default_newline)
+        if text is None:
+            return None
+        lengths.append(len(text))
+    return tuple(lengths)
+
+
+def keep_rendered(module: cst.Module, path: str, text: str, lengths: tuple[int, ...]) -> None:
+    """Keep what `code_of(module, path)` would have kept, from the `text` a worker
+    process rendered and its `rendered_lengths`: the next version of the file, here or in
+    a process forked from here, then renders only its new statements, and its positions
+    start where the kept texts say. Without this a module rewritten in workers by one
+    codemod after another was rendered whole each time."""
+    offset, footer = (len(_rendered_lines(module, lines)) for lines in (module.header, module.footer))
+    if len(lengths) != len(module.body) or offset + sum(lengths) + footer != len(text):
+        return  # not this module's rendering: keep nothing rather than a wrong text
+    kept: dict[int, tuple[CSTNode, str, str, str]] = {}
+    for statement, length in zip(module.body, lengths):
+        kept[id(statement)] = (statement, module.default_indent, module.default_newline, text[offset:offset + length])
+        offset += length
+    _LAST_RENDERED[path] = kept
+
+
+def statement_line_count(module: cst.Module, statement: CSTNode, path: str | None = None) -> int:
+    """How many lines a top-level statement of `module` takes as rendered, its leading
+    blank lines and comments included: at least as many as any node in it spans. From
+    the text `code_of` kept for the file (`path`) when it holds the statement, else
+    rendered without positions."""
+    indent, newline = module.default_indent, module.default_newline
+    text = _kept_text(_LAST_RENDERED.get(path, {}), statement, indent, newline) if path is not None else None
+    if text is None:
+        state = _CodeState(default_indent=indent, default_newline=newline)
+        statement._codegen(state)
+        text = "".join(state.tokens)
+    return len(_NEWLINE.findall(text))
+
+
+def _rendered_lines(module: cst.Module, lines: list[cst.EmptyLine]) -> str:
+    state = _CodeState(default_indent=module.default_indent, default_newline=module.default_newline)
+    for line in lines:
+        line._codegen(state)
+    return "".join(state.tokens)
+
+
 def forget_rendered() -> None:
     """Drop the texts kept for reuse (at the end of a run: a process that runs again, as
     `batch` workers do, must not keep the statements of every project it saw)."""

@@ -280,14 +280,15 @@ class Project:
             return
         with collection_paused():  # collections while parsing would find nothing
             parsed = self.map(pending, self._parsed, [len(self._files[path].text) for path in pending])
-        for path, (tree, problem) in zip(pending, parsed):
-            self._keep_parse(path, tree, problem)
-        if self.freeze_parsed:
-            # The trees live as long as the project and hold no cycles: the collector is
-            # told to leave them (and what came before) out of its full collections, each
-            # of which would walk them all again (a tenth of a second on a large app).
-            # Refcounting still frees a tree that is dropped.
-            gc.freeze()
+            for path, (tree, problem) in zip(pending, parsed):
+                self._keep_parse(path, tree, problem)
+            if self.freeze_parsed:
+                # The trees live as long as the project and hold no cycles: the collector
+                # is told to leave them (and what came before) out of its full collections,
+                # each of which would walk them all again (a tenth of a second on a large
+                # app). Refcounting still frees a tree that is dropped. Frozen before the
+                # collector is back on, or its first young collection walks them all.
+                gc.freeze()
 
     def _parsed(self, path: str) -> tuple[cst.Module | None, str | None]:
         """(tree, None), or (None, why not) for a file whose text has been read."""

@@ -448,6 +448,29 @@ def test_small_views_are_left_alone():
     assert outputs == {} and findings == []
 
 
+LONG_VIEW = """
+@bp.route("/long", methods=["POST"])
+def long_view():
+    order = Order(
+        sku="A",
+        qty=2,
+    )
+    db.session.add(order)
+    db.session.commit()
+    return jsonify(id=order.id)
+"""
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_view_is_fat_by_its_lines_from_def_to_end(nested):
+    # 8 lines from `def` to its end; nested in an `if`, the view is not a top-level
+    # statement, whose text bounds the count
+    views = LONG_VIEW if not nested else "\nif True:\n" + textwrap.indent(textwrap.dedent(LONG_VIEW), "    ")
+    outputs, _ = run(views, max_statements=100, max_lines=7)
+    assert "services.long_view(" in outputs["app/views.py"]
+    assert run(views, max_statements=100, max_lines=8) == ({}, [])
+
+
 def test_two_views_modules_share_one_services_module():
     second = HEADER.replace('Blueprint("shop"', 'Blueprint("admin"') + textwrap.dedent("""
     @bp.post("/archive")

@@ -151,3 +151,70 @@ def test_asking_for_a_node_renders_only_its_statement(monkeypatch):
     assert positions.code_ranges(module, None)[last.body.body[0]].start.line == 9
     assert rendered == [module]
     assert "".join(tokens) == module.code_for_node(last)  # the last statement alone
+
+
+def test_a_statements_line_count_bounds_what_any_node_in_it_spans():
+    # extract-services measures a view only when its statement's text is longer than
+    # the limit: the text's line count must never be less than what a node spans
+    from flask_refactor.positions import statement_line_count
+
+    for where, module in sample_modules(("flask", "click")):
+        ranges = code_ranges_of(module)
+        path = f"count/{where}"
+        counts = [statement_line_count(module, statement) for statement in module.body]
+        code_of(module, path)  # from the kept texts now: the same counts
+        assert counts == [statement_line_count(module, statement, path) for statement in module.body], where
+        for statement, count in zip(module.body, counts):
+            assert count == len(module.code_for_node(statement).splitlines()), where
+            if isinstance(statement, cst.FunctionDef):
+                assert ranges[statement].end.line - ranges[statement.name].start.line + 1 <= count, where
+    crlf = cst.parse_module("@deco\r\ndef f():\r\n    return (\r\n        1)\r\n")
+    assert statement_line_count(crlf, crlf.body[0]) == 4
+
+
+def test_statement_texts_rendered_in_a_worker_are_kept_where_the_text_arrives():
+    # a worker sends a module's text and its statements' lengths; the coordinator then
+    # holds each statement's text as `code_of` would have kept it
+    from flask_refactor import positions
+    from flask_refactor.positions import keep_rendered, rendered_lengths
+
+    sources = ["# header\n\nimport os\n\n\ndef f():\n    return os.sep\n# footer\n", "x = 1\r\ny = 2\r\n"]
+    modules = [cst.parse_module(source) for source in sources] + [m for _, m in sample_modules(("click",))]
+    for number, module in enumerate(modules):
+        path = f"kept/{number}"
+        text = code_of(module, path)
+        expected = {key: entry[3] for key, entry in positions._LAST_RENDERED[path].items()}
+        lengths = rendered_lengths(module, path)
+        positions.forget_rendered()
+        keep_rendered(module, path, text, lengths)
+        assert {key: entry[3] for key, entry in positions._LAST_RENDERED[path].items()} == expected, path
+        positions.forget_rendered()
+        keep_rendered(module, path, text + "# one more line\n", lengths)  # not this module's text
+        assert path not in positions._LAST_RENDERED
+        keep_rendered(module, path, text, lengths[:-1])
+        assert path not in positions._LAST_RENDERED
+    no_newline = cst.parse_module("x = 1")
+    code_of(no_newline, "kept/no-newline")
+    assert rendered_lengths(no_newline, "kept/no-newline") is None  # rendered whole: nothing kept
+    edited = _edited(modules[0])
+    assert rendered_lengths(edited, "kept/0") is None  # its new statements were not rendered with the path
+
+
+def test_a_change_sent_back_from_a_worker_brings_its_statement_texts(monkeypatch):
+    import pickle
+
+    from flask_refactor import positions, transfer
+    from flask_refactor.codemod import FileChange
+
+    module = cst.parse_module("import os\n\n\ndef f():\n    return os.sep\n\n\ndef g():\n    return 2\n")
+    change = FileChange("sent.py", module, "edited")
+    data = transfer.dumps(change)  # in the worker: rendered there, as it is pickled
+    positions.forget_rendered()  # the coordinator has kept nothing of this file
+    received = pickle.loads(data)
+    assert received.rendered == module.code
+    tokens = []
+    add_token = positions._CodeState.add_token
+    monkeypatch.setattr(positions._CodeState, "add_token", lambda state, value: tokens.append(value) or add_token(state, value))
+    new = received.new.with_changes(body=[*received.new.body[:-1], cst.parse_statement("g = 2\n")])
+    assert code_of(new, "sent.py") == "import os\n\n\ndef f():\n    return os.sep\ng = 2\n"
+    assert "".join(tokens) == "g = 2\n"  # the kept statements were not rendered again
