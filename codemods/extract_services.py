@@ -29,6 +29,7 @@ from ._extract_services_flow import Blocker, ModuleFacts, Region, ViewFlow, coun
 from .support.cache import per_statement, per_tree
 from .support.flask import app_modules, import_map, is_package, project_module_of
 from .support.imports import ImportMap, resolve_relative
+from .support.names import names_used
 from .support.routes import is_view
 from .support.views import (
     is_request_bound, is_request_free_object, module_reads_request, patched_attributes, reaches_on_import,
@@ -306,7 +307,7 @@ class _ViewsModule:
         """Answer, here, what the extraction will ask of the project about the imported
         names these views read: in a worker, the answers (and the files parsed for them)
         would be lost."""
-        read = {node.value for view in views for node in iter_nodes(view.body) if isinstance(node, cst.Name)}
+        read = frozenset().union(*(names_used(view.body) for view in views))
         for name in sorted(read & imports.names.keys()):
             qualified = imports.names[name]
             if not is_request_bound(qualified):
