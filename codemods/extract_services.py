@@ -270,10 +270,10 @@ class _ViewsModule:
         return code_ranges(self.module, self.path)
 
     def prepare(self) -> bool:
-        """Whether this module may have fat views to extract. Its services module is created here, in module order: by
-        the first views module with fat views. Once an earlier module created it, which
-        views are fat (and whether the services module takes them) is decided where the
-        module is extracted."""
+        """Whether this module may have fat views to extract. Its services module is
+        created here, in module order: by the first views module with fat views. Once an
+        earlier module created it, which views are fat (and whether the services module
+        takes them) is decided where the module is extracted."""
         imports = import_map(self.project, self.path)
         self.fat = None
         if self.services_path in self.services:

@@ -91,7 +91,7 @@ class FileChange:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        if self.rendered_lengths is not None:  # come back from a worker: its statement texts are kept here too
+        if self.rendered_lengths is not None:  # back from a worker: keep its statement texts here too
             keep_rendered(self.new, self.path, self.rendered, self.rendered_lengths)
 
 

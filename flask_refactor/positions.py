@@ -322,7 +322,7 @@ def keep_rendered(module: cst.Module, path: str, text: str, lengths: tuple[int, 
     a process forked from here, then renders only its new statements, and its positions
     start where the kept texts say. Without this a module rewritten in workers by one
     codemod after another was rendered whole each time."""
-    offset, footer = (len(_rendered_lines(module, lines)) for lines in (module.header, module.footer))
+    offset, footer = (len(_text_of_lines(module, lines)) for lines in (module.header, module.footer))
     if len(lengths) != len(module.body) or offset + sum(lengths) + footer != len(text):
         return  # not this module's rendering: keep nothing rather than a wrong text
     kept: dict[int, tuple[CSTNode, str, str, str]] = {}
@@ -346,7 +346,8 @@ def statement_line_count(module: cst.Module, statement: CSTNode, path: str | Non
     return len(_NEWLINE.findall(text))
 
 
-def _rendered_lines(module: cst.Module, lines: list[cst.EmptyLine]) -> str:
+def _text_of_lines(module: cst.Module, lines: list[cst.EmptyLine]) -> str:
+    """The text of a module's header or footer lines."""
     state = _CodeState(default_indent=module.default_indent, default_newline=module.default_newline)
     for line in lines:
         line._codegen(state)
