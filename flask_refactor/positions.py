@@ -164,23 +164,11 @@ class _StatementRanges(Mapping[CSTNode, CodeRange]):
         """(line, column) where top-level statement `index` starts rendering."""
         module = self._module
         if not self._starts:
-            state = _CodeState(default_indent=module.default_indent, default_newline=module.default_newline)
-            for line in module.header:
-                line._codegen(state)
-            self._starts.append(_moved((1, 0), "".join(state.tokens)))
+            self._starts.append(_moved((1, 0), _text_of(module, module.header)))
         while len(self._starts) <= index:
             done = len(self._starts) - 1
-            self._starts.append(_moved(self._starts[done], self._text(module.body[done])))
+            self._starts.append(_moved(self._starts[done], _statement_text(module, module.body[done], self._known)))
         return self._starts[index]
-
-    def _text(self, statement: CSTNode) -> str:
-        module = self._module
-        text = _kept_text(self._known, statement, module.default_indent, module.default_newline)
-        if text is None:
-            state = _CodeState(default_indent=module.default_indent, default_newline=module.default_newline)
-            statement._codegen(state)
-            text = "".join(state.tokens)
-        return text
 
     def __getitem__(self, node: CSTNode) -> CodeRange:
         found = self._range(node)
@@ -322,7 +310,7 @@ def keep_rendered(module: cst.Module, path: str, text: str, lengths: tuple[int, 
     a process forked from here, then renders only its new statements, and its positions
     start where the kept texts say. Without this a module rewritten in workers by one
     codemod after another was rendered whole each time."""
-    offset, footer = (len(_text_of_lines(module, lines)) for lines in (module.header, module.footer))
+    offset, footer = (len(_text_of(module, lines)) for lines in (module.header, module.footer))
     if len(lengths) != len(module.body) or offset + sum(lengths) + footer != len(text):
         return  # not this module's rendering: keep nothing rather than a wrong text
     kept: dict[int, tuple[CSTNode, str, str, str]] = {}
@@ -337,20 +325,22 @@ def statement_line_count(module: cst.Module, statement: CSTNode, path: str | Non
     blank lines and comments included: at least as many as any node in it spans. From
     the text `code_of` kept for the file (`path`) when it holds the statement, else
     rendered without positions."""
-    indent, newline = module.default_indent, module.default_newline
-    text = _kept_text(_LAST_RENDERED.get(path, {}), statement, indent, newline) if path is not None else None
-    if text is None:
-        state = _CodeState(default_indent=indent, default_newline=newline)
-        statement._codegen(state)
-        text = "".join(state.tokens)
-    return len(_NEWLINE.findall(text))
+    kept = _LAST_RENDERED.get(path, {}) if path is not None else {}
+    return len(_NEWLINE.findall(_statement_text(module, statement, kept)))
 
 
-def _text_of_lines(module: cst.Module, lines: list[cst.EmptyLine]) -> str:
-    """The text of a module's header or footer lines."""
+def _statement_text(module: cst.Module, statement: CSTNode, kept: dict[int, tuple[CSTNode, str, str, str]]) -> str:
+    """A top-level statement's text: the `kept` one (a `_LAST_RENDERED` entry), else rendered."""
+    text = _kept_text(kept, statement, module.default_indent, module.default_newline)
+    return _text_of(module, [statement]) if text is None else text
+
+
+def _text_of(module: cst.Module, nodes: list[CSTNode]) -> str:
+    """The text of some of a module's top-level parts (statements, header or footer
+    lines), rendered without positions."""
     state = _CodeState(default_indent=module.default_indent, default_newline=module.default_newline)
-    for line in lines:
-        line._codegen(state)
+    for node in nodes:
+        node._codegen(state)
     return "".join(state.tokens)
 
 

@@ -46,6 +46,14 @@ def test_code_of_renders_what_libcst_renders():
         assert code_of(cst.parse_module(source)) == source
 
 
+def _recorded_tokens(monkeypatch, state_class: type) -> list[str]:
+    """The tokens every render through `state_class` writes from now on."""
+    tokens: list[str] = []
+    add_token = state_class.add_token
+    monkeypatch.setattr(state_class, "add_token", lambda state, value: tokens.append(value) or add_token(state, value))
+    return tokens
+
+
 def _edited(module: cst.Module) -> cst.Module:
     """A next version as a codemod makes it: one statement replaced, one dropped, one
     added; the others are the same objects."""
@@ -63,9 +71,7 @@ def _edited(module: cst.Module) -> cst.Module:
 def test_a_next_version_reuses_the_texts_of_statements_it_kept(monkeypatch):
     from flask_refactor import positions
 
-    tokens = []
-    add_token = positions._CodeState.add_token
-    monkeypatch.setattr(positions._CodeState, "add_token", lambda state, value: tokens.append(value) or add_token(state, value))
+    tokens = _recorded_tokens(monkeypatch, positions._CodeState)
     for where, module in sample_modules(("flask", "click")):
         path = f"reuse/{where}"
         assert code_of(module, path) == module.code, where
@@ -142,10 +148,7 @@ def test_asking_for_a_node_renders_only_its_statement(monkeypatch):
     from helpers import rendered_for_positions
 
     rendered = rendered_for_positions(monkeypatch)
-    tokens = []
-    add_token = positions._PositionState.add_token
-    monkeypatch.setattr(positions._PositionState, "add_token",
-                        lambda state, value: tokens.append(value) or add_token(state, value))
+    tokens = _recorded_tokens(monkeypatch, positions._PositionState)
     module = cst.parse_module("import os\n\n\ndef f():\n    return os.sep\n\n\ndef g():\n    return 2\n")
     last = module.body[-1]
     assert positions.code_ranges(module, None)[last.body.body[0]].start.line == 9
@@ -212,9 +215,7 @@ def test_a_change_sent_back_from_a_worker_brings_its_statement_texts(monkeypatch
     positions.forget_rendered()  # the coordinator has kept nothing of this file
     received = pickle.loads(data)
     assert received.rendered == module.code
-    tokens = []
-    add_token = positions._CodeState.add_token
-    monkeypatch.setattr(positions._CodeState, "add_token", lambda state, value: tokens.append(value) or add_token(state, value))
+    tokens = _recorded_tokens(monkeypatch, positions._CodeState)
     new = received.new.with_changes(body=[*received.new.body[:-1], cst.parse_statement("g = 2\n")])
     assert code_of(new, "sent.py") == "import os\n\n\ndef f():\n    return os.sep\ng = 2\n"
     assert "".join(tokens) == "g = 2\n"  # the kept statements were not rendered again
