@@ -11,6 +11,7 @@ from libcst.helpers import get_full_name_for_node
 from flask_refactor.codemod import ChangeSet, FileChange, Severity
 from flask_refactor.positions import code_of
 from flask_refactor.project import Project
+from flask_refactor.snippets import parse_statement
 from flask_refactor.walk import iter_nodes, node_finder, subclass_test
 
 from .support.flask import (
@@ -116,7 +117,7 @@ class Migration:
         qualified = f"{self.app_module}.{self.site.var}"
         users = {}
         for path in self.project.paths():
-            if path == self.site.path or not self._may_import_app(path) or self.project.parse(path) is None:
+            if path == self.site.path or not self._may_rewrite(path) or self.project.parse(path) is None:
                 continue
             imports = import_map(self.project, path)
             if self.app_module in imports.star_modules:
@@ -144,8 +145,9 @@ class Migration:
 
     def _check_unreadable_files(self) -> None:
         """A Python file the engine could not read or parse may import the app: it could
-        not be rewritten with the rest, so the migration must wait for it."""
-        self.project.parse_many(path for path in self.project.paths() if self._may_import_app(path))
+        not be rewritten with the rest, so the migration must wait for it. (Only files
+        the migration may rewrite are parsed: the others are only read for their imports.)"""
+        self.project.parse_many(path for path in self.project.paths() if self._may_rewrite(path))
         for path, _ in self.project.errors:
             if not path.endswith(".py") or not self.project.exists(path):
                 continue
@@ -165,6 +167,20 @@ class Migration:
             return True
         return any(self.app_module in imported_modules(record, self.project.module_name(path), is_package(path))
                    for record in entry.imports)
+
+    def _may_rewrite(self, path: str) -> bool:
+        """Cheap test before parsing, on the project index: whether an import of the file
+        (at any depth) may bind a name to the app module or to something in it, which is
+        all the migration changes outside the app module. A module that only imports
+        other modules of the app's package (running the package's `__init__`, and so the
+        app module, first) keeps every line. A file the index cannot read may: parsed."""
+        if not self._may_import_app(path):
+            return False
+        entry = self.project.index(path)
+        if entry is None or entry.error:
+            return True
+        module_name, package = self.project.module_name(path), is_package(path)
+        return any(_binds_module(record, module_name, package, self.app_module) for record in entry.imports)
 
     def _star_import_line(self, path: str) -> int:
         module = self.project.parse(path)
@@ -222,7 +238,7 @@ class Migration:
         if split.extensions:
             names = ", ".join(e.var for e in split.extensions)
             source = f".{EXTENSIONS_MODULE}" if "." in self.ext_module else self.ext_module
-            ext_import = cst.parse_statement(f"from {source} import {names}\n", config=module.config_for_parsing)
+            ext_import = parse_statement(f"from {source} import {names}\n", config=module.config_for_parsing)
         self.removed_imports = drop_module_imports(split.body, self._redundant_imports(split), self.app_module,
                                                    is_package(path))
         for item in self.removed_imports.body:
@@ -294,7 +310,7 @@ class Migration:
 
     def _blueprint_statement(self, module: cst.Module, plan: BlueprintPlan, leading) -> cst.SimpleStatementLine:
         cli = ", cli_group=None" if plan.uses_cli else ""
-        stmt = cst.parse_statement(f'{plan.bp_var} = Blueprint("{plan.bp_name}", __name__{cli})\n',
+        stmt = parse_statement(f'{plan.bp_var} = Blueprint("{plan.bp_name}", __name__{cli})\n',
                                    config=module.config_for_parsing)
         return stmt.with_changes(leading_lines=[line for line in leading if line.comment is None])
 
@@ -304,13 +320,13 @@ class Migration:
         statements = []
         for stmt in block.body.body:
             if self.splitter.context_call(stmt):
-                wrapper = cst.parse_statement(f"with {self.site.var}.app_context():\n    pass\n")
+                wrapper = parse_statement(f"with {self.site.var}.app_context():\n    pass\n")
                 stmt = wrapper.with_changes(leading_lines=stmt.leading_lines, body=wrapper.body.with_changes(
                     body=[stmt.with_changes(leading_lines=[])]))
             statements.append(stmt)
         if not any(n.value == self.site.var for n in name_uses(cst.IndentedBlock(body=statements))):
             return block
-        line = cst.parse_statement(f"{self.site.var} = {FACTORY}()\n")
+        line = parse_statement(f"{self.site.var} = {FACTORY}()\n")
         return block.with_changes(body=block.body.with_changes(body=[line, *statements]))
 
     def _factory(self, module: cst.Module, split: AppModuleSplit, plan: BlueprintPlan) -> cst.FunctionDef:
@@ -351,7 +367,7 @@ class Migration:
             hooks += self._hooks(other, local)
         parts += [f"{indent}{app}.{method}({target})\n" for method, target in hooks]
         parts.append(f"{indent}return {app}\n")
-        return cst.parse_statement("".join(parts), config=module.config_for_parsing)
+        return parse_statement("".join(parts), config=module.config_for_parsing)
 
     def _import_in_factory(self, plan: BlueprintPlan, indent: str, imported: set[str]) -> str:
         """The import of a module inside create_app, once."""
@@ -501,7 +517,7 @@ class Migration:
     def _fix_imports_only(self, path: str, ext_vars: set[str]) -> None:
         """Modules that do not import the app at module level: extension imports, and
         imports inside functions (a test's `from app import app`)."""
-        if not self._may_import_app(path):
+        if not self._may_rewrite(path):
             return
         module = self.project.parse(path)
         if module is None:
@@ -630,7 +646,7 @@ class Migration:
             keep[-1] = keep[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
             out.append(stmt.with_changes(body=[node.with_changes(names=keep)]))
         for line in lines:
-            out.append(cst.parse_statement(line + "\n", config=module.config_for_parsing))
+            out.append(parse_statement(line + "\n", config=module.config_for_parsing))
         if to_app and role == "wsgi":
             # the server's name for the app, and `app` for scripts and tests importing it from here
             app = self.site.var
@@ -853,3 +869,15 @@ _is_expression = subclass_test(cst.BaseExpression)
 
 
 _attributes = node_finder(cst.Attribute)
+
+
+def _binds_module(record, module_name: str | None, package: bool, target: str) -> bool:
+    """Whether an index import record may bind a local name to the module `target` or
+    to a name in it: `import target`, `import target.sub` (binds `target`), `import
+    pkg` (reaches it as `pkg.target_last`), `from target import x`, `from parent import
+    target_last` (the module itself, or a name)."""
+    if record.level == 0 and record.module is None:  # `import a.b [as c]`
+        bound = record.name if record.asname else record.name.split(".")[0]
+        return bound == target or target.startswith(bound + ".")
+    source = resolve_relative(module_name, record.level, record.module, package)
+    return source is not None and (source == target or f"{source}.{record.name}" == target)

@@ -9,6 +9,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
+from flask_refactor.snippets import parse_statement
 from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, iter_nodes
 
 from ._error_handling_sites import Shape, Site
@@ -75,15 +76,21 @@ def extend_own_handler(handler: Handler, module: cst.Module) -> cst.FunctionDef:
     new_codes = sorted({code for _, code in handler.pairs} - known)
     decorators = list(func.decorators) + [
         cst.Decorator(cst.parse_expression(f"{handler.owner}.errorhandler({code})")) for code in new_codes]
-    converted = "".join(line[4:] for line in _converted_statement(handler.pairs).splitlines(keepends=True))
-    statement = _parse_at_depth(converted, module, handler.existing.depth + 1)
+    return _with_converted(func, handler.pairs, module, handler.existing.depth + 1).with_changes(decorators=decorators)
+
+
+def _with_converted(func: cst.FunctionDef, pairs: set[tuple[str, int]], module: cst.Module,
+                    depth: int) -> cst.FunctionDef:
+    """The handler with its `converted = ...` line (`depth` blocks deep) listing these pairs."""
+    converted = "".join(line[4:] for line in _converted_statement(pairs).splitlines(keepends=True))
+    statement = _parse_at_depth(converted, module, depth)
     body = []
     for stmt in func.body.body:
         if isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], cst.Assign) \
                 and get_full_name_for_node(stmt.body[0].targets[0].target) == "converted":
             stmt = statement.with_changes(leading_lines=stmt.leading_lines)
         body.append(stmt)
-    return func.with_changes(decorators=decorators, body=func.body.with_changes(body=body))
+    return func.with_changes(body=func.body.with_changes(body=body))
 
 
 def _converted_statement(pairs: set[tuple[str, int]]) -> str:
@@ -180,13 +187,12 @@ def handler_function(handler: Handler, names: Names, taken: set[str], module: cs
     else:
         body, what = "error.description", "the description as a text/html body"
     codes = sorted({code for _, code in handler.pairs})
-    converted = _converted_statement(handler.pairs)
     decorators = "".join(f"@{handler.view.owner}.errorhandler({code})\n" for code in codes)
     code = (
         f"{decorators}def {func_name}(error):\n"
         f'    """Render the errors these views raise with abort() as they answered before:\n'
         f'    {what}; any other HTTP error passes through unchanged."""\n'
-        f"{converted}"
+        f"{_CONVERTED_PLACEHOLDER}"
         f"    if ({request}.endpoint, error.code) not in converted or error.response is not None:\n"
         f"        return error\n"
         f"    response = {make_response}({body}, error.code)\n"
@@ -195,7 +201,12 @@ def handler_function(handler: Handler, names: Names, taken: set[str], module: cs
         f"            response.headers[name] = value\n"
         f"    return response\n"
     )
-    return _parse_function(code, module, nested)
+    return _with_converted(_parse_function(code, module, nested), handler.pairs, module, 2 if nested else 1)
+
+
+# The handlers generated for the modules of an app differ only in their `converted` line:
+# the rest is one text, parsed once (`snippets`), and that line is parsed on its own.
+_CONVERTED_PLACEHOLDER = "    converted = set()\n"
 
 
 def _parse_function(code: str, module: cst.Module, nested: bool) -> cst.FunctionDef:
@@ -216,7 +227,7 @@ def _parse_at_depth(code: str, module: cst.Module, depth: int) -> cst.BaseStatem
         lines.append(indent * (depth + (len(line) - len(stripped)) // 4) + stripped)
     header = "".join(indent * level + "if True:\n" for level in range(depth))
     text = (header + "".join(lines)).replace("\n", module.default_newline)
-    statement = cst.parse_statement(text, config=module.config_for_parsing)
+    statement = parse_statement(text, config=module.config_for_parsing)
     for _ in range(depth):
         statement = statement.body.body[0]
     return statement

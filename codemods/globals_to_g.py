@@ -24,6 +24,7 @@ from libcst.metadata import ComprehensionScope, FunctionScope, GlobalScope
 from flask_refactor.codemod import ChangeSet, Codemod, Severity
 from flask_refactor.project import Project
 from flask_refactor.scopes import scope_map
+from flask_refactor.snippets import parse_statement
 from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, TargetedTransformer, parent_map
 
 from .support.context import (
@@ -1232,7 +1233,7 @@ class _Rewriter(TargetedTransformer):
         key = f"{resource.quote}{resource.name}{resource.quote}"
         opening = cst.If(test=cst.parse_expression(f"{key} not in {self.g_text}", config=self.config),
                          body=cst.IndentedBlock(self.getters[resource.getter]))
-        result = cst.parse_statement(f"return {self.g_text}.{resource.name}\n", config=self.config)
+        result = parse_statement(f"return {self.g_text}.{resource.name}\n", config=self.config)
         blank = list(itertools.takewhile(lambda line: line.comment is None, hook.leading_lines))
         return cst.FunctionDef(name=cst.Name(resource.getter), params=cst.Parameters(),
                                body=cst.IndentedBlock([opening, result]), leading_lines=blank)
@@ -1305,7 +1306,7 @@ class _Rewriter(TargetedTransformer):
         body, moved = [], []
         for before, after in zip(original.body, updated.body):
             if before is resource.opening[0]:
-                call = cst.parse_statement(f"{resource.getter}()\n", config=self.config)
+                call = parse_statement(f"{resource.getter}()\n", config=self.config)
                 body.append(call.with_changes(leading_lines=after.leading_lines))
                 moved.append(after.with_changes(leading_lines=[]))
             elif any(before is stmt for stmt in resource.opening):
@@ -1319,7 +1320,7 @@ class _Rewriter(TargetedTransformer):
         """`conn = g.pop("conn", None)` first (after a docstring): the teardown's reads of
         the global become reads of this local."""
         key = f"{resource.quote}{resource.name}{resource.quote}"
-        pop = cst.parse_statement(f"{resource.name} = {self.g_text}.pop({key}, None)\n", config=self.config)
+        pop = parse_statement(f"{resource.name} = {self.g_text}.pop({key}, None)\n", config=self.config)
         body = list(updated.body)
         first = _single(body[0]) if body else None
         docstring = isinstance(first, cst.Expr) and isinstance(first.value, (cst.SimpleString, cst.ConcatenatedString))

@@ -373,11 +373,17 @@ class Project:
             self._memo[key] = compute()
         return self._memo[key]
 
-    def fact(self, key: str, compute: Callable[["Project"], Any]) -> Any:
-        """A fact about the project, computed once until a codemod changes something."""
+    def fact(self, key: str, compute: Callable[["Project"], Any],
+             still_holds: Callable[["Project", Any], bool] | None = None) -> Any:
+        """A fact about the project, computed once until a codemod changes something.
+        `still_holds(project, fact)`: asked, when something changed, whether the fact
+        computed before is still right (checking costs less than computing it again)."""
         cached = self._facts.get(key)
         if cached is None or cached[0] != self.revision:
-            cached = (self.revision, compute(self))
+            if cached is not None and still_holds is not None and still_holds(self, cached[1]):
+                cached = (self.revision, cached[1])
+            else:
+                cached = (self.revision, compute(self))
             self._facts[key] = cached
         return cached[1]
 

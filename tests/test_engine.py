@@ -619,3 +619,21 @@ def test_trees_parsed_in_a_batch_during_a_run_are_left_out_of_full_collections()
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_a_fact_that_still_holds_is_kept_across_revisions():
+    """`Project.fact(key, compute, still_holds)`: after a codemod changed something, the
+    fact is computed again only if `still_holds` says the old one no longer does."""
+    project = Project.from_texts({"a.py": "x = 1\n"})
+    computed, holds = [], [True]
+
+    def fact():
+        return project.fact("answer", lambda proj: computed.append(proj.revision) or len(computed),
+                            lambda proj, old: holds[0])
+
+    assert fact() == 1
+    project.update("a.py", "x = 2\n")
+    assert fact() == 1 and computed == [0]
+    holds[0] = False
+    project.update("a.py", "x = 3\n")
+    assert fact() == 2 and computed == [0, 2]

@@ -517,3 +517,60 @@ def test_a_rewritten_file_with_a_tree_is_not_parsed_again_to_be_indexed(monkeypa
     assert [r.name for r in project.index("a.py").imports] == ["json"]
     assert project.index("a.py").dotted_strings == ("pkg.mod.name",)
     assert [r.name for r in project.index("b.py").imports] == ["re"] and scanned == ["import re\n"]
+
+
+def test_app_factory_parses_only_the_modules_it_may_rewrite(tmp_path, monkeypatch):
+    """Importing any module of the app's package runs the package's `__init__` (the app
+    module here) first, but a module that imports nothing from it keeps every line:
+    app-factory reads its imports from the index and never parses it."""
+    files = {
+        "shop/__init__.py": "from flask import Flask\nfrom flask_sqlalchemy import SQLAlchemy\n\n"
+                            "app = Flask(__name__)\ndb = SQLAlchemy(app)\n\n"
+                            "from shop import views  # noqa: E402,F401\n",
+        "shop/models.py": "from shop import db\n\n\nclass Item(db.Model):\n    id = db.Column(db.Integer, primary_key=True)\n",
+        "shop/services.py": "from shop.models import Item\n\n\ndef count():\n    return Item.query.count()\n",
+        "shop/views.py": "from shop import app\nfrom shop.services import count\n\n\n"
+                         "@app.route('/')\ndef index():\n    return str(count())\n",
+        "shop/cli.py": "import shop\n\n\ndef serve():\n    shop.app.run()\n",  # reaches the app through the package
+    }
+    _write_tree(tmp_path, files)
+    monkeypatch.chdir(tmp_path)
+    result = pipeline.run(["."], [registry.get("app-factory")()], jobs=1, index_cache=None)
+
+    changed = {outcome.path for outcome in result.outcomes}
+    assert {"shop/__init__.py", "shop/models.py", "shop/views.py", "shop/extensions.py"} <= changed
+    parsed = result.project.parse_counts
+    assert "shop/services.py" not in parsed and "shop/services.py" not in changed
+    assert parsed["shop/cli.py"] == 1  # `import shop` binds the app module: looked at
+
+
+def test_the_import_reach_is_found_again_only_when_what_it_rests_on_changes(monkeypatch):
+    """Codemods rewrite the app's files one after another. The reach and the app scope
+    rest on the files importing Flask, what each file reached imports, and the files
+    naming its packages on an import line: an added `from flask import g` changes none
+    of it, and they are not searched for again; an import of a module outside them
+    does, and they are found again, with it."""
+    from flask_refactor.codemods.support import flask as flask_support
+
+    texts = {
+        "shop/__init__.py": "",
+        "shop/app.py": "from flask import Flask\nfrom shop import views\n\napp = Flask(__name__)\n",
+        "shop/views.py": "from flask import jsonify\n\nfrom shop.helpers import load\n\n\ndef index():\n"
+                         "    return jsonify(load())\n",
+        "shop/helpers.py": "def load():\n    return 1\n",
+        "tools/__init__.py": "",
+        "tools/report.py": "def report():\n    return 2\n",
+    }
+    project = Project.from_texts(texts)
+    computed = []
+    compute = flask_support._compute_import_graph
+    monkeypatch.setattr(flask_support, "_compute_import_graph", lambda proj: computed.append(proj.revision) or compute(proj))
+    before = import_reach(project), app_scope(project)
+    assert "shop/helpers.py" in before[1] and "tools/report.py" not in before[0]
+
+    project.update("shop/views.py", "from flask import g\n" + texts["shop/views.py"])
+    assert (import_reach(project), app_scope(project)) == before and len(computed) == 1
+
+    project.update("shop/views.py", "from tools.report import report\n" + texts["shop/views.py"])
+    assert "tools/report.py" in import_reach(project) and "tools/report.py" in app_scope(project)
+    assert len(computed) == 2

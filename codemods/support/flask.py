@@ -7,8 +7,9 @@ code is `routes.py`.
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 import libcst as cst
@@ -257,7 +258,7 @@ def app_scope(project: Project) -> list[str]:
     what imports them, transitively). A function outside this set can neither be called
     from a view nor call into the app, so project-wide analyses (call graphs, references
     to a module's globals) need look no further. Built from the project index."""
-    return project.fact("flask.app-scope", _compute_app_scope)
+    return _import_graph(project).scope
 
 
 def import_reach(project: Project) -> list[str]:
@@ -270,18 +271,71 @@ def import_reach(project: Project) -> list[str]:
     imports is read from its index. A file outside this set imports nothing in it and
     nothing in it imports the file, so leaving it out changes no import question asked
     from inside (a chain of imports into the set ends in a file of the set)."""
-    return project.fact("flask.import-reach", _compute_import_reach)
+    return _import_graph(project).reach
 
 
 def in_import_reach(project: Project, path: str) -> bool:
-    return path in project.fact("flask.import-reach-set", lambda proj: frozenset(import_reach(proj)))
+    return path in _import_graph(project).reach_set
 
 
-def _compute_import_reach(project: Project) -> list[str]:
+@dataclass
+class _ImportGraph:
+    """The import reach, and what it was found from: the files importing Flask, the
+    imports of each file reached, and the files each search of import lines found.
+    Codemods rewrite the app's files one after another, nearly always keeping what they
+    import from the project (an added `from flask import g` leads nowhere new): while
+    those inputs are the same, so are the reach and the app scope, and they are not
+    searched for again."""
+
+    layout: int
+    flask: list[str]
+    edges: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)  # `imported_paths`
+    searches: dict[tuple[str, tuple[str, ...]], list[str]] = field(default_factory=dict)  # (pattern, needles) -> hits
+    reach: list[str] = field(default_factory=list)
+
+    def still_holds(self, project: Project) -> bool:
+        return (project.layout == self.layout
+                and flask_files(project) == self.flask
+                and all(imported_paths(project, path) == edges for path, edges in self.edges.items())
+                and all(project.matching(*search) == hits for search, hits in self.searches.items()))
+
+    @functools.cached_property
+    def reach_set(self) -> frozenset[str]:
+        return frozenset(self.reach)
+
+    @functools.cached_property
+    def scope(self) -> list[str]:
+        forward: dict[str, set[str]] = {}
+        backward: dict[str, set[str]] = {}
+        for path in self.reach:
+            named, packages = self.edges[path]
+            forward[path] = named | packages
+            for target in named:
+                # Only the module an import names leads back: every module importing
+                # something of a package runs its __init__, but calls none of it by that.
+                backward.setdefault(target, set()).add(path)
+        scope: set[str] = set()
+        pending = list(self.flask)
+        while pending:
+            path = pending.pop()
+            if path in scope:
+                continue
+            scope.add(path)
+            pending.extend(forward.get(path, ()))
+            pending.extend(backward.get(path, ()))
+        return sorted(scope)
+
+
+def _import_graph(project: Project) -> _ImportGraph:
+    return project.fact("flask.import-reach", _compute_import_graph, lambda proj, graph: graph.still_holds(proj))
+
+
+def _compute_import_graph(project: Project) -> _ImportGraph:
+    graph = _ImportGraph(project.layout, flask_files(project))
     reach: set[str] = set()
     searched_names: set[str] = set()
     searched_folders: set[str] = set()
-    pending = set(flask_files(project))
+    pending = set(graph.flask)
     while pending:
         project.index_many(sorted(pending))  # one batch: in worker processes when large
         reach |= pending
@@ -289,7 +343,7 @@ def _compute_import_reach(project: Project) -> list[str]:
         names: set[str] = set()
         folders: set[str] = set()
         for path in pending:
-            named, packages = imported_paths(project, path)
+            named, packages = graph.edges[path] = imported_paths(project, path)
             found |= named | packages
             module_name = project.module_name(path)
             if module_name:  # a file with no dotted name cannot be imported
@@ -302,10 +356,13 @@ def _compute_import_reach(project: Project) -> list[str]:
         searched_names |= names
         searched_folders |= folders
         if names:
-            found |= set(project.matching(_naming_in_import(sorted(names)), needles=tuple(sorted(names))))
+            search = (_naming_in_import(sorted(names)), tuple(sorted(names)))
+            graph.searches[search] = project.matching(*search)
+            found |= set(graph.searches[search])
         found |= {path for path in project.paths() if any(path.startswith(f"{folder}/") for folder in folders)}
         pending = found - reach
-    return sorted(reach)
+    graph.reach = sorted(reach)
+    return graph
 
 
 def _naming_in_import(names: list[str]) -> str:
@@ -321,28 +378,6 @@ def _naming_in_import(names: list[str]) -> str:
 def _top_package_folder(path: str, depth: int) -> str:
     """`src/shop/views/x.py` (module shop.views.x, depth 2) -> `src/shop`."""
     return "/".join(path.split("/")[:-depth])
-
-
-def _compute_app_scope(project: Project) -> list[str]:
-    forward: dict[str, set[str]] = {}
-    backward: dict[str, set[str]] = {}
-    for path in import_reach(project):
-        named, packages = imported_paths(project, path)
-        forward[path] = named | packages
-        for target in named:
-            # Only the module an import names leads back: every module importing
-            # something of a package runs its __init__, but calls none of it by that.
-            backward.setdefault(target, set()).add(path)
-    scope: set[str] = set()
-    pending = list(flask_files(project))
-    while pending:
-        path = pending.pop()
-        if path in scope:
-            continue
-        scope.add(path)
-        pending.extend(forward.get(path, ()))
-        pending.extend(backward.get(path, ()))
-    return sorted(scope)
 
 
 def files_naming(project: Project, *module_names: str) -> list[str]:

@@ -13,6 +13,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.index import ImportRecord, records_of
+from flask_refactor.snippets import parse_statement
 from flask_refactor.walk import ReadOnlyVisitor
 
 
@@ -213,9 +214,9 @@ def add_imports(module: cst.Module, wanted: list[tuple[str, str | None, str | No
     futures, others = plan.new_lines()
     return module.with_changes(body=(
         *body[:start],
-        *(cst.parse_statement(line, config=config) for line in futures),
+        *(parse_statement(line, config=config) for line in futures),
         *body[start:end],
-        *(cst.parse_statement(line, config=config) for line in others),
+        *(parse_statement(line, config=config) for line in others),
         *after,
     ))
 

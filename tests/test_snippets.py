@@ -1,0 +1,59 @@
+"""Generated code is parsed once per text and copied after (`flask_refactor.snippets`):
+each caller gets a tree of its own, equal to a parse, sharing no node with another."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import libcst as cst
+
+from flask_refactor import snippets
+from flask_refactor.walk import iter_nodes
+
+HELPER = '''\
+def _with_app_context(func):
+    """Run `func` in an app context."""
+    app = current_app._get_current_object()
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        with app.app_context():
+            return func(*args, **kwargs)
+
+    return run
+'''
+
+
+def test_a_text_is_parsed_once_and_each_caller_gets_its_own_equal_tree(monkeypatch):
+    monkeypatch.setattr(snippets, "_PARSED", OrderedDict())
+    parsed = []
+    real = cst.parse_statement
+    monkeypatch.setattr(cst, "parse_statement", lambda code, config: parsed.append(code) or real(code, config))
+
+    first, second, third = (snippets.parse_statement(HELPER) for _ in range(3))
+    assert parsed == [HELPER]
+    assert first.deep_equals(real(HELPER)) and second.deep_equals(first) and third.deep_equals(first)
+    # no node object in two trees: analyses keyed by node (parents, positions) tell them apart
+    seen = [{id(node) for node in iter_nodes(tree)} for tree in (first, second, third)]
+    assert not seen[0] & seen[1] and not seen[1] & seen[2] and not seen[0] & seen[2]
+    assert cst.Module(body=[second]).code == HELPER
+
+
+def test_the_parser_settings_are_part_of_the_text(monkeypatch):
+    """A module indented with tabs, or with Windows line ends, gets its own parse (as
+    libcst is given them)."""
+    monkeypatch.setattr(snippets, "_PARSED", OrderedDict())
+    tabs = cst.parse_module("if x:\n\tpass\n").config_for_parsing
+    spaces = snippets.parse_statement("if y:\n    pass\n")
+    tabbed = snippets.parse_statement("if y:\n    pass\n", tabs)
+    assert len(snippets._PARSED) == 2
+    assert tabbed.deep_equals(cst.parse_statement("if y:\n    pass\n", tabs))
+    assert spaces.deep_equals(cst.parse_statement("if y:\n    pass\n"))
+
+
+def test_what_is_kept_is_bounded(monkeypatch):
+    monkeypatch.setattr(snippets, "_PARSED", OrderedDict())
+    monkeypatch.setattr(snippets, "_KEPT", 3)
+    for number in range(5):
+        snippets.parse_statement(f"x = {number}\n")
+    assert [code for code, _ in snippets._PARSED] == ["x = 2\n", "x = 3\n", "x = 4\n"]
