@@ -311,7 +311,7 @@ class Migration:
     def _blueprint_statement(self, module: cst.Module, plan: BlueprintPlan, leading) -> cst.SimpleStatementLine:
         cli = ", cli_group=None" if plan.uses_cli else ""
         stmt = parse_statement(f'{plan.bp_var} = Blueprint("{plan.bp_name}", __name__{cli})\n',
-                                   config=module.config_for_parsing)
+                               config=module.config_for_parsing)
         return stmt.with_changes(leading_lines=[line for line in leading if line.comment is None])
 
     def _main_block(self, block: cst.If) -> cst.If:

@@ -11,16 +11,15 @@ from flask_refactor import snippets
 from flask_refactor.walk import iter_nodes
 
 HELPER = '''\
-def _with_app_context(func):
-    """Run `func` in an app context."""
-    app = current_app._get_current_object()
+def total(rows, tax=20):
+    """Sum the rows' amounts, tax added."""
+    subtotal = sum(row.amount for row in rows)
 
-    @functools.wraps(func)
-    def run(*args, **kwargs):
-        with app.app_context():
-            return func(*args, **kwargs)
+    @functools.cache
+    def rate():
+        return tax / 100
 
-    return run
+    return subtotal + subtotal * rate()
 '''
 
 
