@@ -19,7 +19,7 @@ from .support.flask import (
     in_import_reach, is_package,
     module_defines,
 )
-from .support.imports import ImportMap, add_import, imported_modules, resolve_relative
+from .support.imports import ImportMap, add_import, binds_module, resolve_relative
 from ._app_factory_appmodule import AppModuleSplit, AppModuleSplitter, is_main_block
 from ._app_factory_endpoints import DynamicEndpointFinder, EndpointQualifier
 from ._app_factory_syntax import (
@@ -156,31 +156,20 @@ class Migration:
                 self.problem(path, 1, f"{path} cannot be read or parsed and may import the app; "
                                       "fix it (or exclude it) and run again")
 
-    def _may_import_app(self, path: str) -> bool:
-        """Cheap test before parsing, on the project index: an import naming the app
-        module or something in it (relative imports resolved). A file the index cannot
-        read may import it: the caller's parse then reports it."""
+    def _may_rewrite(self, path: str) -> bool:
+        """Cheap test before parsing, on the project index: whether an import of the file
+        (at any depth, relative ones resolved) may bind a name to the app module or to
+        something in it, which is all the migration changes outside the app module. A
+        module that only imports other modules of the app's package (running the
+        package's `__init__`, and so the app module, first) keeps every line. A file the
+        index cannot read may: the caller's parse then reports it."""
         if not in_import_reach(self.project, path):
             return False  # neither names the app's package nor sits in it
         entry = self.project.index(path)
         if entry is None or entry.error:
             return True
-        return any(self.app_module in imported_modules(record, self.project.module_name(path), is_package(path))
-                   for record in entry.imports)
-
-    def _may_rewrite(self, path: str) -> bool:
-        """Cheap test before parsing, on the project index: whether an import of the file
-        (at any depth) may bind a name to the app module or to something in it, which is
-        all the migration changes outside the app module. A module that only imports
-        other modules of the app's package (running the package's `__init__`, and so the
-        app module, first) keeps every line. A file the index cannot read may: parsed."""
-        if not self._may_import_app(path):
-            return False
-        entry = self.project.index(path)
-        if entry is None or entry.error:
-            return True
         module_name, package = self.project.module_name(path), is_package(path)
-        return any(_binds_module(record, module_name, package, self.app_module) for record in entry.imports)
+        return any(binds_module(record, module_name, package, self.app_module) for record in entry.imports)
 
     def _star_import_line(self, path: str) -> int:
         module = self.project.parse(path)
@@ -870,14 +859,3 @@ _is_expression = subclass_test(cst.BaseExpression)
 
 _attributes = node_finder(cst.Attribute)
 
-
-def _binds_module(record, module_name: str | None, package: bool, target: str) -> bool:
-    """Whether an index import record may bind a local name to the module `target` or
-    to a name in it: `import target`, `import target.sub` (binds `target`), `import
-    pkg` (reaches it as `pkg.target_last`), `from target import x`, `from parent import
-    target_last` (the module itself, or a name)."""
-    if record.level == 0 and record.module is None:  # `import a.b [as c]`
-        bound = record.name if record.asname else record.name.split(".")[0]
-        return bound == target or target.startswith(bound + ".")
-    source = resolve_relative(module_name, record.level, record.module, package)
-    return source is not None and (source == target or f"{source}.{record.name}" == target)

@@ -289,9 +289,9 @@ class _ImportGraph:
 
     layout: int
     flask: list[str]
-    edges: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)  # `imported_paths`
+    # each file reached -> its `imported_paths`
+    edges: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
     searches: dict[tuple[str, tuple[str, ...]], list[str]] = field(default_factory=dict)  # (pattern, needles) -> hits
-    reach: list[str] = field(default_factory=list)
 
     def still_holds(self, project: Project) -> bool:
         return (project.layout == self.layout
@@ -300,8 +300,12 @@ class _ImportGraph:
                 and all(project.matching(*search) == hits for search, hits in self.searches.items()))
 
     @functools.cached_property
+    def reach(self) -> list[str]:
+        return sorted(self.edges)
+
+    @functools.cached_property
     def reach_set(self) -> frozenset[str]:
-        return frozenset(self.reach)
+        return frozenset(self.edges)
 
     @functools.cached_property
     def scope(self) -> list[str]:
@@ -332,13 +336,11 @@ def _import_graph(project: Project) -> _ImportGraph:
 
 def _compute_import_graph(project: Project) -> _ImportGraph:
     graph = _ImportGraph(project.layout, flask_files(project))
-    reach: set[str] = set()
     searched_names: set[str] = set()
     searched_folders: set[str] = set()
     pending = set(graph.flask)
     while pending:
         project.index_many(sorted(pending))  # one batch: in worker processes when large
-        reach |= pending
         found: set[str] = set()
         names: set[str] = set()
         folders: set[str] = set()
@@ -360,8 +362,7 @@ def _compute_import_graph(project: Project) -> _ImportGraph:
             graph.searches[search] = project.matching(*search)
             found |= set(graph.searches[search])
         found |= {path for path in project.paths() if any(path.startswith(f"{folder}/") for folder in folders)}
-        pending = found - reach
-    graph.reach = sorted(reach)
+        pending = found - graph.edges.keys()
     return graph
 
 

@@ -65,6 +65,16 @@ def imported_modules(record, module_name: str | None, is_package: bool = False) 
     return [".".join(parts[:cut]) for cut in range(len(parts), 0, -1)]
 
 
+def binds_module(record, module_name: str | None, is_package: bool, target: str) -> bool:
+    """Whether an index import record binds a local name to the module `target` or to a
+    name in it: `import target [as t]`, `import target.sub` (binds `target`), `from
+    target import x`, `from parent import last` where `parent.last` is `target`."""
+    if record.level == 0 and record.module is None:  # `import a.b [as c]`
+        return (record.name if record.asname else record.name.split(".")[0]) == target
+    source = resolve_relative(module_name, record.level, record.module, is_package)
+    return source is not None and (source == target or f"{source}.{record.name}" == target)
+
+
 def head_name(node: cst.CSTNode) -> str | None:
     """The first part of `get_full_name_for_node(node)` (`a` for `a.b().c`), found
     without building the name; "None" where that name starts with None (an attribute of
