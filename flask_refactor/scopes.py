@@ -19,6 +19,11 @@ module there. Three costs are avoided here:
   for them, so the only difference is that they have no entry in the map (nothing asks
   for the scope of a comment). And ScopeVisitor's test of every node against its
   assignment-like classes is answered once per class. Together about 2x again.
+* ExpressionContextProvider's whole walk (a third of a scope map) is not made. Of what
+  it computes, ScopeVisitor asks only whether a Name it visits is a STORE (an assignment)
+  or not (an access). A Name is a STORE only in the target of an assignment-like node:
+  those targets are marked as the scope walk enters such a node, before it reaches the
+  Names below (`_mark_stores`, the expression-context rules for targets).
 
 tests/test_scopes.py compares the result with `MetadataWrapper.resolve(ScopeProvider)` on
 real packages.
@@ -27,13 +32,13 @@ real packages.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 import libcst as cst
 from libcst.metadata import ExpressionContextProvider, Scope, ScopeProvider
-from libcst.metadata.expression_context_provider import ExpressionContext, ExpressionContextVisitor
+from libcst.metadata.expression_context_provider import ExpressionContext
 from libcst.metadata.scope_provider import _ASSIGNMENT_LIKE_NODES, ScopeVisitor
 
 from .walk import WHITESPACE, children, subclass_test, visited_fields
@@ -97,6 +102,26 @@ class _DirectWalk(cst.CSTVisitor):
 
 
 class _ScopeVisitor(ScopeVisitor, _DirectWalk):
+    def __init__(self, provider: ScopeProvider) -> None:
+        super().__init__(provider)
+        self.stores: dict[cst.CSTNode, ExpressionContext] = {}  # what ScopeVisitor reads as expression contexts
+        self._string_depth = 0  # inside an annotation parsed from a string: no contexts there
+
+    def _visit(self, node: cst.CSTNode) -> bool:
+        targets = _TARGETS.get(node.__class__)
+        if targets is not None and not self._string_depth:
+            for target in targets(node):
+                _mark_stores(target, self.stores)
+        return _DirectWalk._visit(self, node)
+
+    def _handle_string_annotation(self, node: cst.BaseString) -> bool:
+        # libcst walks a string annotation's freshly parsed nodes, which have no context
+        self._string_depth += 1
+        try:
+            return super()._handle_string_annotation(node)
+        finally:
+            self._string_depth -= 1
+
     def on_leave(self, original_node: cst.CSTNode) -> None:
         # ScopeVisitor.on_leave, with its test of every node against a tuple of about 15
         # ABC classes (each a slow ABCMeta check when it fails) answered once per class
@@ -109,18 +134,43 @@ class _ScopeVisitor(ScopeVisitor, _DirectWalk):
 _counts_as_assignment = subclass_test(_ASSIGNMENT_LIKE_NODES)
 
 
-class _ExpressionContextVisitor(ExpressionContextVisitor, _DirectWalk):
-    pass
+# The targets that libcst's ExpressionContextVisitor visits in the STORE context, by the
+# class of the node holding them. Function, class and parameter names are left out:
+# ScopeVisitor records them without visiting them. So are comprehensions' first `for`
+# (`CompFor`): ScopeVisitor visits its target from the comprehension, not through it.
+_TARGETS: dict[type, Callable[[Any], Iterable[cst.CSTNode]]] = {
+    cst.Assign: lambda node: node.targets,
+    cst.AnnAssign: lambda node: (node.target,),
+    cst.AugAssign: lambda node: (node.target,),
+    cst.NamedExpr: lambda node: (node.target,),
+    cst.AsName: lambda node: (node.name,),
+    cst.For: lambda node: (node.target,),
+    cst.CompFor: lambda node: (node.target,),
+    **dict.fromkeys((cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp), lambda node: (node.for_in.target,)),
+}
+
+
+def _mark_stores(target: cst.CSTNode, stores: dict[cst.CSTNode, ExpressionContext]) -> None:
+    """The Names under an assignment target that libcst's expression contexts call STORE:
+    all of them but those under an attribute or a subscript (which are loaded: `a.b = 1`
+    reads `a`). A target holding another assignment-like node (only in code Python
+    refuses) is marked as libcst marks it too: the STORE context goes on through it."""
+    stack = [target]
+    while stack:
+        node = stack.pop()
+        node_class = node.__class__
+        if node_class is cst.Name:
+            stores[node] = ExpressionContext.STORE
+        elif node_class is not cst.Attribute and node_class is not cst.Subscript and node_class is not cst.Del:
+            stack.extend(child for child in children(node) if child.__class__ not in WHITESPACE)
 
 
 def scopes_of(module: cst.Module) -> Mapping[cst.CSTNode, Scope | None]:
     """node -> its scope, as `MetadataWrapper(module).resolve(ScopeProvider)` gives it."""
-    # what each provider's visit_Module does, with the visitors walking directly
-    contexts = ExpressionContextProvider()
-    _ExpressionContextVisitor(contexts, ExpressionContext.LOAD).walk(module)
+    # what ScopeProvider's visit_Module does, with the visitor walking directly
     scopes = ScopeProvider()
-    scopes.metadata = {ExpressionContextProvider: MappingProxyType(dict(contexts._computed))}
     visitor = _ScopeVisitor(scopes)
+    scopes.metadata = {ExpressionContextProvider: visitor.stores}  # filled as the walk goes
     visitor.walk(module)
     visitor.infer_accesses()
     return MappingProxyType(dict(scopes._computed))

@@ -51,6 +51,29 @@ def test_corner_syntax_and_real_packages_have_libcsts_scopes():
         _assert_same_scopes(module, where)
 
 
+def test_assignment_targets_of_every_kind_have_libcsts_scopes():
+    # the targets the scope walk marks as stores itself, and the Names near them that
+    # are loaded (attribute and subscript bases, comprehension sources, string annotations)
+    module = cst.parse_module(
+        "a, *b = c, [d.e, f[g]] = h\n"
+        "i.j: int = k\n"
+        "l[m] += n\n"
+        "for (o, p), q.r in s:\n"
+        "    with t as (u, v.w), x as y[z]:\n"
+        "        pass\n"
+        "aa = [bb for bb, cc in dd for ee in bb if (ff := ee)]\n"
+        "gg = {hh: ii for hh in jj}\n"
+        "try:\n"
+        "    pass\n"
+        "except kk as ll:\n"
+        "    del mm, nn.oo\n"
+        "def pp(qq: 'rr.ss', tt=(uu := 1)) -> 'vv':\n"
+        "    nonlocal_ = lambda ww=xx: ww\n"
+        "    (yy := zz)[0] = 1\n"
+        "    return [(v := w) for w in v]\n")
+    _assert_same_scopes(module, "targets")
+
+
 def test_a_global_rebound_in_a_function_is_a_module_name():
     module = cst.parse_module("count = 0\n\ndef bump():\n    global count\n    count += 1\n    return count\n")
     scopes = scopes_of(module)
