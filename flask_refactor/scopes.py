@@ -24,6 +24,11 @@ module there. Three costs are avoided here:
   or not (an access). A Name is a STORE only in the target of an assignment-like node:
   those targets are marked as the scope walk enters such a node, before it reaches the
   Names below (`_mark_stores`, the expression-context rules for targets).
+* ScopeVisitor looks up the qualified names of every call and subscript, to tell
+  `typing.cast(...)` and `typing.List[...]` apart (a quarter of what remained). Those
+  names can start with `typing` only once the walk has met a name with "typing" in it
+  (an import, or a name a module binds): until then the lookup is skipped, and its
+  answer is known.
 
 tests/test_scopes.py compares the result with `MetadataWrapper.resolve(ScopeProvider)` on
 real packages.
@@ -37,6 +42,7 @@ from types import MappingProxyType
 from typing import Any
 
 import libcst as cst
+from libcst.helpers import get_full_name_for_node
 from libcst.metadata import ExpressionContextProvider, Scope, ScopeProvider
 from libcst.metadata.expression_context_provider import ExpressionContext
 from libcst.metadata.scope_provider import _ASSIGNMENT_LIKE_NODES, ScopeVisitor
@@ -106,13 +112,28 @@ class _ScopeVisitor(ScopeVisitor, _DirectWalk):
         super().__init__(provider)
         self.stores: dict[cst.CSTNode, ExpressionContext] = {}  # what ScopeVisitor reads as expression contexts
         self._string_depth = 0  # inside an annotation parsed from a string: no contexts there
+        self._typing_named = False  # whether a name met so far has "typing" in it
 
     def _visit(self, node: cst.CSTNode) -> bool:
-        targets = _TARGETS.get(node.__class__)
-        if targets is not None and not self._string_depth:
-            for target in targets(node):
-                _mark_stores(target, self.stores)
+        first = _BEFORE_HOOKS.get(node.__class__)
+        if first is not None:
+            first(self, node)
         return _DirectWalk._visit(self, node)
+
+    def visit_Call(self, node: cst.Call) -> bool | None:
+        if self._typing_named:
+            return super().visit_Call(node)
+        # ScopeVisitor.visit_Call when the call's qualified names cannot be typing's
+        self._ScopeVisitor__top_level_attribute_stack.append(None)
+        self._ScopeVisitor__in_type_hint_stack.append(False)
+        return True
+
+    def visit_Subscript(self, node: cst.Subscript) -> bool | None:
+        if self._typing_named:
+            return super().visit_Subscript(node)
+        # ScopeVisitor.visit_Subscript when the subscripted name's cannot be typing's
+        self._ScopeVisitor__in_type_hint_stack.append(False)
+        return True
 
     def _handle_string_annotation(self, node: cst.BaseString) -> bool:
         # libcst walks a string annotation's freshly parsed nodes, which have no context
@@ -147,6 +168,43 @@ _TARGETS: dict[type, Callable[[Any], Iterable[cst.CSTNode]]] = {
     cst.For: lambda node: (node.target,),
     cst.CompFor: lambda node: (node.target,),
     **dict.fromkeys((cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp), lambda node: (node.for_in.target,)),
+}
+
+
+def _mark_targets(visitor: _ScopeVisitor, node: cst.CSTNode) -> None:
+    if not visitor._string_depth:
+        for target in _TARGETS[node.__class__](node):
+            _mark_stores(target, visitor.stores)
+
+
+def _note_name(visitor: _ScopeVisitor, node: cst.Name) -> None:
+    if "typing" in node.value:
+        visitor._typing_named = True
+
+
+def _note_defined_name(visitor: _ScopeVisitor, node: Any) -> None:
+    # functions, classes, parameters and type parameters: ScopeVisitor records their
+    # names without visiting them (a class named so also prefixes its methods' names)
+    if "typing" in node.name.value:
+        visitor._typing_named = True
+
+
+def _note_import(visitor: _ScopeVisitor, node: cst.Import | cst.ImportFrom) -> None:
+    names = [alias.name for alias in node.names] if not isinstance(node.names, cst.ImportStar) else []
+    if isinstance(node, cst.ImportFrom) and node.module is not None:
+        names.append(node.module)
+    if any("typing" in (get_full_name_for_node(name) or "") for name in names):
+        visitor._typing_named = True
+
+
+# What the scope walk does as it enters a node, before ScopeVisitor's own hook.
+_BEFORE_HOOKS: dict[type, Callable[[_ScopeVisitor, Any], None]] = {
+    **dict.fromkeys(_TARGETS, _mark_targets),
+    cst.Name: _note_name,
+    **dict.fromkeys((cst.FunctionDef, cst.ClassDef, cst.Param, cst.TypeAlias, cst.TypeVar, cst.TypeVarTuple,
+                     cst.ParamSpec), _note_defined_name),
+    cst.Import: _note_import,
+    cst.ImportFrom: _note_import,
 }
 
 

@@ -4,6 +4,7 @@ what a name refers to from them."""
 from __future__ import annotations
 
 import libcst as cst
+import pytest
 from libcst.metadata import MetadataWrapper, ScopeProvider
 
 from flask_refactor.scopes import _DirectWalk, scopes_of
@@ -72,6 +73,22 @@ def test_assignment_targets_of_every_kind_have_libcsts_scopes():
         "    (yy := zz)[0] = 1\n"
         "    return [(v := w) for w in v]\n")
     _assert_same_scopes(module, "targets")
+
+
+@pytest.mark.parametrize("source", [
+    # no name with "typing" in it: a string argument is a string, never an annotation
+    "def f(x):\n    return cast('List[x]', g['y'])\n",
+    # typing met before, after and under other names
+    "late = cast('Late', v)\nfrom typing import cast, Literal\nnow = cast('Now', v)\nk: Literal['a'] = 'a'\n",
+    "import typing as t\nfrom typing_extensions import Literal as L\nT = t.TypeVar('T', bound='Bound')\n"
+    "U = t.NewType('U', 'int')\nx = t.cast('t.List[T]', [])\ny: L['a', 'b'] = 'a'\nz = t.Dict['K', 'V']\n",
+    "from typing import cast as c\n\ndef f(v):\n    return c('Dict[str, v]', v)\n",
+    # a class and a module-level name called typing make qualified names that start so
+    "class typing:\n    Literal = 1\n\n    def m(self, v):\n        return typing.cast('Q', v), Literal['x']\n",
+    "typing = object()\nw = typing.cast('W', 1)\nv = typing.Literal['v']\n",
+])
+def test_typing_calls_and_subscripts_have_libcsts_scopes(source):
+    _assert_same_scopes(cst.parse_module(source), source)
 
 
 def test_a_global_rebound_in_a_function_is_a_module_name():
