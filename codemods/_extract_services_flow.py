@@ -18,7 +18,8 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import BuiltinAssignment, BuiltinScope, CodeRange, GlobalScope, ImportAssignment, Scope
 
-from flask_refactor.walk import ReadOnlyVisitor, children, iter_nodes
+from flask_refactor.memo import per_statement
+from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, children
 
 from .support.imports import ImportMap
 from .support.views import REQUEST_READING_METHODS, is_request_bound
@@ -101,10 +102,23 @@ class _Candidate:
     weight: int
 
 
+@per_statement  # asked again for the statements of every region tried
 def count_statements(node: cst.CSTNode) -> int:
     counter = _StatementCounter()
     counter.walk(node)
     return counter.count
+
+
+@per_statement
+def _node_ids(statement: cst.CSTNode) -> frozenset[int]:
+    """The ids of the nodes of a statement, itself included, but for whitespace and
+    comments (no name is read or bound there)."""
+    ids, stack = set(), [statement]
+    while stack:
+        node = stack.pop()
+        ids.add(id(node))
+        stack.extend(child for child in children(node) if child.__class__ not in WHITESPACE)
+    return frozenset(ids)
 
 
 class _StatementCounter(ReadOnlyVisitor):
@@ -309,8 +323,8 @@ class ViewFlow:
     # -- a region ---------------------------------------------------------------------
     def region(self, candidate: _Candidate) -> Region | Blocker:
         stmts = list(candidate.block.body[candidate.start:candidate.stop])
-        per_statement = [{id(node) for node in iter_nodes(stmt)} for stmt in stmts]
-        inside = set().union(*per_statement)
+        ids_by_statement = [_node_ids(stmt) for stmt in stmts]
+        inside = set().union(*ids_by_statement)
         # where each name is first certainly bound inside the region: reads after that
         # see the region's own value, not the view's
         bound_at: dict[str, int] = {}
@@ -319,7 +333,7 @@ class ViewFlow:
                 bound_at.setdefault(name, index)
 
         def reads_view_value(name: str, node: cst.CSTNode) -> bool:
-            index = next(i for i, ids in enumerate(per_statement) if id(node) in ids)
+            index = next(i for i, ids in enumerate(ids_by_statement) if id(node) in ids)
             return index <= bound_at.get(name, len(stmts))
         first: CodeRange = self.facts.positions[stmts[0]]
         last: CodeRange = self.facts.positions[stmts[-1]]
@@ -457,12 +471,15 @@ def _is_trivial(stmt: cst.BaseStatement) -> bool:
                 s.value, (cst.SimpleString, cst.ConcatenatedString, cst.Ellipsis))) for s in stmt.body))
 
 
-def _walk_skipping_scopes(node: cst.CSTNode):
+def _walk_skipping_scopes(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     """The nodes under `node`, in libcst's order, not entering nested functions, classes
-    and lambdas."""
-    nodes = iter_nodes(node, descend=lambda n: n is node or type(n) not in _NESTED_SCOPE_KINDS)
-    next(nodes)  # `node` itself
-    return nodes
+    and lambdas, nor whitespace and comments."""
+    stack = [child for child in reversed(children(node)) if child.__class__ not in WHITESPACE]
+    while stack:
+        current = stack.pop()
+        yield current
+        if current.__class__ not in _NESTED_SCOPE_KINDS:
+            stack.extend(child for child in reversed(children(current)) if child.__class__ not in WHITESPACE)
 
 
 def _dedupe(blockers: list[Blocker]) -> list[Blocker]:
