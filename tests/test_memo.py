@@ -8,7 +8,7 @@ import libcst as cst
 from flask_refactor import memo
 from flask_refactor.codemods.extract_services import _functions, _functions_in
 from flask_refactor.codemods.support.context import _calls_outside_functions, _module_level_calls
-from flask_refactor.codemods.support.names import _NameFinder, _QuoteCounter, names_used, preferred_quote
+from flask_refactor.codemods.support.names import _NamesAndQuotes, names_used, preferred_quote
 from flask_refactor.codemods.support.routes import _registrations_in, registrations
 from helpers import sample_modules
 
@@ -32,15 +32,13 @@ def test_module_answers_made_of_statement_answers_are_the_whole_walks():
     """Each module answer, put together from its statements' answers, is what a walk of
     the whole module gives (in order)."""
     for where, module in sample_modules(("flask", "werkzeug", "click")):
-        whole = _NameFinder()
+        whole = _NamesAndQuotes()
         whole.walk(module)
         assert names_used(module) == frozenset(whole.names), where
         assert registrations(module) == _registrations_in(module), where
         assert _module_level_calls(module) == _calls_outside_functions(module), where
         assert _functions(module) == _functions_in(module), where
-        quotes = _QuoteCounter()
-        quotes.walk(module)
-        assert preferred_quote(module) == ("'" if quotes.counts["'"] > quotes.counts['"'] else '"'), where
+        assert preferred_quote(module) == ("'" if whole.quotes["'"] > whole.quotes['"'] else '"'), where
     memo.clear()
 
 

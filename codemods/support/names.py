@@ -18,23 +18,30 @@ from .imports import ImportMap, add_import
 def names_used(module: cst.Module) -> frozenset[str]:
     """Every identifier that appears anywhere in the module (or node)."""
     if not isinstance(module, cst.Module):
-        return _names_in(module)
-    return frozenset().union(*(_names_in(statement) for statement in module.body))
+        return _names_and_quotes(module)[0]
+    return frozenset().union(*(_names_and_quotes(statement)[0] for statement in module.body))
 
 
 @per_statement
-def _names_in(statement: cst.CSTNode) -> frozenset[str]:
-    finder = _NameFinder()
+def _names_and_quotes(statement: cst.CSTNode) -> tuple[frozenset[str], int, int]:
+    """(the identifiers in a statement, its single-quoted strings, its double-quoted
+    ones): one walk for both questions, which a rewrite asks of the same module."""
+    finder = _NamesAndQuotes()
     finder.walk(statement)
-    return frozenset(finder.names)
+    return frozenset(finder.names), finder.quotes["'"], finder.quotes['"']
 
 
-class _NameFinder(ReadOnlyVisitor):
+class _NamesAndQuotes(ReadOnlyVisitor):
     def __init__(self) -> None:
         self.names: set[str] = set()
+        self.quotes = {"'": 0, '"': 0}
 
     def visit_Name(self, node: cst.Name) -> None:
         self.names.add(node.value)
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> None:
+        if len(node.quote) == 1:
+            self.quotes[node.quote] += 1
 
 
 @per_tree
@@ -102,26 +109,9 @@ def preferred_quote(module: cst.Module) -> str:
     """The quote character most strings of the module use."""
     single = double = 0
     for statement in module.body:
-        counts = _quotes_in(statement)
-        single, double = single + counts[0], double + counts[1]
+        _, in_single, in_double = _names_and_quotes(statement)
+        single, double = single + in_single, double + in_double
     return "'" if single > double else '"'
-
-
-@per_statement
-def _quotes_in(statement: cst.CSTNode) -> tuple[int, int]:
-    """(single-quoted strings, double-quoted strings) in a statement."""
-    counter = _QuoteCounter()
-    counter.walk(statement)
-    return counter.counts["'"], counter.counts['"']
-
-
-class _QuoteCounter(ReadOnlyVisitor):
-    def __init__(self) -> None:
-        self.counts = {"'": 0, '"': 0}
-
-    def visit_SimpleString(self, node: cst.SimpleString) -> None:
-        if len(node.quote) == 1:
-            self.counts[node.quote] += 1
 
 
 def import_module(module: cst.Module, name: str) -> cst.Module:
