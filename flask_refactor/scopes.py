@@ -157,8 +157,9 @@ _counts_as_assignment = subclass_test(_ASSIGNMENT_LIKE_NODES)
 
 # The targets that libcst's ExpressionContextVisitor visits in the STORE context, by the
 # class of the node holding them. Function, class and parameter names are left out:
-# ScopeVisitor records them without visiting them. So are comprehensions' first `for`
-# (`CompFor`): ScopeVisitor visits its target from the comprehension, not through it.
+# ScopeVisitor records them without visiting them. A comprehension's first `for` is
+# marked from the comprehension, whose hook visits that target without passing through
+# its `CompFor` (the inner ones it walks through).
 _TARGETS: dict[type, Callable[[Any], Iterable[cst.CSTNode]]] = {
     cst.Assign: lambda node: node.targets,
     cst.AnnAssign: lambda node: (node.target,),
