@@ -858,4 +858,3 @@ _is_expression = subclass_test(cst.BaseExpression)
 
 
 _attributes = node_finder(cst.Attribute)
-

@@ -18,9 +18,9 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import BuiltinAssignment, BuiltinScope, CodeRange, GlobalScope, ImportAssignment, Scope
 
-from flask_refactor.memo import per_statement
-from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, children
+from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, children, iter_nodes
 
+from .support.cache import per_statement
 from .support.imports import ImportMap
 from .support.views import REQUEST_READING_METHODS, is_request_bound
 
@@ -113,12 +113,7 @@ def count_statements(node: cst.CSTNode) -> int:
 def _node_ids(statement: cst.CSTNode) -> frozenset[int]:
     """The ids of the nodes of a statement, itself included, but for whitespace and
     comments (no name is read or bound there)."""
-    ids, stack = set(), [statement]
-    while stack:
-        node = stack.pop()
-        ids.add(id(node))
-        stack.extend(child for child in children(node) if child.__class__ not in WHITESPACE)
-    return frozenset(ids)
+    return frozenset(map(id, iter_nodes(statement, skip=WHITESPACE)))
 
 
 class _StatementCounter(ReadOnlyVisitor):
@@ -474,12 +469,9 @@ def _is_trivial(stmt: cst.BaseStatement) -> bool:
 def _walk_skipping_scopes(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     """The nodes under `node`, in libcst's order, not entering nested functions, classes
     and lambdas, nor whitespace and comments."""
-    stack = [child for child in reversed(children(node)) if child.__class__ not in WHITESPACE]
-    while stack:
-        current = stack.pop()
-        yield current
-        if current.__class__ not in _NESTED_SCOPE_KINDS:
-            stack.extend(child for child in reversed(children(current)) if child.__class__ not in WHITESPACE)
+    nodes = iter_nodes(node, descend=lambda n: n is node or n.__class__ not in _NESTED_SCOPE_KINDS, skip=WHITESPACE)
+    next(nodes)  # `node` itself
+    return nodes
 
 
 def _dedupe(blockers: list[Blocker]) -> list[Blocker]:

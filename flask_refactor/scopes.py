@@ -47,7 +47,7 @@ from libcst.metadata import ExpressionContextProvider, Scope, ScopeProvider
 from libcst.metadata.expression_context_provider import ExpressionContext
 from libcst.metadata.scope_provider import _ASSIGNMENT_LIKE_NODES, ScopeVisitor
 
-from .walk import WHITESPACE, children, subclass_test, visited_fields
+from .walk import WHITESPACE, children, iter_nodes, subclass_test, visited_fields
 
 
 class _DirectWalk(cst.CSTVisitor):
@@ -214,14 +214,12 @@ def _mark_stores(target: cst.CSTNode, stores: dict[cst.CSTNode, ExpressionContex
     all of them but those under an attribute or a subscript (which are loaded: `a.b = 1`
     reads `a`). A target holding another assignment-like node (only in code Python
     refuses) is marked as libcst marks it too: the STORE context goes on through it."""
-    stack = [target]
-    while stack:
-        node = stack.pop()
-        node_class = node.__class__
-        if node_class is cst.Name:
+    for node in iter_nodes(target, descend=lambda node: node.__class__ not in _LOADED_BELOW, skip=WHITESPACE):
+        if node.__class__ is cst.Name:
             stores[node] = ExpressionContext.STORE
-        elif node_class is not cst.Attribute and node_class is not cst.Subscript and node_class is not cst.Del:
-            stack.extend(child for child in children(node) if child.__class__ not in WHITESPACE)
+
+
+_LOADED_BELOW = frozenset({cst.Attribute, cst.Subscript, cst.Del})
 
 
 def scopes_of(module: cst.Module) -> Mapping[cst.CSTNode, Scope | None]:

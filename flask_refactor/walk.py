@@ -190,15 +190,20 @@ def children(node: CSTNode) -> list[CSTNode]:
     return read(node)
 
 
-def iter_nodes(root: CSTNode, descend: Callable[[CSTNode], bool] | None = None) -> Iterator[CSTNode]:
+def iter_nodes(root: CSTNode, descend: Callable[[CSTNode], bool] | None = None,
+               skip: frozenset[type] = frozenset()) -> Iterator[CSTNode]:
     """Every node under `root` (itself first), in libcst's visiting order; with `descend`,
-    the children only of the nodes it accepts (the nodes themselves are still listed)."""
+    the children only of the nodes it accepts (the nodes themselves are still listed).
+    Nodes of the `skip` classes are left out, with what they hold (as in `parent_map`)."""
     stack = [root]
     while stack:
         node = stack.pop()
         yield node
         if descend is None or descend(node):
-            stack.extend(reversed(children(node)))
+            if skip:
+                stack.extend(child for child in reversed(children(node)) if child.__class__ not in skip)
+            else:
+                stack.extend(reversed(children(node)))
 
 
 def parent_map(root: CSTNode, skip: frozenset[type] = frozenset()) -> dict[CSTNode, CSTNode]:

@@ -275,7 +275,7 @@ def import_reach(project: Project) -> list[str]:
 
 
 def in_import_reach(project: Project, path: str) -> bool:
-    return path in _import_graph(project).reach_set
+    return path in _import_graph(project).edges
 
 
 @dataclass
@@ -302,10 +302,6 @@ class _ImportGraph:
     @functools.cached_property
     def reach(self) -> list[str]:
         return sorted(self.edges)
-
-    @functools.cached_property
-    def reach_set(self) -> frozenset[str]:
-        return frozenset(self.edges)
 
     @functools.cached_property
     def scope(self) -> list[str]:
