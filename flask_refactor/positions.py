@@ -25,7 +25,8 @@ from libcst._nodes.internal import CodegenState  # the codegen protocol Position
 from libcst.metadata import CodePosition, CodeRange
 
 from .walk import WHITESPACE as UNPLACED  # no range is kept for these: nothing is reported at them
-from .walk import children
+from .walk import SHARED as _SHARED
+from .walk import code_layout
 
 _NEWLINE = re.compile(r"\r\n?|\n")  # libcst's own definition of a line break
 
@@ -119,9 +120,6 @@ def code_ranges_of(module: cst.Module) -> CodeRanges:
     return CodeRanges(state.ranges)
 
 
-_SHARED = -1  # `_StatementRanges._owners`: a node held by more than one top-level statement
-
-
 class _StatementRanges(Mapping[CSTNode, CodeRange]):
     """`code_ranges_of(module)`, rendering only the top-level statements that hold the
     nodes asked for: findings name a few nodes of a module, and rendering the whole
@@ -157,7 +155,7 @@ class _StatementRanges(Mapping[CSTNode, CodeRange]):
         if node is self._module:
             return _SHARED  # the module's own range is the whole render's
         if self._owners is None:
-            self._owners = _statement_owners(self._module)
+            self._owners = code_layout(self._module).statement_index
         return self._owners.get(node)
 
     def _start(self, index: int) -> tuple[int, int]:
@@ -190,25 +188,6 @@ class _StatementRanges(Mapping[CSTNode, CodeRange]):
         if self._whole is None:
             self._whole = code_ranges_of(self._module)._ranges
         return self._whole
-
-
-def _statement_owners(module: cst.Module) -> dict[CSTNode, int]:
-    """node -> index of the top-level statement holding it (`_SHARED` when several do),
-    for every node that gets a range. (Keyed by the nodes, not their ids: an id is a new
-    int object per node, which cost the coordinator of a 300-module app 6 MB.)"""
-    owners: dict[CSTNode, int] = {}
-    # `walk.iter_nodes(statement, descend)` lists the same nodes, but its generator and
-    # callback per node made this walk 60% slower on a large app
-    for index, statement in enumerate(module.body):
-        stack = [statement]
-        while stack:
-            node = stack.pop()
-            if node.__class__ in UNPLACED:
-                continue  # (whitespace and comments hold only each other)
-            if owners.setdefault(node, index) != index:
-                owners[node] = _SHARED
-            stack += children(node)
-    return owners
 
 
 def _render_statement(module: cst.Module, index: int, start: tuple[int, int]) -> dict[CSTNode, _Range]:

@@ -209,7 +209,10 @@ def iter_nodes(root: CSTNode, descend: Callable[[CSTNode], bool] | None = None,
 def parent_map(root: CSTNode, skip: frozenset[type] = frozenset()) -> dict[CSTNode, CSTNode]:
     """Each node under `root` mapped to its parent: what libcst's ParentNodeProvider
     gives, without the metadata machinery. Nodes of the `skip` classes are left out,
-    with what they hold."""
+    with what they hold. The parents of a module's code (`skip` is `WHITESPACE`) are
+    its `code_layout`'s, shared: not to be changed."""
+    if skip is WHITESPACE and root.__class__ is cst.Module:
+        return code_layout(root).parents
     parents: dict[CSTNode, CSTNode] = {}
     stack = [root]
     while stack:
@@ -219,6 +222,44 @@ def parent_map(root: CSTNode, skip: frozenset[type] = frozenset()) -> dict[CSTNo
                 parents[child] = node
                 stack.append(child)
     return parents
+
+
+SHARED = -1  # `ModuleLayout.statement_index`: a node held by more than one top-level statement
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleLayout:
+    """Where each node of a module's code (not whitespace or comments) sits: its parent,
+    and the index of the top-level statement holding it (`SHARED` when a tree reuses
+    one node object in several). Analyses ask both of the same tree (a transform's
+    path to its targets, the positions of what it reports): one walk answers both."""
+
+    parents: dict[CSTNode, CSTNode]
+    statement_index: dict[CSTNode, int]
+
+
+@functools.lru_cache(maxsize=16)  # only the trees in use (they hash by identity)
+def code_layout(module: cst.Module) -> ModuleLayout:
+    """The module's `ModuleLayout`, once per tree. (Equal to `parent_map(module,
+    WHITESPACE)` as that walk makes it: the statements are walked last to first, as its
+    stack takes them, so a node met twice keeps the parent it would get there.)"""
+    body = module.body
+    parents: dict[CSTNode, CSTNode] = dict.fromkeys(body, module)
+    owners: dict[CSTNode, int] = {}
+    for index in range(len(body) - 1, -1, -1):
+        statement = body[index]
+        if owners.setdefault(statement, index) != index:
+            owners[statement] = SHARED
+        stack = [statement]
+        while stack:
+            node = stack.pop()
+            for child in children(node):
+                if child.__class__ not in WHITESPACE:
+                    parents[child] = node
+                    if owners.setdefault(child, index) != index:
+                        owners[child] = SHARED
+                    stack.append(child)
+    return ModuleLayout(parents, owners)
 
 
 _Hook = Callable[[Any, CSTNode], Any] | None

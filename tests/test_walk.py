@@ -56,6 +56,45 @@ def test_parent_map_matches_libcsts_parent_provider():
     assert parent_map(module) == dict(expected)
 
 
+def _expected_layout(module: cst.Module) -> tuple[dict, dict]:
+    """libcst's parents of the module's code, and each code node's top-level statement."""
+    parents = MetadataWrapper(module, unsafe_skip_copy=True).resolve(ParentNodeProvider)
+    code_parents = {node: parent for node, parent in parents.items() if node.__class__ not in walk.WHITESPACE}
+    owners: dict[cst.CSTNode, int] = {}
+    for index, statement in enumerate(module.body):
+        for node in iter_nodes(statement, skip=walk.WHITESPACE):
+            owners[node] = index if owners.get(node, index) == index else walk.SHARED
+    return code_parents, owners
+
+
+def test_a_module_layout_gives_libcsts_parents_and_each_nodes_statement():
+    from helpers import sample_modules
+
+    for where, module in sample_modules(("flask", "click")):
+        layout = walk.code_layout(module)
+        assert (layout.parents, layout.statement_index) == _expected_layout(module), where
+        assert parent_map(module, walk.WHITESPACE) is layout.parents  # one walk for both questions
+
+
+def test_a_node_held_by_two_statements_is_marked_shared_in_the_layout():
+    module = cst.parse_module("x = 1\ny = 2\n\ndef f():\n    return 3\n")
+    shared = cst.Name("g")
+    first, second, function = module.body
+    module = module.with_changes(body=[
+        first.with_changes(body=[first.body[0].with_changes(value=shared)]),
+        second.with_changes(body=[second.body[0].with_changes(value=shared)]),
+        function, function])
+    layout = walk.code_layout(module)
+    assert layout.statement_index[shared] == walk.SHARED
+    assert layout.statement_index[module.body[2]] == walk.SHARED  # the function, held twice
+    assert layout.statement_index[module.body[0].body[0]] == 0
+    # libcst's provider gives a node met twice its last parent; parent_map gives the
+    # first statement's, as its stack takes statements last to first
+    assert layout.parents[shared] is module.body[0].body[0]
+    assert (layout.parents, layout.statement_index) == (
+        parent_map(module, frozenset(walk.WHITESPACE)), _expected_layout(module)[1])
+
+
 def test_visitor_protocol_skips_children_and_leaves_in_order():
     module = cst.parse_module("def f(a):\n    return g(a)\n\nclass C:\n    h(1)\n")
     events: list[str] = []
