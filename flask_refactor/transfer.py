@@ -10,6 +10,13 @@ process) with the tuple of its field values, read by one `operator.attrgetter`. 
 views modules and 10 werkzeug modules: dump 186 -> 40 ms, load 62 -> 36 ms, half the
 bytes. tests/test_transfer.py checks round trips on the sources of installed packages.
 
+Whitespace leaves (`SimpleWhitespace(" ")`, `Newline()`), two fifths of the nodes sent,
+are written as one object per value (`_with_one_object_per_leaf`): pickle then writes
+each value once per dump, and a loaded tree holds one object per value where the sent
+one held thousands. On the big app's 299 modules: load 139 -> 81 ms, a quarter fewer
+bytes. So a received tree shares its whitespace leaves between places; nothing keys
+whitespace by object (parent maps, positions and statement ids leave it out).
+
 Only `multiprocessing`'s pickler (what process pools send results with) is taught this
 (`install`); pickles written to disk are never of trees.
 
@@ -31,17 +38,19 @@ import dataclasses
 import io
 import operator
 import pickle
+import typing
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import libcst as cst
 
-from .walk import children, field_names, subclass_test
+from .walk import children, field_hints, field_names, subclass_test
 
 _PREFIX = "new_"
-# node class -> (its constructor, the reader of its field values as a tuple)
-_REDUCERS: dict[type, tuple[Callable[..., cst.CSTNode], Callable[[cst.CSTNode], tuple]]] = {}
+# node class -> (its constructor, the reader of its field values as a tuple, the indexes of
+# the fields that may hold a whitespace leaf)
+_REDUCERS: dict[type, tuple[Callable[..., cst.CSTNode], Callable[[cst.CSTNode], tuple], tuple[int, ...]]] = {}
 _installed = False
 
 
@@ -77,8 +86,41 @@ def _reduce(node: cst.CSTNode) -> tuple[Callable[..., cst.CSTNode], tuple]:
     if reducer is None:
         names = field_names(cls)
         read = operator.attrgetter(*names) if len(names) > 1 else (lambda n, name=names[0]: (getattr(n, name),))
-        reducer = _REDUCERS[cls] = (__getattr__(_PREFIX + cls.__name__), read)
-    return reducer[0], reducer[1](node)
+        hints = field_hints(cls)
+        leaf_fields = tuple(index for index, name in enumerate(names) if name in hints and _admits_leaf(hints[name]))
+        reducer = _REDUCERS[cls] = (__getattr__(_PREFIX + cls.__name__), read, leaf_fields)
+    constructor, read, leaf_fields = reducer
+    return constructor, _with_one_object_per_leaf(read(node), leaf_fields) if leaf_fields else read(node)
+
+
+# Each parent is written holding this process's one object for each whitespace leaf value
+# (see the module's docstring); libcst's nodes never change, so sharing them is safe.
+_LEAF_CLASSES = (cst.SimpleWhitespace, cst.Newline)
+_LEAVES: dict[tuple[type, str | None], cst.CSTNode] = {}  # (class, value) -> the object written for it
+_MAX_LEAVES = 4096  # distinct values kept (odd alignment runs are many): past that, start afresh
+
+
+def _with_one_object_per_leaf(values: tuple, leaf_fields: tuple[int, ...]) -> tuple:
+    values = list(values)
+    for index in leaf_fields:
+        value = values[index]
+        leaf_class = value.__class__
+        if leaf_class is cst.SimpleWhitespace or leaf_class is cst.Newline:
+            key = (leaf_class, value.value)
+            leaf = _LEAVES.get(key)
+            if leaf is None:
+                if len(_LEAVES) >= _MAX_LEAVES:
+                    _LEAVES.clear()
+                leaf = _LEAVES[key] = value
+            values[index] = leaf
+    return tuple(values)
+
+
+def _admits_leaf(hint: Any) -> bool:
+    """Whether a field so annotated may hold a whitespace leaf itself (not in a sequence)."""
+    if isinstance(hint, type):
+        return any(issubclass(leaf, hint) for leaf in _LEAF_CLASSES)
+    return typing.get_origin(hint) is typing.Union and any(_admits_leaf(item) for item in typing.get_args(hint))
 
 
 def __getattr__(name: str) -> Any:

@@ -111,7 +111,7 @@ def _reader(cls: type, names: tuple[str, ...]) -> Callable[[CSTNode], list[CSTNo
     field by field: `children` is the hottest function of a run. A field annotated as a
     node, or a sequence of nodes, is taken as it is (libcst's own visit takes it so too);
     any other field's value is looked at."""
-    hints = _hints(cls)  # a field without an evaluable annotation: its value is looked at
+    hints = field_hints(cls)  # a field without an evaluable annotation: its value is looked at
     lines = ["def read(node):", "    found = []"]
     for name in names:
         kind = _field_kind(hints[name]) if name in hints else OTHER
@@ -155,12 +155,12 @@ def _only_nodes(hint: Any) -> bool:
 def _may_hold_nodes(cls: type, field: str) -> bool:
     """False when the field's annotation admits no CSTNode (`value: str`), so that it
     need not be looked at on every node; True when in doubt."""
-    hints = _hints(cls)
+    hints = field_hints(cls)
     return field not in hints or _admits_node(hints[field])  # not evaluable: look every time
 
 
 @functools.lru_cache(maxsize=None)  # node classes: a few hundred at most
-def _hints(cls: type) -> dict[str, Any]:
+def field_hints(cls: type) -> dict[str, Any]:
     """The evaluated annotations of a node class; empty if they cannot be evaluated."""
     try:
         return typing.get_type_hints(cls)

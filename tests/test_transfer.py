@@ -76,3 +76,18 @@ def test_sharing_ends_with_its_block():
     with transfer.sharing([module]):
         pass
     assert transfer.loads(transfer.dumps(module)).body[0] is not module.body[0]
+
+
+def test_whitespace_leaves_come_back_as_one_object_per_value_and_code_as_its_own():
+    from flask_refactor.walk import iter_nodes
+
+    module = cst.parse_module("x = f(a, b)\ny = [1, 2]\n\ndef g(c = 1):\n    return c\n")
+    back = send(module)
+    assert back.code == module.code and back.deep_equals(module)
+    leaves: dict[tuple[type, object], set[int]] = {}
+    for node in iter_nodes(back):
+        if type(node) in (cst.SimpleWhitespace, cst.Newline):
+            leaves.setdefault((type(node), node.value), set()).add(id(node))
+    assert leaves[cst.SimpleWhitespace, " "] and all(len(ids) == 1 for ids in leaves.values())
+    code = [node for node in iter_nodes(back) if isinstance(node, (cst.Name, cst.Integer, cst.Comma))]
+    assert len({id(node) for node in code}) == len(code)  # what analyses key by object is never merged
