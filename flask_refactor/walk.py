@@ -214,14 +214,23 @@ def parent_map(root: CSTNode, skip: frozenset[type] = frozenset()) -> dict[CSTNo
     if skip is WHITESPACE and root.__class__ is cst.Module:
         return code_layout(root).parents
     parents: dict[CSTNode, CSTNode] = {}
+    _note_parents(root, skip, parents)
+    return parents
+
+
+def _note_parents(root: CSTNode, skip: frozenset[type], parents: dict[CSTNode, CSTNode],
+                  note: Callable[[CSTNode], None] | None = None) -> None:
+    """Map each node under `root` to its parent in `parents` (not the nodes of the `skip`
+    classes, nor what they hold), calling `note(node)` for each."""
     stack = [root]
     while stack:
         node = stack.pop()
         for child in children(node):
             if child.__class__ not in skip:
                 parents[child] = node
+                if note is not None:
+                    note(child)
                 stack.append(child)
-    return parents
 
 
 SHARED = -1  # `ModuleLayout.statement_index`: a node held by more than one top-level statement
@@ -247,18 +256,12 @@ def code_layout(module: cst.Module) -> ModuleLayout:
     parents: dict[CSTNode, CSTNode] = dict.fromkeys(body, module)
     owners: dict[CSTNode, int] = {}
     for index in range(len(body) - 1, -1, -1):
-        statement = body[index]
-        if owners.setdefault(statement, index) != index:
-            owners[statement] = SHARED
-        stack = [statement]
-        while stack:
-            node = stack.pop()
-            for child in children(node):
-                if child.__class__ not in WHITESPACE:
-                    parents[child] = node
-                    if owners.setdefault(child, index) != index:
-                        owners[child] = SHARED
-                    stack.append(child)
+        def held_by_this(node: CSTNode, index: int = index) -> None:
+            if owners.setdefault(node, index) != index:
+                owners[node] = SHARED
+
+        held_by_this(body[index])
+        _note_parents(body[index], WHITESPACE, parents, held_by_this)
     return ModuleLayout(parents, owners)
 
 

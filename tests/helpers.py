@@ -194,6 +194,19 @@ def sample_modules(packages: tuple[str, ...]) -> list[tuple[str, cst.Module]]:
         (str(path), cst.parse_module(path.read_bytes())) for path in installed_package_sources(packages)]
 
 
+def module_sharing_nodes() -> tuple[cst.Module, cst.Name]:
+    """A tree holding one node object in two places, as a codemod may build one: a Name
+    in the first two statements, and a function twice. (The Name is returned too.)"""
+    module = cst.parse_module("x = 1\ny = 2\n\ndef f():\n    return 3\n")
+    shared = cst.Name("g")
+    first, second, function = module.body
+    module = module.with_changes(body=[
+        first.with_changes(body=[first.body[0].with_changes(value=shared)]),
+        second.with_changes(body=[second.body[0].with_changes(value=shared)]),
+        function, function])
+    return module, shared
+
+
 def rendered_for_positions(monkeypatch) -> list:
     """The trees rendered for positions from now on (the whole module, or one of its
     top-level statements), in order."""

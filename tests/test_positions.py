@@ -132,14 +132,9 @@ def test_ranges_rendered_one_statement_at_a_time_are_the_whole_renders():
 def test_a_node_held_by_two_statements_has_the_whole_renders_range():
     # A tree may hold one node object in two places; the whole render keeps the range of
     # its first occurrence, or the last for a node with a syntactic range (a Name).
-    module = cst.parse_module("x = 1\ny = 2\n\ndef f():\n    return 3\n")
-    shared = cst.Name("g")
-    first, second, function = module.body
-    module = module.with_changes(body=[
-        first.with_changes(body=[first.body[0].with_changes(value=shared)]),
-        second.with_changes(body=[second.body[0].with_changes(value=shared)]),
-        function, function])
-    _assert_statement_ranges_are_the_whole_renders(module, "shared")
+    from helpers import module_sharing_nodes
+
+    _assert_statement_ranges_are_the_whole_renders(module_sharing_nodes()[0], "shared")
 
 
 def test_asking_for_a_node_renders_only_its_statement(monkeypatch):

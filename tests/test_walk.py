@@ -77,13 +77,9 @@ def test_a_module_layout_gives_libcsts_parents_and_each_nodes_statement():
 
 
 def test_a_node_held_by_two_statements_is_marked_shared_in_the_layout():
-    module = cst.parse_module("x = 1\ny = 2\n\ndef f():\n    return 3\n")
-    shared = cst.Name("g")
-    first, second, function = module.body
-    module = module.with_changes(body=[
-        first.with_changes(body=[first.body[0].with_changes(value=shared)]),
-        second.with_changes(body=[second.body[0].with_changes(value=shared)]),
-        function, function])
+    from helpers import module_sharing_nodes
+
+    module, shared = module_sharing_nodes()
     layout = walk.code_layout(module)
     assert layout.statement_index[shared] == walk.SHARED
     assert layout.statement_index[module.body[2]] == walk.SHARED  # the function, held twice
