@@ -241,7 +241,8 @@ class ModuleLayout:
     """Where each node of a module's code (not whitespace or comments) sits: its parent,
     and the index of the top-level statement holding it (`SHARED` when a tree reuses
     one node object in several). Analyses ask both of the same tree (a transform's
-    path to its targets, the positions of what it reports): one walk answers both."""
+    path to its targets, the positions of what it reports): one walk answers both.
+    (Keyed by the nodes, not their ids: an id is an int object more per node.)"""
 
     parents: dict[CSTNode, CSTNode]
     statement_index: dict[CSTNode, int]
