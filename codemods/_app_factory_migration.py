@@ -12,7 +12,7 @@ from flask_refactor.codemod import ChangeSet, FileChange, Severity
 from flask_refactor.positions import code_of
 from flask_refactor.project import Project
 from flask_refactor.snippets import parse_statement
-from flask_refactor.walk import iter_nodes, node_finder, subclass_test
+from flask_refactor.walk import all_calls, iter_nodes, node_finder, subclass_test
 
 from .support.flask import (
     BLUEPRINT_CLASSES, AppSite, app_modules, assigned_name, import_map, import_reach, imports_transitively,
@@ -23,7 +23,7 @@ from .support.imports import ImportMap, add_import, binds_module, resolve_relati
 from ._app_factory_appmodule import AppModuleSplit, AppModuleSplitter, is_main_block
 from ._app_factory_endpoints import DynamicEndpointFinder, EndpointQualifier
 from ._app_factory_syntax import (
-    LINT_PRAGMAS, all_calls, calls_to, functions_using, import_from_flask, indent_code, name_uses,
+    LINT_PRAGMAS, calls_to, functions_using, import_from_flask, indent_code, name_uses,
     refs_outside_function_bodies, reindents_cleanly, statement_code,
 )
 from ._app_factory_redundant import RemovedImports, drop_module_imports

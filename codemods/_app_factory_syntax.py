@@ -9,7 +9,7 @@ import tokenize
 
 import libcst as cst
 
-from flask_refactor.walk import ReadOnlyVisitor, node_finder
+from flask_refactor.walk import ReadOnlyVisitor, all_calls
 
 from .support.cache import per_tree
 from .support.names import names_used
@@ -303,8 +303,6 @@ def calls_to(node: cst.CSTNode, names: set[str]) -> list[cst.Call]:
 def _plain_name_calls(node: cst.CSTNode) -> tuple[cst.Call, ...]:
     return tuple(call for call in all_calls(node) if isinstance(call.func, cst.Name))
 
-
-all_calls = node_finder(cst.Call)
 
 
 def functions_using(body, app_var: str) -> set[str]:

@@ -24,7 +24,7 @@ from flask_refactor.positions import code_ranges, statement_line_count
 from flask_refactor.project import Project
 from flask_refactor.scopes import scope_map
 from flask_refactor.snippets import parse_statement
-from flask_refactor.walk import TargetedTransformer, node_finder
+from flask_refactor.walk import TargetedTransformer, all_calls, node_finder
 
 from ._extract_services_flow import Blocker, ModuleFacts, Region, ViewFlow, count_statements, routine
 from .support.cache import per_statement, per_tree
@@ -400,7 +400,7 @@ class _ViewsModule:
 
     def _delegates(self, view: cst.FunctionDef) -> bool:
         prefix = self.services_module + "."
-        for call in _calls_in(view.body):
+        for call in all_calls(view.body):
             target = self.imports.resolve(call.func) or ""
             if target.startswith(prefix):
                 return True
@@ -590,7 +590,6 @@ def _functions(module: cst.Module) -> tuple[cst.FunctionDef, ...]:
 
 # (no def inside a statement line: the bulk of the tree is not walked)
 _functions_in = per_statement(node_finder(cst.FunctionDef, stop_at=(cst.SimpleStatementLine,)))
-_calls_in = node_finder(cst.Call)
 
 
 def _reasons(blockers: list[Blocker]) -> str:

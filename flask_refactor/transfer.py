@@ -105,7 +105,7 @@ def _with_one_object_per_leaf(values: tuple, leaf_fields: tuple[int, ...]) -> tu
     for index in leaf_fields:
         value = values[index]
         leaf_class = value.__class__
-        if leaf_class is cst.SimpleWhitespace or leaf_class is cst.Newline:  # `_LEAF_CLASSES`, by identity
+        if leaf_class in _LEAF_CLASSES:
             key = (leaf_class, value.value)
             leaf = _LEAVES.get(key)
             if leaf is None:

@@ -354,6 +354,9 @@ def node_finder(wanted: type, stop_at: tuple[type, ...] = ()) -> Callable[[CSTNo
     return find
 
 
+all_calls = node_finder(cst.Call)  # every call under a node (itself included), in source order
+
+
 def path_to(root: CSTNode, target_ids: Iterable[int],
             code_parents: dict[CSTNode, CSTNode] | None = None) -> set[int]:
     """Ids of the nodes under `root` whose id is a target, and of every node above them:
