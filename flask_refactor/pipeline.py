@@ -350,10 +350,16 @@ def _call_forked(bounds: tuple[int, int]) -> bytes:
     gc.disable()  # a short-lived copy: collecting would touch, and so copy, the parent's whole heap
     function, items = _FORKED
     results = []
-    for item in items[bounds[0]:bounds[1]]:
-        results.append(function(item))
-        _collect_when_grown()
-    return transfer.dumps(results)
+    try:
+        for item in items[bounds[0]:bounds[1]]:
+            results.append(function(item))
+            _collect_when_grown()
+        return transfer.dumps(results)
+    except Exception as exc:
+        # The coordinator gets the exception re-raised by the pool, whose traceback ends
+        # in the pool's code: where it was raised here travels with it (pickled).
+        exc.raised_at = _raised_at(exc)
+        raise
 
 
 # Analyses leave cyclic garbage (a scope map is a web of scopes and accesses), which a
@@ -416,9 +422,15 @@ def _run_project_codemod(project: Project, codemod: Codemod, progress: Progress 
 
 
 def _crash_message(name: str, exc: BaseException) -> str:
-    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    where = f" ({Path(frame.filename).name}:{frame.lineno})" if frame else ""
+    where = getattr(exc, "raised_at", None) or _raised_at(exc)  # (a worker's: see `_call_forked`)
+    where = f" ({where})" if where else ""
     return f"codemod {name} failed: {type(exc).__name__}: {exc}{where}; its changes were dropped"
+
+
+def _raised_at(exc: BaseException) -> str | None:
+    """`file.py:line` of the frame that raised `exc`."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    return f"{Path(frame.filename).name}:{frame.lineno}" if frame else None
 
 
 def _record(project: Project, changes: ChangeSet, touched: dict, result: RunResult) -> None:

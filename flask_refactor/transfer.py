@@ -85,12 +85,23 @@ def _reduce(node: cst.CSTNode) -> tuple[Callable[..., cst.CSTNode], tuple]:
     reducer = _REDUCERS.get(cls)
     if reducer is None:
         names = field_names(cls)
-        read = operator.attrgetter(*names) if len(names) > 1 else (lambda n, name=names[0]: (getattr(n, name),))
+        read = _values_reader(names)
         hints = field_hints(cls)
         leaf_fields = tuple(index for index, name in enumerate(names) if name in hints and _admits_leaf(hints[name]))
         reducer = _REDUCERS[cls] = (__getattr__(_PREFIX + cls.__name__), read, leaf_fields)
     constructor, read, leaf_fields = reducer
     return constructor, _with_one_object_per_leaf(read(node), leaf_fields) if leaf_fields else read(node)
+
+
+def _values_reader(names: tuple[str, ...]) -> Callable[[cst.CSTNode], tuple]:
+    """A function giving a node's values of these fields as a tuple. (`attrgetter` gives
+    a bare value for one name, and needs one: `ImportStar`, the `*` of `from m import *`,
+    has no field.)"""
+    if len(names) > 1:
+        return operator.attrgetter(*names)
+    if names:
+        return lambda node, name=names[0]: (getattr(node, name),)
+    return lambda node: ()
 
 
 # Each parent is written holding this process's one object for each whitespace leaf value

@@ -87,6 +87,23 @@ class Crashes(Codemod):
         raise KeyError("boom")
 
 
+class CrashesInWorkers(Codemod):
+    """Hands each file to `Project.map`, whose calls raise on one of them."""
+
+    name = "test-crashes-in-workers"
+    summary = "raises in a worker"
+    explain = ""
+
+    def run(self, project: Project) -> ChangeSet:
+        def look(path: str) -> str:
+            if path.endswith("m7.py"):
+                raise ValueError("no seven")
+            return path
+
+        project.map(project.paths(), look)
+        return self.new_changeset()
+
+
 def write(root: Path, files: dict[str, str | bytes]) -> Path:
     for rel, content in files.items():
         path = root / rel
@@ -293,6 +310,16 @@ def test_a_crashing_codemod_loses_only_its_own_changes(tmp_path):
     assert (tmp_path / "a.py").read_text() == "new = 1\n"
     [(where, message)] = list(result.errors)
     assert where == "<test-crashes>" and "KeyError" in message
+
+
+@pytest.mark.skipif(not pipeline.can_fork(2), reason="work is forked to workers on Linux only")
+def test_a_codemod_crashing_in_a_worker_is_reported_where_it_raised(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # every call goes to a worker
+    write(tmp_path, {f"m{i}.py": "x = 1\n" for i in range(10)})
+    result = run_in(tmp_path, [CrashesInWorkers()], jobs=2)
+    [(where, message)] = list(result.errors)
+    assert where == "<test-crashes-in-workers>" and "ValueError: no seven" in message
+    assert "(test_engine.py:" in message  # not the pool's own frame, where it was raised again
 
 
 def test_diff_applied_with_git_reproduces_exactly_what_apply_writes(tmp_path):

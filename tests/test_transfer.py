@@ -24,6 +24,14 @@ def test_trees_of_installed_packages_come_back_equal():
         assert back.deep_equals(module) and back.code == module.code, where
 
 
+def test_a_node_class_without_fields_comes_back():
+    """`ImportStar`, the `*` of `from m import *`, has no field: a real app's star import
+    once made every worker sending it back fail."""
+    module = cst.parse_module("from os.path import *\n")
+    back = send(module)
+    assert back.deep_equals(module) and back.code == module.code
+
+
 def test_a_node_pickles_through_its_constructor_not_libcst_state():
     transfer.install()
     data = bytes(ForkingPickler.dumps(cst.parse_module("x = f(1)\n"), pickle.HIGHEST_PROTOCOL))
