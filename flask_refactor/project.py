@@ -308,8 +308,11 @@ class Project:
             self.on_parse(path)
 
     def modules(self, needles: Iterable[str] = ()) -> Iterable[tuple[str, cst.Module]]:
-        """(path, module) for every parseable candidate file."""
-        for path in self.candidates(needles):
+        """(path, module) for every parseable candidate file (all parsed first, through
+        `parse_many`: to be read to the end)."""
+        paths = self.candidates(needles)
+        self.parse_many(paths)
+        for path in paths:
             module = self.parse(path)
             if module is not None:
                 yield path, module

@@ -344,7 +344,9 @@ def _build(project: Project) -> ContextMap:
     parsed: dict[str, cst.Module] = {}
     module_functions: dict[str, set[str]] = {}
     listed: dict[str, list] = {}
-    for path in app_scope(project):  # nothing outside it can call or be called from the app
+    scope = app_scope(project)  # nothing outside it can call or be called from the app
+    project.parse_many(scope)
+    for path in scope:
         module = project.parse(path)
         if module is None:
             continue
