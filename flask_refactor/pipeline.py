@@ -299,7 +299,7 @@ def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[
         with transfer.sharing(shared() if shared else ()):
             if _forking_pays(done, here_seconds, len(rest), jobs):
                 try:
-                    return done, fork_map(there, rest, jobs)
+                    return done, fork_map(there, rest, jobs, sizes[len(done):])
                 except (OSError, BrokenProcessPool):  # no process could be forked, or a worker died: do it here
                     pass
     return done + [here(item) for item in rest], []
@@ -328,37 +328,60 @@ def _forking_pays(done: list, here_seconds: float, rest: int, jobs: int) -> bool
 _FORKED: tuple[Callable[[Any], Any], list] | None = None
 
 
-def fork_map(function: Callable[[Any], Any], items: list, jobs: int) -> list:
+def fork_map(function: Callable[[Any], Any], items: list, jobs: int, sizes: list[int] | None = None) -> list:
     """`[function(item) for item in items]`, in `jobs` processes forked from this one
     (`can_fork`). Neither `function` nor the items are pickled, only what it returns
-    (through `transfer`: what is `shared` comes back by reference)."""
+    (through `transfer`: what is `shared` comes back by reference). `sizes`, when the
+    work grows with them, balance the workers' shares."""
     global _FORKED
-    # small contiguous chunks, handed out as workers free up: items differ in cost
-    size = max(1, len(items) // (jobs * 4))
-    bounds = [(start, min(start + size, len(items))) for start in range(0, len(items), size)]
+    chunks = _chunks(sizes or [1] * len(items), jobs)
     _FORKED = (function, items)
+    results: list = [None] * len(items)
     # Unpickling what comes back creates objects by the hundred thousand, and each burst
     # would have the collector walk the whole heap: it waits.
     try:
         with collection_paused(), ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            return [result for chunk in pool.map(_call_forked, bounds) for result in transfer.loads(chunk)]
+            for indexes, data in zip(chunks, pool.map(_call_forked, chunks)):
+                for index, result in zip(indexes, transfer.loads(data)):
+                    results[index] = result
+        return results
     finally:
         _FORKED = None
 
 
-def _call_forked(bounds: tuple[int, int]) -> bytes:
+def _chunks(sizes: list[int], jobs: int) -> list[tuple[int, ...]]:
+    """The items' indexes in chunks of about a quarter of a worker's share each, the
+    largest items first: chunks are handed out as workers free up, so a large item
+    met last (a 3000-line module) would keep one worker busy after the other is done."""
+    order = sorted(range(len(sizes)), key=lambda index: -sizes[index])  # (stable: equal sizes keep their order)
+    share = sum(sizes) / (jobs * 4)
+    chunks: list[tuple[int, ...]] = []
+    current: list[int] = []
+    held = 0
+    for index in order:
+        current.append(index)
+        held += sizes[index]
+        if held >= share:
+            chunks.append(tuple(current))
+            current, held = [], 0
+    if current:
+        chunks.append(tuple(current))
+    return chunks
+
+
+def _call_forked(indexes: tuple[int, ...]) -> bytes:
     gc.disable()  # a short-lived copy: collecting would touch, and so copy, the parent's whole heap
     function, items = _FORKED
     results = []
     try:
-        for item in items[bounds[0]:bounds[1]]:
-            results.append(function(item))
+        for index in indexes:
+            results.append(function(items[index]))
             _collect_when_grown()
         return transfer.dumps(results)
     except Exception as exc:
         # The coordinator gets the exception re-raised by the pool, whose traceback ends
         # in the pool's code: where it was raised here travels with it (pickled).
-        exc.raised_at = _raised_at(exc)
+        exc.raised_at = where_raised(exc)
         raise
 
 
@@ -422,13 +445,16 @@ def _run_project_codemod(project: Project, codemod: Codemod, progress: Progress 
 
 
 def _crash_message(name: str, exc: BaseException) -> str:
-    where = getattr(exc, "raised_at", None) or _raised_at(exc)  # (a worker's: see `_call_forked`)
+    where = where_raised(exc)
     where = f" ({where})" if where else ""
     return f"codemod {name} failed: {type(exc).__name__}: {exc}{where}; its changes were dropped"
 
 
-def _raised_at(exc: BaseException) -> str | None:
-    """`file.py:line` of the frame that raised `exc`."""
+def where_raised(exc: BaseException) -> str | None:
+    """`file.py:line` of the frame that raised `exc`, in a forked worker if it was
+    raised there (`_call_forked` notes it)."""
+    if getattr(exc, "raised_at", None):
+        return exc.raised_at
     frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
     return f"{Path(frame.filename).name}:{frame.lineno}" if frame else None
 

@@ -144,7 +144,7 @@ def test_parallel_stage_gives_the_same_result_as_serial(tmp_path):
 
 def test_quick_work_is_not_forked_and_slow_work_is(monkeypatch):
     forked = []
-    monkeypatch.setattr(pipeline, "fork_map", lambda there, rest, jobs: forked.append(rest) or [there(i) for i in rest])
+    monkeypatch.setattr(pipeline, "fork_map", lambda there, rest, jobs, sizes=None: forked.append(rest) or [there(i) for i in rest])
     here = []
 
     def quick(item):
@@ -168,7 +168,7 @@ def test_quick_work_is_not_forked_and_slow_work_is(monkeypatch):
 def test_pace_is_taken_per_unit_of_size_when_work_grows_with_it(monkeypatch):
     # validation runs in path order, and the first files are often the small ones
     forked = []
-    monkeypatch.setattr(pipeline, "fork_map", lambda there, rest, jobs: forked.append(rest) or [there(i) for i in rest])
+    monkeypatch.setattr(pipeline, "fork_map", lambda there, rest, jobs, sizes=None: forked.append(rest) or [there(i) for i in rest])
     sizes = [1] * 150 + [50] * 20  # 1 ms per unit: the small ones alone outlast RUN_HERE_FIRST_SECONDS
     done, returned = pipeline.run_here_then_fork(sizes, lambda size: time.sleep(size / 1000) or size, lambda size: size,
                                                  jobs=2, sizes=sizes)
@@ -177,7 +177,7 @@ def test_pace_is_taken_per_unit_of_size_when_work_grows_with_it(monkeypatch):
 
 
 def test_work_is_done_here_when_no_worker_can_be_forked(monkeypatch):
-    def no_fork(there, rest, jobs):
+    def no_fork(there, rest, jobs, sizes=None):
         raise BlockingIOError("fork: Resource temporarily unavailable")
 
     monkeypatch.setattr(pipeline, "fork_map", no_fork)
@@ -187,7 +187,7 @@ def test_work_is_done_here_when_no_worker_can_be_forked(monkeypatch):
 
 def test_work_whose_results_cost_more_to_send_back_than_to_compute_stays(monkeypatch):
     forked = []
-    monkeypatch.setattr(pipeline, "fork_map", lambda there, rest, jobs: forked.append(rest) or [there(i) for i in rest])
+    monkeypatch.setattr(pipeline, "fork_map", lambda there, rest, jobs, sizes=None: forked.append(rest) or [there(i) for i in rest])
 
     bulky = [str(i) for i in range(100_000)]
 
