@@ -313,7 +313,9 @@ def external_references(project: Project) -> References:
     attributes, or name in strings (`monkeypatch.setattr("pkg.state.x", ...)`)."""
     def compute(proj: Project) -> References:
         found = References()
-        for path in _referencing_paths(proj):
+        paths = _referencing_paths(proj)
+        proj.parse_many(paths)
+        for path in paths:
             module = proj.parse(path)
             if module is None:
                 continue

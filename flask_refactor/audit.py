@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable
@@ -167,7 +166,9 @@ def run(paths: Iterable[str], rules: list[Rule], *, excludes: Iterable[str] = ()
     found = discover(list(paths), list(excludes), cwd)
     project = Project(found.files, found.errors)
     project.index_cache = default_cache()
-    pipeline.use_index_workers(project, pipeline.default_jobs())  # the rules ask the index too
+    jobs = pipeline.default_jobs()
+    pipeline.use_index_workers(project, jobs)  # the rules ask the index too
+    pipeline.use_module_workers(project, jobs)  # and the codemods they run map their modules
     return run_on_project(project, rules)
 
 
@@ -178,8 +179,8 @@ def run_on_project(project: Project, rules: list[Rule]) -> AuditResult:
         try:
             findings.extend(rule.check(project))
         except Exception as exc:  # one rule's bug must not hide the others' findings
-            frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-            where = f" ({Path(frame.filename).name}:{frame.lineno})" if frame else ""
+            where = pipeline.where_raised(exc)
+            where = f" ({where})" if where else ""
             project.errors.add(f"<{rule.id}>", f"rule {rule.id} ({rule.name}) failed: {type(exc).__name__}: {exc}{where}")
     names = {r.id: r.name for r in rules}
     kept = []
