@@ -1,6 +1,6 @@
 """Throughput of flask-refactor against libcst's own codemod runner, on the same trees.
 
-    python benchmarks/run.py [--jobs N] [--shapes a,b,c,m] [--keep DIR] [--markdown]
+    python benchmarks/run.py [--jobs N] [--shapes a,b,c,m] [--app DIR ...] [--keep DIR] [--markdown]
 
 Three trees, shaped like users' code, and one test of memory:
 
@@ -13,6 +13,9 @@ Three trees, shaped like users' code, and one test of memory:
 (c) cache: (a) with an empty cache, then warm, then with one file edited.
 (m) memory: `--all` on (a) and on (a) with its library code three times over (the same
     app): the peak RSS must follow the Flask code, not the size of the tree.
+(r) real apps, with `--app DIR` (any number): a copy of each directory, `--all` and
+    libcst's no-op only (a real app need not give every codemod work, and may hold
+    files that do not parse: those are counted, not fatal).
 
 For (a) and (b), `flask-refactor check --no-cache` (everything computed: nothing read
 from the cache) with `--all` and with each codemod alone; for (c), `--all` with an empty
@@ -56,7 +59,7 @@ class Timing:
     changed: int | None  # files the run would change (None for libcst)
 
 
-def measure(command: list[str], cwd: Path, env: dict) -> Timing:
+def measure(command: list[str], cwd: Path, env: dict, errors_allowed: bool = False) -> Timing:
     """Run `command` from a fresh Python process so that its peak RSS is its own."""
     probe = (
         "import json, subprocess, sys, time, resource\n"
@@ -72,12 +75,13 @@ def measure(command: list[str], cwd: Path, env: dict) -> Timing:
                           capture_output=True, check=True)
     result = json.loads(done.stdout)
     is_libcst = "libcst.tool" in command
-    if result["code"] not in (0, 1) or (is_libcst and "Failed to codemod 0 files" not in result["stderr"]):
+    failed = is_libcst and "Failed to codemod 0 files" not in result["stderr"]
+    if result["code"] not in ((0, 1, 2) if errors_allowed else (0, 1)) or (failed and not errors_allowed):
         sys.exit(f"failed ({result['code']}): {' '.join(command)}\n{result['stderr'][-3000:]}")
     changed = None
     if not is_libcst:
         report = json.loads(result["stdout"])
-        if report.get("errors"):
+        if report.get("errors") and not errors_allowed:
             sys.exit(f"errors in {' '.join(command)}: {report['errors'][:3]}")
         changed = len(report["files"])
     return Timing(result["seconds"], result["peak"], changed)
@@ -118,6 +122,23 @@ def bench_tree(name: str, tree: Path, args, env: dict, cache: Path, cold_warm: b
         if timing.changed == 0:
             sys.exit(f"{name}: `{label}` changed nothing: the tree does not exercise it")
     return rows
+
+
+def bench_app(source: Path, workdir: Path, args, env: dict) -> None:
+    """(r): `--all` and libcst's no-op on a copy of a real app."""
+    tree = workdir / "apps" / source.name
+    shutil.rmtree(tree, ignore_errors=True)
+    shutil.copytree(source, tree, ignore=shutil.ignore_patterns(".git", "__pycache__", ".libcst.codemod.yaml"))
+    subprocess.run([sys.executable, "-P", "-m", "libcst.tool", "initialize", "."], cwd=tree, check=True,
+                   capture_output=True)
+    ours = [sys.executable, "-P", "-m", "flask_refactor", "check", "--jobs", str(args.jobs), "--format", "json",
+            "--no-cache", "--all", "."]
+    libcst = [sys.executable, "-P", "-m", "libcst.tool", "codemod", "noop.NOOPCommand", "-j", str(args.jobs),
+              "--no-format", "--hide-progress", "-u", "0", "."]
+    rows = [("--all", measure(ours, tree, env, errors_allowed=True)), (BASELINE, measure(libcst, tree, env, errors_allowed=True))]
+    files, lines = count_lines(tree)
+    report(f"(r) {source.name}", rows, files, lines, rows[1][1].seconds, args.markdown)
+    shutil.rmtree(tree)
 
 
 def report(title: str, rows: list[tuple[str, Timing]], files: int, lines: int, baseline: float, markdown: bool) -> None:
@@ -180,6 +201,8 @@ def main() -> None:
     parser.add_argument("--big-app-modules", type=int, default=300)
     parser.add_argument("--keep", type=Path, help="build the trees here and keep them")
     parser.add_argument("--markdown", action="store_true", help="tables for the README")
+    parser.add_argument("--app", type=Path, action="append", default=[],
+                        help="also time `--all` on a copy of this app's directory (repeatable)")
     args = parser.parse_args()
     shapes = set(args.shapes.split(","))
 
@@ -215,6 +238,8 @@ def main() -> None:
         files, lines = count_lines(big)
         rows = bench_tree("b", big, args, env, cache, cold_warm=False)
         report(f"(b) one Flask app of {files} modules", rows, files, lines, dict(rows)[BASELINE].seconds, args.markdown)
+    for app in args.app:
+        bench_app(app.resolve(), workdir, args, env)
     if not args.keep:
         shutil.rmtree(workdir)
 
