@@ -196,7 +196,7 @@ def compile_installed_code() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--shapes", default="a,b,c,m", help="which trees: a, b, c, m (comma-separated)")
+    parser.add_argument("--shapes", default="a,b,c,m", help="which trees: a, b, c, m (comma-separated; none: only the --app ones)")
     parser.add_argument("--flask-share", type=float, default=0.05)
     parser.add_argument("--big-app-modules", type=int, default=300)
     parser.add_argument("--keep", type=Path, help="build the trees here and keep them")

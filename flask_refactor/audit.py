@@ -162,11 +162,12 @@ class AuditResult:
         return 0
 
 
-def run(paths: Iterable[str], rules: list[Rule], *, excludes: Iterable[str] = (), cwd: Path | None = None) -> AuditResult:
+def run(paths: Iterable[str], rules: list[Rule], *, excludes: Iterable[str] = (), cwd: Path | None = None,
+        jobs: int | None = None) -> AuditResult:
     found = discover(list(paths), list(excludes), cwd)
     project = Project(found.files, found.errors)
     project.index_cache = default_cache()
-    jobs = pipeline.default_jobs()
+    jobs = jobs or pipeline.default_jobs()
     pipeline.use_index_workers(project, jobs)  # the rules ask the index too
     pipeline.use_module_workers(project, jobs)  # and the codemods they run map their modules
     return run_on_project(project, rules)

@@ -62,7 +62,7 @@ def audit_command(paths: tuple[str, ...], fmt: str, select: tuple[str, ...], ign
         if isinstance(rule, audit.CodemodRule):
             rule.options = settings.codemod_options.get(rule.name, {})
     threshold = _threshold(fail_on or settings.extra.get("fail-on", "warning"))
-    result = audit.run(paths, rules, excludes=[*settings.exclude, *exclude])
+    result = audit.run(paths, rules, excludes=[*settings.exclude, *exclude], jobs=settings.jobs)
     code = result.exit_code(threshold)
     out, err = report.consoles(no_color)
     if output is not None:

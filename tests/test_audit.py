@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from flask_refactor import audit, cli, sarif
+from flask_refactor import audit, cli, pipeline, sarif
 from flask_refactor.cli_audit import print_text
 from flask_refactor.codemod import Severity
 from flask_refactor.project import Project
@@ -29,11 +29,11 @@ def all_rules() -> list[audit.Rule]:
     return audit.load_rules()
 
 
-def audit_tree(tree: Path, rules) -> audit.AuditResult:
+def audit_tree(tree: Path, rules, jobs: int | None = None) -> audit.AuditResult:
     cwd = Path.cwd()
     os.chdir(tree)
     try:
-        return audit.run(["."], rules)
+        return audit.run(["."], rules, jobs=jobs)
     finally:
         os.chdir(cwd)
 
@@ -143,6 +143,19 @@ def test_legacy_shop_reports_the_seed_pitfalls(all_rules):
     assert ("FR109", "app.py") in found  # JSON errors, no handler for a crash
     assert ("FR201", "app.py") in found  # scoped_session never removed (teardown)
     assert not len(result.errors)
+
+
+@pytest.mark.skipif(not pipeline.can_fork(2), reason="work is forked to workers on Linux only")
+def test_the_codemods_work_shared_out_to_workers_finds_what_one_process_finds(all_rules, monkeypatch):
+    here = audit_tree(LEGACY_SHOP, all_rules, jobs=1)
+    forked_calls = []
+    real_fork_map = pipeline.fork_map
+    monkeypatch.setattr(pipeline, "fork_map", lambda *args: forked_calls.append(1) or real_fork_map(*args))
+    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # every module's work goes to a worker
+    forked = audit_tree(LEGACY_SHOP, all_rules, jobs=2)
+    assert forked_calls  # the codemods' per-module work did go to workers
+    assert [f.as_dict() for f in forked.findings] == [f.as_dict() for f in here.findings]
+    assert not len(forked.errors) and len(here.findings) > 10
 
 
 # -- the command -----------------------------------------------------------------------
