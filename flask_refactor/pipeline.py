@@ -13,6 +13,7 @@ and the validation, go to workers forked from the coordinator when that pays
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import itertools
@@ -381,7 +382,8 @@ def _call_forked(indexes: tuple[int, ...]) -> bytes:
     except Exception as exc:
         # The coordinator gets the exception re-raised by the pool, whose traceback ends
         # in the pool's code: where it was raised here travels with it (pickled).
-        exc.raised_at = where_raised(exc)
+        with contextlib.suppress(AttributeError):  # (an exception class with __slots__)
+            exc.raised_at = where_raised(exc)
         raise
 
 

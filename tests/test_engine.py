@@ -583,6 +583,25 @@ def _leave_a_cycle(item: int) -> int:
     return _Cycle.freed  # in the worker that ran it
 
 
+def test_forked_work_is_handed_out_largest_first_in_chunks_of_equal_size():
+    sizes = [1, 1, 40, 1, 1, 1, 1, 30, 1, 1, 1, 1]  # a share is 80 / (2 jobs * 4) = 10
+    chunks = pipeline._chunks(sizes, 2)
+    assert chunks[:2] == [(2,), (7,)]  # the two large items first, each alone
+    assert sorted(index for chunk in chunks for index in chunk) == list(range(len(sizes)))
+    assert all(sum(sizes[i] for i in chunk) <= 10 for chunk in chunks[2:])
+    assert pipeline._chunks([1] * 16, 2) == [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15)]
+
+
+@pytest.mark.skipif(not pipeline.can_fork(2), reason="work is forked to workers on Linux only")
+def test_forked_results_come_back_in_the_items_order_whatever_their_sizes():
+    items = list(range(12))
+    assert pipeline.fork_map(_double, items, 2, sizes=[1, 1, 40, 1, 1, 1, 1, 30, 1, 1, 1, 1]) == [i * 2 for i in items]
+
+
+def _double(item: int) -> int:
+    return item * 2
+
+
 @pytest.mark.skipif(not pipeline.can_fork(2), reason="only forked workers run without the collector")
 def test_a_worker_collects_the_cyclic_garbage_it_piles_up(monkeypatch):
     monkeypatch.setattr(pipeline, "WORKER_GARBAGE_BYTES", 8 * 2**20)
