@@ -32,14 +32,17 @@ AUDIT_KEYS = {"select", "ignore", "fail-on"}
 @click.option("--fail-on", type=click.Choice(FAIL_ON), default=None,
               help="Exit 1 when a finding of this severity or worse remains [default: warning].")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip paths matching this gitignore-style pattern.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Worker processes for the codemods the rules run [default: `jobs` from pyproject.toml, "
+                   "else the machine's cores].")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report to this file instead of stdout.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--explain", "explain_rule", metavar="ID", default=None, help="Explain one rule and exit.")
 @click.option("--no-color", is_flag=True, help="No colour (NO_COLOR is honoured too).")
 def audit_command(paths: tuple[str, ...], fmt: str, select: tuple[str, ...], ignore: tuple[str, ...],
-                  fail_on: str | None, exclude: tuple[str, ...], output: Path | None, list_rules: bool,
-                  explain_rule: str | None, no_color: bool) -> None:
+                  fail_on: str | None, exclude: tuple[str, ...], jobs: int | None, output: Path | None,
+                  list_rules: bool, explain_rule: str | None, no_color: bool) -> None:
     """Report production pitfalls (debug mode, secret keys, writes on GET, blocking calls,
     removed APIs, ...) and what each codemod would fix, with file:line.
 
@@ -62,7 +65,7 @@ def audit_command(paths: tuple[str, ...], fmt: str, select: tuple[str, ...], ign
         if isinstance(rule, audit.CodemodRule):
             rule.options = settings.codemod_options.get(rule.name, {})
     threshold = _threshold(fail_on or settings.extra.get("fail-on", "warning"))
-    result = audit.run(paths, rules, excludes=[*settings.exclude, *exclude], jobs=settings.jobs)
+    result = audit.run(paths, rules, excludes=[*settings.exclude, *exclude], jobs=jobs or settings.jobs)
     code = result.exit_code(threshold)
     out, err = report.consoles(no_color)
     if output is not None:

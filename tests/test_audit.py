@@ -236,6 +236,17 @@ def test_sarif_document_without_findings_is_valid():
     assert document["runs"][0]["invocations"][0]["executionSuccessful"] is False
 
 
+def test_jobs_come_from_the_flag_else_from_pyproject(tmp_path, monkeypatch):
+    shutil.copytree(LEGACY_SHOP, tmp_path / "shop")
+    (tmp_path / "shop" / "pyproject.toml").write_text("[tool.flask-refactor]\njobs = 3\n")
+    asked = []
+    real = pipeline.use_module_workers
+    monkeypatch.setattr(pipeline, "use_module_workers", lambda project, jobs: asked.append(jobs) or real(project, jobs))
+    invoke(tmp_path / "shop", "--fail-on", "never")
+    invoke(tmp_path / "shop", "--fail-on", "never", "-j", "1")
+    assert asked == [3, 1]
+
+
 def test_configuration_in_pyproject(tmp_path):
     tree = shutil.copytree(CASES / "async_views", tmp_path / "app")
     (tree / "pyproject.toml").write_text('[tool.flask-refactor]\nselect = ["FR105"]\nignore = []\nfail-on = "error"\n')
