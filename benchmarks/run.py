@@ -87,17 +87,31 @@ def measure(command: list[str], cwd: Path, env: dict, errors_allowed: bool = Fal
     return Timing(result["seconds"], result["peak"], changed)
 
 
+def check_command(args, *options: str) -> list[str]:
+    return [sys.executable, "-P", "-m", "flask_refactor", "check", "--jobs", str(args.jobs), "--format", "json",
+            *options]
+
+
+def noop_command(args) -> list[str]:
+    """libcst's own runner with its no-op codemod, at the same `--jobs`."""
+    return [sys.executable, "-P", "-m", "libcst.tool", "codemod", "noop.NOOPCommand", "-j", str(args.jobs),
+            "--no-format", "--hide-progress", "-u", "0", "."]
+
+
+def initialize_libcst(tree: Path) -> None:
+    """libcst's runner wants its config file in the tree."""
+    subprocess.run([sys.executable, "-P", "-m", "libcst.tool", "initialize", "."], cwd=tree, check=True,
+                   capture_output=True)
+
+
 def count_lines(tree: Path) -> tuple[int, int]:
     files = [p for p in tree.rglob("*.py") if ".git" not in p.parts]
     return len(files), sum(p.read_bytes().count(b"\n") for p in files)
 
 
 def bench_tree(name: str, tree: Path, args, env: dict, cache: Path, cold_warm: bool) -> list[tuple[str, Timing]]:
-    ours = [sys.executable, "-P", "-m", "flask_refactor", "check", "--jobs", str(args.jobs), "--format", "json"]
-    libcst = [sys.executable, "-P", "-m", "libcst.tool", "codemod", "noop.NOOPCommand", "-j", str(args.jobs),
-              "--no-format", "--hide-progress", "-u", "0", "."]
-    subprocess.run([sys.executable, "-P", "-m", "libcst.tool", "initialize", "."], cwd=tree, check=True,
-                   capture_output=True)
+    ours = check_command(args)
+    initialize_libcst(tree)
     rows = []
     if cold_warm:
         shutil.rmtree(cache, ignore_errors=True)
@@ -117,7 +131,7 @@ def bench_tree(name: str, tree: Path, args, env: dict, cache: Path, cold_warm: b
     rows.append(("--all", measure(ours + ["--no-cache", "--all", "."], tree, env)))
     for codemod in CODEMODS:
         rows.append((codemod, measure(ours + ["--no-cache", "-c", codemod, "."], tree, env)))
-    rows.append((BASELINE, measure(libcst, tree, env)))
+    rows.append((BASELINE, measure(noop_command(args), tree, env)))
     for label, timing in rows:
         if timing.changed == 0:
             sys.exit(f"{name}: `{label}` changed nothing: the tree does not exercise it")
@@ -129,13 +143,9 @@ def bench_app(source: Path, workdir: Path, args, env: dict) -> None:
     tree = workdir / "apps" / source.name
     shutil.rmtree(tree, ignore_errors=True)
     shutil.copytree(source, tree, ignore=shutil.ignore_patterns(".git", "__pycache__", ".libcst.codemod.yaml"))
-    subprocess.run([sys.executable, "-P", "-m", "libcst.tool", "initialize", "."], cwd=tree, check=True,
-                   capture_output=True)
-    ours = [sys.executable, "-P", "-m", "flask_refactor", "check", "--jobs", str(args.jobs), "--format", "json",
-            "--no-cache", "--all", "."]
-    libcst = [sys.executable, "-P", "-m", "libcst.tool", "codemod", "noop.NOOPCommand", "-j", str(args.jobs),
-              "--no-format", "--hide-progress", "-u", "0", "."]
-    rows = [("--all", measure(ours, tree, env, errors_allowed=True)), (BASELINE, measure(libcst, tree, env, errors_allowed=True))]
+    initialize_libcst(tree)
+    rows = [("--all", measure(check_command(args, "--no-cache", "--all", "."), tree, env, errors_allowed=True)),
+            (BASELINE, measure(noop_command(args), tree, env, errors_allowed=True))]
     files, lines = count_lines(tree)
     report(f"(r) {source.name}", rows, files, lines, rows[1][1].seconds, args.markdown)
     shutil.rmtree(tree)
@@ -166,8 +176,7 @@ def report_memory(workdir: Path, library: Path, args, env: dict) -> None:
     for copy in ("copy2", "copy3"):
         for package in sorted(p for p in library.iterdir() if p.is_dir() and p.name != "shop"):
             shutil.copytree(package, tripled / copy / package.name)
-    command = [sys.executable, "-P", "-m", "flask_refactor", "check", "--jobs", str(args.jobs), "--format", "json",
-               "--no-cache", "--all", "."]
+    command = check_command(args, "--no-cache", "--all", ".")
     print("\n(m) peak memory against the size of the tree (the same app in both)")
     if args.markdown:
         print("\n| tree | files | lines | seconds | peak RSS |\n|---|---|---|---|---|")
@@ -196,7 +205,8 @@ def compile_installed_code() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--shapes", default="a,b,c,m", help="which trees: a, b, c, m (comma-separated; none: only the --app ones)")
+    parser.add_argument("--shapes", default="a,b,c,m",
+                        help="which trees: a, b, c, m (comma-separated; none: only the --app ones)")
     parser.add_argument("--flask-share", type=float, default=0.05)
     parser.add_argument("--big-app-modules", type=int, default=300)
     parser.add_argument("--keep", type=Path, help="build the trees here and keep them")
@@ -224,8 +234,7 @@ def main() -> None:
         rows = bench_tree("a", library, args, env, cache, cold_warm=False)
         report("(a) real library code, 5% Flask files", rows, files, lines, dict(rows)[BASELINE].seconds, args.markdown)
     if "c" in shapes:
-        baseline = measure([sys.executable, "-P", "-m", "libcst.tool", "codemod", "noop.NOOPCommand", "-j",
-                            str(args.jobs), "--no-format", "--hide-progress", "-u", "0", "."], library, env)
+        baseline = measure(noop_command(args), library, env)
         rows = bench_tree("c", library, args, env, cache, cold_warm=True)
         report("(c) the library tree: empty cache, warm cache, one file edited", rows + [(BASELINE, baseline)], files, lines,
                baseline.seconds, args.markdown)

@@ -313,12 +313,7 @@ def external_references(project: Project) -> References:
     attributes, or name in strings (`monkeypatch.setattr("pkg.state.x", ...)`)."""
     def compute(proj: Project) -> References:
         found = References()
-        paths = _referencing_paths(proj)
-        proj.parse_many(paths)
-        for path in paths:
-            module = proj.parse(path)
-            if module is None:
-                continue
+        for path, module in proj.parsed(_referencing_paths(proj)):
             imports = import_map(proj, path) or ImportMap()
             positions = proj.position_lookup(path)
             collector = _ReferenceCollector(imports, path, positions, found)

@@ -308,9 +308,13 @@ class Project:
             self.on_parse(path)
 
     def modules(self, needles: Iterable[str] = ()) -> Iterable[tuple[str, cst.Module]]:
-        """(path, module) for every parseable candidate file (all parsed first, through
-        `parse_many`: to be read to the end)."""
-        paths = self.candidates(needles)
+        """(path, module) for every parseable candidate file (see `parsed`)."""
+        return self.parsed(self.candidates(needles))
+
+    def parsed(self, paths: list[str]) -> Iterable[tuple[str, cst.Module]]:
+        """(path, module) for each of these files that parses, in their order: all parsed
+        first, through `parse_many` (so in workers when they are many), which is why
+        it is to be read to the end, not searched."""
         self.parse_many(paths)
         for path in paths:
             module = self.parse(path)

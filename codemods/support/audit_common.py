@@ -141,13 +141,8 @@ def production_modules(project: Project, needles: tuple[str, ...]) -> Iterable[t
     name, `from_object("settings.Production")`, so not always imported) that contain a
     needle, tests left out."""
     scope = set(app_scope(project))
-    paths = [path for path in project.candidates(needles)
-             if (path in scope or is_config_module(path)) and not is_test_path(path)]
-    project.parse_many(paths)
-    for path in paths:
-        module = project.parse(path)
-        if module is not None:
-            yield path, module
+    return project.parsed([path for path in project.candidates(needles)
+                           if (path in scope or is_config_module(path)) and not is_test_path(path)])
 
 
 def config_subscript_key(node: cst.BaseExpression) -> str | None:

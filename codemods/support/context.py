@@ -341,18 +341,9 @@ def _call_roles(module: cst.Module) -> list[tuple[str, str, cst.BaseExpression]]
 
 
 def _build(project: Project) -> ContextMap:
-    parsed: dict[str, cst.Module] = {}
-    module_functions: dict[str, set[str]] = {}
-    listed: dict[str, list] = {}
-    scope = app_scope(project)  # nothing outside it can call or be called from the app
-    project.parse_many(scope)
-    for path in scope:
-        module = project.parse(path)
-        if module is None:
-            continue
-        parsed[path] = module
-        listed[path] = iter_functions(module)
-        module_functions[path] = {q for q, _, _ in listed[path]}
+    parsed = dict(project.parsed(app_scope(project)))  # nothing outside it can call or be called from the app
+    listed = {path: iter_functions(module) for path, module in parsed.items()}
+    module_functions = {path: {q for q, _, _ in functions} for path, functions in listed.items()}
 
     functions: dict[FunctionRef, FunctionFacts] = {}
     for path, module in parsed.items():

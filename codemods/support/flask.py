@@ -401,12 +401,7 @@ def app_paths(project: Project, needles: tuple[str, ...] = ()) -> list[str]:
 def app_modules(project: Project, needles: tuple[str, ...] = ()) -> Iterable[tuple[str, cst.Module]]:
     """(path, module) for the files of the app scope whose text contains a needle: what a
     codemod about request-time behaviour looks at. Files outside it are never parsed."""
-    paths = app_paths(project, needles)
-    project.parse_many(paths)
-    for path in paths:
-        module = project.parse(path)
-        if module is not None:
-            yield path, module
+    return project.parsed(app_paths(project, needles))
 
 
 def imported_paths(project: Project, path: str) -> tuple[frozenset[str], frozenset[str]]:
