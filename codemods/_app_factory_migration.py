@@ -428,7 +428,9 @@ class Migration:
             finally:
                 self.problems, self.modules, self.plans, self.view_plans = kept
 
-        for problems, modules, plans, view_plans in self.project.map(sorted(self.users.items()), one):
+        users = sorted(self.users.items())
+        sizes = self.project.sizes(path for path, _ in users)
+        for problems, modules, plans, view_plans in self.project.map(users, one, sizes):
             self.problems += problems
             self.modules.update((change.path, change.new) for change in modules)
             self.plans += plans

@@ -25,6 +25,7 @@ from ._error_handling_code import (
     extend_own_handler, handler_function, insert_unexpected_handler, recognise_own_handler,
 )
 from ._error_handling_sites import ErrorSource, Shape, Site, SourceFinder, analyse_function
+from .support.cache import per_tree
 from .support.errors import (
     ABORT_FUNCTIONS, DECORATOR_CODES, DECORATOR_NAME_CODES, WerkzeugMissing, http_errors,
     JSONIFY, HandlerRegistration, registrations_in, status_code,
@@ -376,7 +377,7 @@ After:
             for inconsistency in inconsistent.get(path, []):
                 inconsistency.report(project, changes)
 
-        project.per_module(work, one_module, changes)
+        project.per_module(work, one_module, changes, project.sizes(path for path, _, _ in work))
 
     def _drop_unwritable(self, views: list[View], handlers: list[Handler], names: dict[str, Names],
                          changes: ChangeSet) -> None:
@@ -597,12 +598,19 @@ def _view_sources(func, imports, positions, module, module_name, helper_codes) -
 
 
 def _resolve_function(name: str, imports: ImportMap, module: cst.Module, module_name: str | None) -> str | None:
-    if "." not in name and module_name and any(isinstance(s, cst.FunctionDef) and s.name.value == name
-                                               for s in module.body):
+    if "." not in name and module_name and name in _top_level_functions(module):
         return f"{module_name}.{name}"
     head, _, rest = name.partition(".")
     base = imports.names.get(head)
     return None if base is None else f"{base}.{rest}" if rest else base
+
+
+@per_tree
+def _top_level_functions(module: cst.Module) -> frozenset[str]:
+    """The names of the functions a module defines at its top level: asked about every
+    call its views and helpers make, which a search of its statements made cost the
+    module's length times its calls."""
+    return frozenset(statement.name.value for statement in module.body if isinstance(statement, cst.FunctionDef))
 
 
 def _helper_error_codes(project: Project) -> dict[str, ErrorSource]:

@@ -216,7 +216,7 @@ After:
                    for path, module in app_modules(project, self.needles)]
         with_views = [views_module for views_module in modules if views_module.find_views()]
         ready = [views_module for views_module in with_views if views_module.prepare()]
-        results = project.map(ready, _extract)
+        results = project.map(ready, _extract, project.sizes(views_module.path for views_module in ready))
         for views_module, (part, ledger) in zip(ready, results):
             if views_module.ledger is None:  # extracted in a worker, against the services files of then
                 services_file = services[views_module.services_path]  # each was created here, in `prepare`

@@ -233,7 +233,7 @@ After:
         def one_module(item: tuple[str, cst.Module], changes: ChangeSet) -> None:
             _move_globals(project, *item, cmap, external, changes)
 
-        project.per_module(modules, one_module, changes)
+        project.per_module(modules, one_module, changes, project.sizes(path for path, _ in modules))
         return changes
 
 

@@ -134,7 +134,8 @@ After:
             if new is not None:
                 changes.modify(path, new, "background work started in a request runs inside the app context")
 
-        project.per_module(list(app_modules(project, self.needles)), one_module, changes)
+        modules = list(app_modules(project, self.needles))
+        project.per_module(modules, one_module, changes, project.sizes(path for path, _ in modules))
         return changes
 
 

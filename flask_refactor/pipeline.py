@@ -55,6 +55,7 @@ PARALLEL_THRESHOLD = 16  # below this many files a process pool costs more than 
 # the big app's; eight and four alternations.)
 RUN_HERE_FIRST_SECONDS = 0.012
 FORK_WORTHWHILE_SECONDS = 0.15
+LARGE_ITEM = 4  # times the median size: an item the sample of the pace stops before
 # Starting a pool of two forked workers and stopping it: 9-14 ms measured from a process
 # holding 60 MB of trees; taken a little above.
 FORK_SECONDS = 0.015
@@ -245,9 +246,10 @@ def use_module_workers(project: Project, jobs: int) -> None:
         return
 
     def run_mapped(items: list, function: Callable[[Any], Any], sizes: list[int] | None = None) -> list:
-        results, forked = run_here_then_fork(items, function, lambda item: _in_worker(project, function, item), jobs,
-                                             sizes, shared=project.trees)
-        for result, errors, failed, parses, probes in forked:
+        results = []
+        for result, errors, failed, parses, probes in run_here_then_fork(
+                items, lambda item: (function(item), (), (), (), {}), lambda item: _in_worker(project, function, item),
+                jobs, sizes, shared=project.trees):
             results.append(result)
             for path, message in errors:
                 project.errors.add(path, message)
@@ -278,51 +280,76 @@ def _in_worker(project: Project, function: Callable[[Any], Any],
 
 def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[[Any], Any], jobs: int,
                        sizes: list[int] | None = None,
-                       shared: Callable[[], Iterable[cst.Module]] | None = None) -> tuple[list, list]:
-    """(`here(item)` for the first items, `there(item)` for the rest): the first ones run
-    in this process until RUN_HERE_FIRST_SECONDS have passed, which gives their pace (per
-    item, or per unit of `sizes` when the work grows with them) and the cost of pickling
-    a result; the rest go to forked workers if, at that pace, that is clearly faster (the
-    coordinator unpickles every result alone) and the rest would take
-    FORK_WORTHWHILE_SECONDS here. Else they run here too (their results in the first list).
-    The statements of the `shared` trees come back by reference (`transfer.sharing`)."""
+                       shared: Callable[[], Iterable[cst.Module]] | None = None) -> list:
+    """`here(item)` or `there(item)` for each item, in the items' order. The first items
+    run in this process until RUN_HERE_FIRST_SECONDS have passed, which gives their pace
+    (per item, or per unit of `sizes` when the work grows with them) and the cost of
+    pickling a result; the rest go to forked workers (`there`) if, at that pace, that is
+    clearly faster (the coordinator unpickles every result alone, and no item is split)
+    and the rest would take FORK_WORTHWHILE_SECONDS here. Else they run here too.
+    The statements of the `shared` trees come back by reference (`transfer.sharing`).
+
+    The first items, in order: a caller may depend on the items done here being the first
+    ones (extract-services applies those at once and replays the workers' after them).
+    But the sample stops before a large item (LARGE_ITEM times the median size), which
+    goes to a worker with the rest: taken here, a 6,000-line module kept the workers
+    waiting half a second while this process worked through it alone."""
     sizes = sizes or [1] * len(items)
-    start, done = time.perf_counter(), []
+    large = LARGE_ITEM * sorted(sizes)[len(sizes) // 2] if items else 0
+    results: list = []
+    start = time.perf_counter()
     # The pace must be the work's: a full collection of a heap that forked results have
     # just grown takes longer than the whole sample, so it waits until after it.
     with collection_paused():
-        while len(done) < len(items) and time.perf_counter() - start < RUN_HERE_FIRST_SECONDS:
-            done.append(here(items[len(done)]))
-    rest = items[len(done):]
+        while (len(results) < len(items) and time.perf_counter() - start < RUN_HERE_FIRST_SECONDS
+               and sizes[len(results)] <= large):
+            results.append(here(items[len(results)]))
+    done = len(results)
+    rest = items[done:]
     if rest and can_fork(jobs):
-        seconds = time.perf_counter() - start
-        here_seconds = seconds / max(1, sum(sizes[:len(done)])) * sum(sizes[len(done):]) if done else float("inf")
+        pace = (time.perf_counter() - start) / max(1, sum(sizes[:done])) if done else float("inf")
         with transfer.sharing(shared() if shared else ()):
-            if _forking_pays(done, here_seconds, len(rest), jobs):
+            if _forking_pays(list(zip(results, sizes)), pace, sizes[done:], jobs):
                 try:
-                    return done, fork_map(there, rest, jobs, sizes[len(done):])
+                    return results + fork_map(there, rest, jobs, sizes[done:])
                 except (OSError, BrokenProcessPool):  # no process could be forked, or a worker died: do it here
                     pass
-    return done + [here(item) for item in rest], []
+    return results + [here(item) for item in rest]
 
 
-def _forking_pays(done: list, here_seconds: float, rest: int, jobs: int) -> bool:
-    """Whether `rest` items that would take `here_seconds` in this process are clearly
-    done sooner by `jobs` forked workers, given what pickling a result costs."""
-    if not done:
-        return True  # nothing to go by (RUN_HERE_FIRST_SECONDS is 0): fork
-    sample = done[:3]
-    transfer.dumps(sample)  # the first dump of a node class writes its constructor: not the pace
+def _forking_pays(sample: list[tuple[Any, int]], pace: float, rest: list[int], jobs: int) -> bool:
+    """Whether items of these `rest` sizes, which take `pace` seconds per unit of size in
+    this process, are clearly done sooner by `jobs` forked workers, given what pickling a
+    result costs (judged on the `sample`'s results and sizes) and that an item is never
+    split: a large one takes a worker its whole time."""
+    if not sample:
+        return True  # nothing to go by (RUN_HERE_FIRST_SECONDS is 0, or a large item first): fork
+    sample = sample[:3]
+    # the first dump of a node class writes its constructor: not the pace
+    transfer.dumps([result for result, _ in sample])
     timer = time.perf_counter()
-    dumped = [transfer.dumps(result) for result in sample]
-    dump = rest * (time.perf_counter() - timer) / len(sample)  # in the workers, beside the work
+    dumped = [transfer.dumps(result) for result, _ in sample]
+    dump = _scaled(time.perf_counter() - timer, sample, rest)  # in the workers, beside the work
     with collection_paused():  # as `fork_map` loads
         timer = time.perf_counter()
         for data in dumped:
             transfer.loads(data)
-        load = rest * (time.perf_counter() - timer) / len(sample)  # here, alone
-    forked_seconds = FORK_SECONDS + max((here_seconds + dump) / jobs, load)
+        load = _scaled(time.perf_counter() - timer, sample, rest)  # here, alone
+    here_seconds = pace * sum(rest)
+    spread = max((here_seconds + dump) / jobs, pace * max(rest))
+    forked_seconds = FORK_SECONDS + max(spread, load)
     return here_seconds >= FORK_WORTHWHILE_SECONDS and forked_seconds < 0.8 * here_seconds
+
+
+def _scaled(seconds: float, sample: list[tuple[Any, int]], rest: list[int]) -> float:
+    """What pickling the `sample`'s results took, scaled to the `rest`: per item or per
+    unit of size, whichever says less. A result's cost has a part every result pays and
+    a part that grows with its size; the sample is too small to tell them apart, and
+    either way of scaling overstates one of them (per unit, after an empty `__init__.py`;
+    per item, after a large module)."""
+    per_item = seconds / len(sample) * len(rest)
+    per_unit = seconds / max(1, sum(size for _, size in sample)) * sum(rest)
+    return min(per_item, per_unit)
 
 
 # (function, items) of the `fork_map` being run: forked workers inherit it
@@ -484,7 +511,7 @@ def collect_outcomes(project: Project, touched: dict[str, list[tuple[str, str]]]
     changed = [(path, project.file(path).text, project.file(path).python)
                for path in sorted(touched) if project.file(path).changed]
     # compiling grows with the text
-    checked = sum(run_here_then_fork(changed, _validate, _validate, jobs, [len(text) for _, text, _ in changed]), [])
+    checked = run_here_then_fork(changed, _validate, _validate, jobs, [len(text) for _, text, _ in changed])
     for (path, _, _), problem in zip(changed, checked):
         if problem:
             project.errors.add(path, problem)

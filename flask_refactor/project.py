@@ -335,7 +335,8 @@ class Project:
             return [function(item) for item in items]
         return self.map_runner(items, function, sizes)
 
-    def per_module(self, items: list, work: Callable[[Any, ChangeSet], None], changes: ChangeSet) -> None:
+    def per_module(self, items: list, work: Callable[[Any, ChangeSet], None], changes: ChangeSet,
+                   sizes: list[int] | None = None) -> None:
         """`work(item, changes)` for each item, as if run one after another in `items`'
         order: `map` with each item writing its own change set, merged into `changes`."""
         def one(item: Any) -> ChangeSet:
@@ -343,9 +344,14 @@ class Project:
             work(item, part)
             return part
 
-        for part in self.map(items, one):
+        for part in self.map(items, one, sizes):
             changes.changes.update(part.changes)
             changes.findings.extend(part.findings)
+
+    def sizes(self, paths: Iterable[str]) -> list[int]:
+        """The length of each file's current text: what the work on a module grows with
+        (`map`'s `sizes`)."""
+        return [len(self.text(path) or "") for path in paths]
 
     def on_disk(self, path: str) -> bool:
         """Whether a file exists on disk at this (display) path, part of the run or not."""

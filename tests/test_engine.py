@@ -142,16 +142,23 @@ def test_parallel_stage_gives_the_same_result_as_serial(tmp_path):
     assert [f.as_dict() for f in serial.findings] == [f.as_dict() for f in parallel.findings]
 
 
+def _forks_run_here(monkeypatch) -> list[list]:
+    """`fork_map` replaced by a loop in this process: each call's items are recorded."""
+    forked: list[list] = []
+    monkeypatch.setattr(pipeline, "fork_map",
+                        lambda there, rest, jobs, sizes=None: forked.append(rest) or [there(i) for i in rest])
+    return forked
+
+
 def test_quick_work_is_not_forked_and_slow_work_is(monkeypatch):
-    forked = []
-    monkeypatch.setattr(pipeline, "fork_map", lambda there, rest, jobs, sizes=None: forked.append(rest) or [there(i) for i in rest])
+    forked = _forks_run_here(monkeypatch)
     here = []
 
     def quick(item):
         here.append(item)
         return item
 
-    assert pipeline.run_here_then_fork(list(range(50)), quick, lambda i: -i, jobs=2) == (list(range(50)), [])
+    assert pipeline.run_here_then_fork(list(range(50)), quick, lambda i: -i, jobs=2) == list(range(50))
     assert here == list(range(50)) and not forked  # done before a pool would have started
 
     def slow(item):
@@ -159,21 +166,55 @@ def test_quick_work_is_not_forked_and_slow_work_is(monkeypatch):
         return quick(item)
 
     here.clear()
-    done, returned = pipeline.run_here_then_fork(list(range(20)), slow, lambda i: -i, jobs=2)
-    assert forked and done == here and forked[0] == list(range(len(here), 20))  # the rest, once the pace was known
-    assert returned == [-i for i in forked[0]]
-    assert pipeline.run_here_then_fork(list(range(20)), slow, lambda i: -i, jobs=1)[1] == []  # one job: never
+    results = pipeline.run_here_then_fork(list(range(20)), slow, lambda i: -i, jobs=2)
+    assert forked and forked[0] == list(range(len(here), 20))  # the rest, once the pace was known
+    assert results == here + [-i for i in forked[0]]
+    forked.clear()
+    assert pipeline.run_here_then_fork(list(range(20)), slow, lambda i: -i, jobs=1) == list(range(20))  # one job: never
+    assert not forked
 
 
 def test_pace_is_taken_per_unit_of_size_when_work_grows_with_it(monkeypatch):
     # validation runs in path order, and the first files are often the small ones
-    forked = []
-    monkeypatch.setattr(pipeline, "fork_map", lambda there, rest, jobs, sizes=None: forked.append(rest) or [there(i) for i in rest])
+    forked = _forks_run_here(monkeypatch)
     sizes = [1] * 150 + [50] * 20  # 1 ms per unit: the small ones alone outlast RUN_HERE_FIRST_SECONDS
-    done, returned = pipeline.run_here_then_fork(sizes, lambda size: time.sleep(size / 1000) or size, lambda size: size,
-                                                 jobs=2, sizes=sizes)
+    results = pipeline.run_here_then_fork(sizes, lambda size: time.sleep(size / 1000) or size, lambda size: -size,
+                                          jobs=2, sizes=sizes)
     assert forked and forked[0][-20:] == [50] * 20  # the large ones went to workers
-    assert done + returned == sizes
+    assert results[-20:] == [-50] * 20 and set(results[:150]) <= {1, -1}
+
+
+def test_the_sample_stops_before_a_large_item_which_goes_to_a_worker(monkeypatch):
+    # taken here, a large module would keep the workers waiting while it ran here alone;
+    # the sample stays the first items, in order (extract-services relies on it)
+    forked, here = _forks_run_here(monkeypatch), []
+
+    def work(size):
+        here.append(size)
+        time.sleep(size / 1000)
+        return size
+
+    sizes = [2, 2, 400] + [20] * 30
+    results = pipeline.run_here_then_fork(sizes, work, lambda size: -size, jobs=2, sizes=sizes)
+    assert here == [2, 2] and forked == [sizes[2:]]
+    assert results == [2, 2] + [-size for size in sizes[2:]]
+    here.clear(), forked.clear()
+    sizes = [400] + [20] * 30  # first: nothing to judge the pace by, and forking shares the rest out
+    assert pipeline.run_here_then_fork(sizes, work, lambda size: -size, jobs=2, sizes=sizes) == [-s for s in sizes]
+    assert here == [] and forked == [sizes]
+
+
+def test_forking_is_judged_knowing_that_an_item_is_never_split():
+    sample = [(None, 1)]  # nothing to pickle: only the work counts
+    assert pipeline._forking_pays(sample, 0.001, [500, 500], jobs=2)  # 1 s here, 0.5 s in two workers
+    assert not pipeline._forking_pays(sample, 0.001, [1000], jobs=2)  # one worker would take as long as here
+    assert not pipeline._forking_pays(sample, 0.001, [950, 25, 25], jobs=2)
+
+
+def test_pickling_costs_are_scaled_per_item_or_per_unit_whichever_says_less():
+    # after an empty __init__.py, per unit of size overstates them; after a large module, per item
+    assert pipeline._scaled(0.001, [(None, 10)], [10_000] * 10) == pytest.approx(0.01)
+    assert pipeline._scaled(0.1, [(None, 10_000)], [10] * 10) == pytest.approx(0.001)
 
 
 def test_work_is_done_here_when_no_worker_can_be_forked(monkeypatch):
@@ -182,12 +223,11 @@ def test_work_is_done_here_when_no_worker_can_be_forked(monkeypatch):
 
     monkeypatch.setattr(pipeline, "fork_map", no_fork)
     monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # would fork everything
-    assert pipeline.run_here_then_fork(list(range(5)), lambda i: i * 2, lambda i: -i, jobs=2) == ([0, 2, 4, 6, 8], [])
+    assert pipeline.run_here_then_fork(list(range(5)), lambda i: i * 2, lambda i: -i, jobs=2) == [0, 2, 4, 6, 8]
 
 
 def test_work_whose_results_cost_more_to_send_back_than_to_compute_stays(monkeypatch):
-    forked = []
-    monkeypatch.setattr(pipeline, "fork_map", lambda there, rest, jobs, sizes=None: forked.append(rest) or [there(i) for i in rest])
+    forked = _forks_run_here(monkeypatch)
 
     bulky = [str(i) for i in range(100_000)]
 
@@ -195,8 +235,8 @@ def test_work_whose_results_cost_more_to_send_back_than_to_compute_stays(monkeyp
         time.sleep(0.005)
         return bulky  # pickling it (in a worker) takes longer than the work did
 
-    done, returned = pipeline.run_here_then_fork(list(range(100)), quick_but_bulky, lambda i: i, jobs=2)
-    assert len(done) == 100 and not returned and not forked
+    results = pipeline.run_here_then_fork(list(range(100)), quick_but_bulky, lambda i: i, jobs=2)
+    assert results == [bulky] * 100 and not forked
 
 
 class PerModule(Codemod):
@@ -619,8 +659,11 @@ def test_forked_results_share_the_statements_of_the_trees_given(monkeypatch, sha
     def rewrite(index: int) -> cst.Module:
         return trees[index].with_changes(header=[cst.EmptyLine(comment=cst.Comment(f"# {index}"))])
 
-    here, forked = pipeline.run_here_then_fork(list(range(8)), rewrite, rewrite, 2, shared=(lambda: trees) if shared else None)
-    assert here == [] and [tree.code for tree in forked] == [rewrite(i).code for i in range(8)]
+    real_fork_map, forks = pipeline.fork_map, []
+    monkeypatch.setattr(pipeline, "fork_map", lambda *args: forks.append(1) or real_fork_map(*args))
+    forked = pipeline.run_here_then_fork(list(range(8)), rewrite, rewrite, 2,
+                                         shared=(lambda: trees) if shared else None)
+    assert forks and [tree.code for tree in forked] == [rewrite(i).code for i in range(8)]
     same = [tree.body[1] is trees[i].body[1] for i, tree in enumerate(forked)]
     assert same == [shared] * 8
 
