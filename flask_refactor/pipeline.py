@@ -59,7 +59,6 @@ LARGE_ITEM = 4  # times the median size: an item the sample of the pace stops be
 # Starting a pool of two forked workers and stopping it: 9-14 ms measured from a process
 # holding 60 MB of trees; taken a little above.
 FORK_SECONDS = 0.015
-INDEX_PARALLEL_THRESHOLD = 64  # an `ast` scan is ~13x cheaper than a parse: a pool pays later
 DEFAULT_CACHE = object()  # `run(index_cache=...)`: the user's cache directory
 
 
@@ -218,16 +217,13 @@ def _settle_heap() -> None:
 
 
 def use_index_workers(project: Project, jobs: int, progress: Progress | None = None) -> None:
-    """Have the project index files in `jobs` worker processes when a codemod asks for
-    many at once (cached entries are read first)."""
+    """Have the project index files in `jobs` forked workers when that pays, judged as
+    for any other work (`run_here_then_fork`; cached entries are read first): a batch of
+    34 large modules, under a fixed count of files, had been scanned here alone."""
     def scan_many(items: list) -> list:
         if progress:
             progress("index", 0, len(items))
-        if jobs <= 1 or len(items) < INDEX_PARALLEL_THRESHOLD:
-            return [scan_item(item) for item in items]
-        chunk = max(1, len(items) // (jobs * 4))
-        with ProcessPoolExecutor(jobs, mp_context=_pool_context()) as pool:
-            return list(pool.map(scan_item, items, chunksize=chunk))
+        return run_here_then_fork(items, scan_item, scan_item, jobs, [len(data) for data, _ in items])
 
     project.index_scanner = scan_many
 

@@ -726,3 +726,23 @@ def test_a_fact_that_still_holds_is_kept_across_revisions():
     holds[0] = False
     project.update("a.py", "x = 3\n")
     assert fact() == 2 and computed == [0, 2]
+
+
+@pytest.mark.skipif(not pipeline.can_fork(2), reason="work goes to forked workers only where processes fork")
+def test_index_batches_are_scanned_in_forked_workers_when_that_pays(monkeypatch):
+    # judged like any other work, not by a count of files: 34 large modules had been
+    # scanned in the coordinator alone
+    texts = {f"pkg/m{i}.py": f"import os\nfrom . import m{i + 1}\nfrom pkg.m0 import x as y{i}\nNAME = 'pkg.m{i}.x'\n"
+             for i in range(6)}
+    texts["pkg/broken.py"] = "def (:\n"
+    serial = Project.from_texts(texts)
+    serial.index_many(sorted(texts))
+    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # nothing to judge the pace by: all forked
+    forks, real_fork_map = [], pipeline.fork_map
+    monkeypatch.setattr(pipeline, "fork_map", lambda *args: forks.append(len(args[1])) or real_fork_map(*args))
+    forked = Project.from_texts(texts)
+    pipeline.use_index_workers(forked, 2)
+    forked.index_many(sorted(texts))
+    assert forks == [len(texts)]
+    assert [forked.index(path) for path in sorted(texts)] == [serial.index(path) for path in sorted(texts)]
+    assert forked.index("pkg/broken.py").error and list(forked.errors) == list(serial.errors)

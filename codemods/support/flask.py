@@ -336,7 +336,7 @@ def _compute_import_graph(project: Project) -> _ImportGraph:
     searched_folders: set[str] = set()
     pending = set(graph.flask)
     while pending:
-        project.index_many(sorted(pending))  # one batch: in worker processes when large
+        project.index_many(sorted(pending))  # one batch: in forked workers when that pays
         found: set[str] = set()
         names: set[str] = set()
         folders: set[str] = set()
