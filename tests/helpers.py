@@ -23,6 +23,14 @@ FIXTURES = ROOT / "fixtures"
 RUNNER = Path(__file__).resolve().parent / "harness_runner.py"
 
 
+def record_forks(monkeypatch) -> list[int]:
+    """Have `pipeline.fork_map` still fork, noting how many items each call sends."""
+    forks: list[int] = []
+    real_fork_map = pipeline.fork_map
+    monkeypatch.setattr(pipeline, "fork_map", lambda *args: forks.append(len(args[1])) or real_fork_map(*args))
+    return forks
+
+
 def read_tree(root: Path) -> dict[str, bytes]:
     """Every file below `root` by POSIX relative path (bytecode caches left out)."""
     return {

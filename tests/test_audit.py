@@ -18,6 +18,7 @@ from flask_refactor import audit, cli, pipeline, sarif
 from flask_refactor.cli_audit import print_text
 from flask_refactor.codemod import Severity
 from flask_refactor.project import Project
+from helpers import record_forks
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = Path(__file__).resolve().parent / "audit_cases"
@@ -148,9 +149,7 @@ def test_legacy_shop_reports_the_seed_pitfalls(all_rules):
 @pytest.mark.skipif(not pipeline.can_fork(2), reason="work is forked to workers on Linux only")
 def test_the_codemods_work_shared_out_to_workers_finds_what_one_process_finds(all_rules, monkeypatch):
     here = audit_tree(LEGACY_SHOP, all_rules, jobs=1)
-    forked_calls = []
-    real_fork_map = pipeline.fork_map
-    monkeypatch.setattr(pipeline, "fork_map", lambda *args: forked_calls.append(1) or real_fork_map(*args))
+    forked_calls = record_forks(monkeypatch)
     monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # every module's work goes to a worker
     forked = audit_tree(LEGACY_SHOP, all_rules, jobs=2)
     assert forked_calls  # the codemods' per-module work did go to workers

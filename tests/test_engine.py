@@ -18,6 +18,7 @@ from flask_refactor import pipeline, registry, writer
 from flask_refactor.codemod import ChangeSet, Codemod, FileCodemod, FileContext, Option, Severity
 from flask_refactor.discovery import discover
 from flask_refactor.project import Project, _module_name
+from helpers import record_forks
 
 
 class RenameOld(FileCodemod):
@@ -270,9 +271,7 @@ def test_per_module_work_in_forked_workers_comes_back_as_if_run_here(tmp_path, m
     files = {f"m{i}.py": f"x = {i}\n" for i in range(12)} | {"helper.py": "y = 1\n"}
     serial = run_in(write(tmp_path / "s", files), [PerModule()], jobs=1)
     monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # quick items would all run here
-    forked_calls = []
-    real_fork_map = pipeline.fork_map
-    monkeypatch.setattr(pipeline, "fork_map", lambda *args: forked_calls.append(1) or real_fork_map(*args))
+    forked_calls = record_forks(monkeypatch)
     codemod = PerModule()
     forked = run_in(write(tmp_path / "p", files), [codemod], jobs=2)
     assert forked_calls  # the items did go to workers
@@ -659,8 +658,7 @@ def test_forked_results_share_the_statements_of_the_trees_given(monkeypatch, sha
     def rewrite(index: int) -> cst.Module:
         return trees[index].with_changes(header=[cst.EmptyLine(comment=cst.Comment(f"# {index}"))])
 
-    real_fork_map, forks = pipeline.fork_map, []
-    monkeypatch.setattr(pipeline, "fork_map", lambda *args: forks.append(1) or real_fork_map(*args))
+    forks = record_forks(monkeypatch)
     forked = pipeline.run_here_then_fork(list(range(8)), rewrite, rewrite, 2,
                                          shared=(lambda: trees) if shared else None)
     assert forks and [tree.code for tree in forked] == [rewrite(i).code for i in range(8)]
@@ -738,8 +736,7 @@ def test_index_batches_are_scanned_in_forked_workers_when_that_pays(monkeypatch)
     serial = Project.from_texts(texts)
     serial.index_many(sorted(texts))
     monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # nothing to judge the pace by: all forked
-    forks, real_fork_map = [], pipeline.fork_map
-    monkeypatch.setattr(pipeline, "fork_map", lambda *args: forks.append(len(args[1])) or real_fork_map(*args))
+    forks = record_forks(monkeypatch)
     forked = Project.from_texts(texts)
     pipeline.use_index_workers(forked, 2)
     forked.index_many(sorted(texts))

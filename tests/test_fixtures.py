@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from flask_refactor import pipeline
-from helpers import Case, all_cases, copy_tree, finding_matches, read_tree, run_codemods, serve_requests
+from helpers import Case, all_cases, copy_tree, finding_matches, read_tree, record_forks, run_codemods, serve_requests
 
 CASES = all_cases()
 
@@ -64,11 +64,11 @@ def test_work_done_in_forked_workers_gives_the_same_output(case: Case, tmp_path,
     """Every per-module map (parses, app-factory's modules, each codemod's rewrites,
     validation) sent to workers: the same files, findings and errors as in one process."""
     monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # nothing to judge the pace by: all forked
-    mapped, forked = [], []
-    real_map, real_fork_map = pipeline.run_here_then_fork, pipeline.fork_map
+    mapped = []
+    real_map = pipeline.run_here_then_fork
     monkeypatch.setattr(pipeline, "run_here_then_fork", lambda items, *args, **kwargs: mapped.append(len(items)) or
                         real_map(items, *args, **kwargs))
-    monkeypatch.setattr(pipeline, "fork_map", lambda *args: forked.append(1) or real_fork_map(*args))
+    forked = record_forks(monkeypatch)
     tree = copy_tree(case.before, tmp_path / "tree")
     result = run_codemods(tree, case.codemods, case.options, jobs=2)
     assert len(forked) == len([n for n in mapped if n])  # every map went to workers
