@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable
 
-from . import pipeline
+from . import forking, pipeline
 from .codemod import Codemod, Finding, Severity
 from .discovery import discover
 from .index import default_cache
@@ -180,7 +180,7 @@ def run_on_project(project: Project, rules: list[Rule]) -> AuditResult:
         try:
             findings.extend(rule.check(project))
         except Exception as exc:  # one rule's bug must not hide the others' findings
-            where = pipeline.where_raised(exc)
+            where = forking.where_raised(exc)
             where = f" ({where})" if where else ""
             project.errors.add(f"<{rule.id}>", f"rule {rule.id} ({rule.name}) failed: {type(exc).__name__}: {exc}{where}")
     names = {r.id: r.name for r in rules}

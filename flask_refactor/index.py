@@ -248,8 +248,8 @@ class IndexCache:
 def build(items: Iterable[tuple[str, bytes, bool]], cache: IndexCache | None,
           scan_many) -> dict[str, FileIndex]:
     """Index every (path, bytes, python) item: cached entries are read, the rest scanned
-    by `scan_many(list of (bytes, python)) -> list of FileIndex` (the engine passes a
-    process pool's map) and written to the cache."""
+    by `scan_many(list of (bytes, python)) -> list of FileIndex` (the engine shares them
+    with forked workers when that pays) and written to the cache."""
     found: dict[str, FileIndex] = {}
     missing: list[tuple[str, str, bytes, bool]] = []
     for path, data, python in items:

@@ -7,24 +7,20 @@ indexed as codemods ask, in worker processes, from the index cache. Consecutive
 `FileCodemod`s form one stage that runs in worker processes: each worker parses a file
 once and applies the whole stage to it. Project-wide codemods run here, in the
 coordinator, on lazily parsed modules; the per-module work they hand to `Project.map`,
-and the validation, go to workers forked from the coordinator when that pays
-(`run_here_then_fork`). Only the coordinator writes.
+and the validation, are shared with workers forked from the coordinator when that pays
+(`forking`). Only the coordinator writes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gc
 import itertools
 import multiprocessing
 import os
 import sys
-import time
-import traceback
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -35,30 +31,17 @@ from . import memo, transfer
 from .codemod import ChangeSet, Codemod, FileCodemod, FileContext, Finding, Severity
 from .diffs import unified_diff
 from .discovery import Discovery, discover
+from .forking import can_fork, run_here_then_fork, where_raised
 from .index import IndexCache, default_cache, scan_item
 from .positions import forget_rendered
-from .project import ErrorLog, Project, collection_paused, describe_syntax_error, position_lookup
+from .project import ErrorLog, Project, describe_syntax_error, position_lookup
 from .results import ResultCache, run_key
 from .writer import PendingWrite, validate, write_all
 
-transfer.install()  # every pool below sends libcst trees back through its faster pickling
+transfer.install()  # the file stages' pools send libcst trees back through its faster pickling
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
 PARALLEL_THRESHOLD = 16  # below this many files a process pool costs more than it saves
-# Work that may go to forked workers (`Project.map`, validation) first runs here for this
-# long; the rest is forked only if, at the pace so far, it would take longer than the
-# second figure, and if workers would finish it clearly sooner, results pickled back
-# included. Small apps are done before a pool would have started. (0.012 s, two to four
-# modules of the per-module work, measures the pace well enough on the benchmark's
-# trees and leaves more to the workers: against 0.05 s, 2% off the library tree's run and
-# 1% off the big app's; against 0.025 s, 1.4% off the library tree's run and the same on
-# the big app's; eight and four alternations.)
-RUN_HERE_FIRST_SECONDS = 0.012
-FORK_WORTHWHILE_SECONDS = 0.15
-LARGE_ITEM = 4  # times the median size: an item the sample of the pace stops before
-# Starting a pool of two forked workers and stopping it: 9-14 ms measured from a process
-# holding 60 MB of trees; taken a little above.
-FORK_SECONDS = 0.015
 DEFAULT_CACHE = object()  # `run(index_cache=...)`: the user's cache directory
 
 
@@ -228,12 +211,6 @@ def use_index_workers(project: Project, jobs: int, progress: Progress | None = N
     project.index_scanner = scan_many
 
 
-def can_fork(jobs: int) -> bool:
-    """Whether work can go to processes forked from this one (which start with all its
-    state, so nothing but results is pickled): on Linux, with more than one job."""
-    return jobs > 1 and sys.platform.startswith("linux")
-
-
 def use_module_workers(project: Project, jobs: int) -> None:
     """Have `Project.map` run its calls in `jobs` forked processes, which start with every
     fact the codemod computed (only what the calls return is pickled), when they are many
@@ -264,7 +241,7 @@ def _in_worker(project: Project, function: Callable[[Any], Any],
     """In a forked worker: `function(item)`, with what the project learnt meanwhile that
     the coordinator must know too (errors logged, files that could not be read or parsed,
     parses made, and the disk questions asked, which key cached results)."""
-    project.on_parse = project.map_runner = project.index_scanner = None  # no progress or pools in here
+    project.on_parse = project.map_runner = project.index_scanner = None  # no progress or forks from in here
     errors_before, probes_before = set(project.errors.entries), set(project.disk_probes)
     parses_before = project.parse_counts.copy()
     result = function(item)
@@ -272,167 +249,6 @@ def _in_worker(project: Project, function: Callable[[Any], Any],
     failed = [path for path, _ in errors if project.exists(path) and project.file(path).failed]
     probes = {path: answer for path, answer in project.disk_probes.items() if path not in probes_before}
     return result, errors, failed, project.parse_counts - parses_before, probes
-
-
-def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[[Any], Any], jobs: int,
-                       sizes: list[int] | None = None,
-                       shared: Callable[[], Iterable[cst.Module]] | None = None) -> list:
-    """`here(item)` or `there(item)` for each item, in the items' order. The first items
-    run in this process until RUN_HERE_FIRST_SECONDS have passed, which gives their pace
-    (per item, or per unit of `sizes` when the work grows with them) and the cost of
-    pickling a result; the rest go to forked workers (`there`) if, at that pace, that is
-    clearly faster (the coordinator unpickles every result alone, and no item is split)
-    and the rest would take FORK_WORTHWHILE_SECONDS here. Else they run here too.
-    The statements of the `shared` trees come back by reference (`transfer.sharing`).
-
-    The first items, in order: a caller may depend on the items done here being the first
-    ones (extract-services applies those at once and replays the workers' after them).
-    But the sample stops before a large item (LARGE_ITEM times the median size), which
-    goes to a worker with the rest: taken here, a 6,000-line module kept the workers
-    waiting half a second while this process worked through it alone."""
-    sizes = sizes or [1] * len(items)
-    large = LARGE_ITEM * sorted(sizes)[len(sizes) // 2] if items else 0
-    results: list = []
-    start = time.perf_counter()
-    # The pace must be the work's: a full collection of a heap that forked results have
-    # just grown takes longer than the whole sample, so it waits until after it.
-    with collection_paused():
-        while (len(results) < len(items) and time.perf_counter() - start < RUN_HERE_FIRST_SECONDS
-               and sizes[len(results)] <= large):
-            results.append(here(items[len(results)]))
-    done = len(results)
-    rest = items[done:]
-    if rest and can_fork(jobs):
-        pace = (time.perf_counter() - start) / max(1, sum(sizes[:done])) if done else float("inf")
-        with transfer.sharing(shared() if shared else ()):
-            if _forking_pays(list(zip(results, sizes)), pace, sizes[done:], jobs):
-                try:
-                    return results + fork_map(there, rest, jobs, sizes[done:])
-                except (OSError, BrokenProcessPool):  # no process could be forked, or a worker died: do it here
-                    pass
-    return results + [here(item) for item in rest]
-
-
-def _forking_pays(sample: list[tuple[Any, int]], pace: float, rest: list[int], jobs: int) -> bool:
-    """Whether items of these `rest` sizes, which take `pace` seconds per unit of size in
-    this process, are clearly done sooner by `jobs` forked workers, given what pickling a
-    result costs (judged on the `sample`'s results and sizes) and that an item is never
-    split: a large one takes a worker its whole time."""
-    if not sample:
-        return True  # nothing to go by (RUN_HERE_FIRST_SECONDS is 0, or a large item first): fork
-    sample = sample[:3]
-    # the first dump of a node class writes its constructor: not the pace
-    transfer.dumps([result for result, _ in sample])
-    timer = time.perf_counter()
-    dumped = [transfer.dumps(result) for result, _ in sample]
-    dump = _scaled(time.perf_counter() - timer, sample, rest)  # in the workers, beside the work
-    with collection_paused():  # as `fork_map` loads
-        timer = time.perf_counter()
-        for data in dumped:
-            transfer.loads(data)
-        load = _scaled(time.perf_counter() - timer, sample, rest)  # here, alone
-    here_seconds = pace * sum(rest)
-    spread = max((here_seconds + dump) / jobs, pace * max(rest))
-    forked_seconds = FORK_SECONDS + max(spread, load)
-    return here_seconds >= FORK_WORTHWHILE_SECONDS and forked_seconds < 0.8 * here_seconds
-
-
-def _scaled(seconds: float, sample: list[tuple[Any, int]], rest: list[int]) -> float:
-    """What pickling the `sample`'s results took, scaled to the `rest`: per item or per
-    unit of size, whichever says less. A result's cost has a part every result pays and
-    a part that grows with its size; the sample is too small to tell them apart, and
-    either way of scaling overstates one of them (per unit, after an empty `__init__.py`;
-    per item, after a large module)."""
-    per_item = seconds / len(sample) * len(rest)
-    per_unit = seconds / max(1, sum(size for _, size in sample)) * sum(rest)
-    return min(per_item, per_unit)
-
-
-# (function, items) of the `fork_map` being run: forked workers inherit it
-_FORKED: tuple[Callable[[Any], Any], list] | None = None
-
-
-def fork_map(function: Callable[[Any], Any], items: list, jobs: int, sizes: list[int] | None = None) -> list:
-    """`[function(item) for item in items]`, in `jobs` processes forked from this one
-    (`can_fork`). Neither `function` nor the items are pickled, only what it returns
-    (through `transfer`: what is `shared` comes back by reference). `sizes`, when the
-    work grows with them, balance the workers' shares."""
-    global _FORKED
-    chunks = _chunks(sizes or [1] * len(items), jobs)
-    _FORKED = (function, items)
-    results: list = [None] * len(items)
-    # Unpickling what comes back creates objects by the hundred thousand, and each burst
-    # would have the collector walk the whole heap: it waits.
-    try:
-        with collection_paused(), ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            for indexes, data in zip(chunks, pool.map(_call_forked, chunks)):
-                for index, result in zip(indexes, transfer.loads(data)):
-                    results[index] = result
-        return results
-    finally:
-        _FORKED = None
-
-
-def _chunks(sizes: list[int], jobs: int) -> list[tuple[int, ...]]:
-    """The items' indexes in chunks of about a quarter of a worker's share each, the
-    largest items first: chunks are handed out as workers free up, so a large item
-    met last (a 3000-line module) would keep one worker busy after the other is done."""
-    order = sorted(range(len(sizes)), key=lambda index: -sizes[index])  # (stable: equal sizes keep their order)
-    share = sum(sizes) / (jobs * 4)
-    chunks: list[tuple[int, ...]] = []
-    current: list[int] = []
-    held = 0
-    for index in order:
-        current.append(index)
-        held += sizes[index]
-        if held >= share:
-            chunks.append(tuple(current))
-            current, held = [], 0
-    if current:
-        chunks.append(tuple(current))
-    return chunks
-
-
-def _call_forked(indexes: tuple[int, ...]) -> bytes:
-    gc.disable()  # a short-lived copy: collecting would touch, and so copy, the parent's whole heap
-    function, items = _FORKED
-    results = []
-    try:
-        for index in indexes:
-            results.append(function(items[index]))
-            _collect_when_grown()
-        return transfer.dumps(results)
-    except Exception as exc:
-        # The coordinator gets the exception re-raised by the pool, whose traceback ends
-        # in the pool's code: where it was raised here travels with it (pickled).
-        with contextlib.suppress(AttributeError):  # (an exception class with __slots__)
-            exc.raised_at = where_raised(exc)
-        raise
-
-
-# Analyses leave cyclic garbage (a scope map is a web of scopes and accesses), which a
-# worker, not collecting, would pile up over the many modules of a large app. Once the
-# worker has grown by this much since it started (or last collected), its young
-# generations are collected: what was made in it, and the parent's newest objects,
-# never the parent's settled (frozen) heap.
-WORKER_GARBAGE_BYTES = 128 * 2**20
-_grown_from: int | None = None  # in a worker: its size when it started or last collected
-
-
-def _collect_when_grown() -> None:
-    global _grown_from
-    size = _resident_bytes()
-    if _grown_from is None:
-        _grown_from = size
-    elif size - _grown_from > WORKER_GARBAGE_BYTES:
-        gc.collect(1)
-        _grown_from = _resident_bytes()
-
-
-def _resident_bytes() -> int:
-    """This process's resident size now (Linux, where workers are forked)."""
-    with open("/proc/self/statm", "rb") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _pool_context():
@@ -473,15 +289,6 @@ def _crash_message(name: str, exc: BaseException) -> str:
     where = where_raised(exc)
     where = f" ({where})" if where else ""
     return f"codemod {name} failed: {type(exc).__name__}: {exc}{where}; its changes were dropped"
-
-
-def where_raised(exc: BaseException) -> str | None:
-    """`file.py:line` of the frame that raised `exc`, in a forked worker if it was
-    raised there (`_call_forked` notes it)."""
-    if getattr(exc, "raised_at", None):
-        return exc.raised_at
-    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    return f"{Path(frame.filename).name}:{frame.lineno}" if frame else None
 
 
 def _record(project: Project, changes: ChangeSet, touched: dict, result: RunResult) -> None:

@@ -17,8 +17,8 @@ one held thousands. On the big app's 299 modules: load 139 -> 81 ms, a quarter f
 bytes. So a received tree shares its whitespace leaves between places; nothing keys
 whitespace by object (parent maps, positions and statement ids leave it out).
 
-Only `multiprocessing`'s pickler (what process pools send results with) is taught this
-(`install`); pickles written to disk are never of trees.
+Only `multiprocessing`'s pickler (what process pools and `dumps` send results with) is
+taught this (`install`); pickles written to disk are never of trees.
 
 A worker forked from the coordinator mostly sends back trees that are the coordinator's
 own with a few statements replaced: a codemod rebuilds only the path to what it changes.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import libcst as cst
 
-from flask_refactor import pipeline, registry
+from flask_refactor import forking, pipeline, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -24,11 +24,18 @@ RUNNER = Path(__file__).resolve().parent / "harness_runner.py"
 
 
 def record_forks(monkeypatch) -> list[int]:
-    """Have `pipeline.fork_map` still fork, noting how many items each call sends."""
+    """Have `forking.work_with_forks` still fork, noting how many items each call shares."""
     forks: list[int] = []
-    real_fork_map = pipeline.fork_map
-    monkeypatch.setattr(pipeline, "fork_map", lambda *args: forks.append(len(args[1])) or real_fork_map(*args))
+    real = forking.work_with_forks
+    monkeypatch.setattr(forking, "work_with_forks", lambda *args: forks.append(len(args[2])) or real(*args))
     return forks
+
+
+def all_work_forked(monkeypatch) -> None:
+    """Have every item of forkable work done in a forked worker: none before the fork
+    (nothing to judge the pace by, so it forks), and none by the coordinator after."""
+    monkeypatch.setattr(forking, "RUN_HERE_FIRST_SECONDS", 0)
+    monkeypatch.setattr(forking, "COORDINATOR_WORKS", False)
 
 
 def read_tree(root: Path) -> dict[str, bytes]:

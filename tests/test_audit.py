@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from flask_refactor import audit, cli, pipeline, sarif
+from flask_refactor import audit, cli, forking, pipeline, sarif
 from flask_refactor.cli_audit import print_text
 from flask_refactor.codemod import Severity
 from flask_refactor.project import Project
-from helpers import record_forks
+from helpers import all_work_forked, record_forks
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = Path(__file__).resolve().parent / "audit_cases"
@@ -146,11 +146,11 @@ def test_legacy_shop_reports_the_seed_pitfalls(all_rules):
     assert not len(result.errors)
 
 
-@pytest.mark.skipif(not pipeline.can_fork(2), reason="work is forked to workers on Linux only")
+@pytest.mark.skipif(not forking.can_fork(2), reason="work is forked to workers on Linux only")
 def test_the_codemods_work_shared_out_to_workers_finds_what_one_process_finds(all_rules, monkeypatch):
     here = audit_tree(LEGACY_SHOP, all_rules, jobs=1)
     forked_calls = record_forks(monkeypatch)
-    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # every module's work goes to a worker
+    all_work_forked(monkeypatch)  # every module's work goes to a worker
     forked = audit_tree(LEGACY_SHOP, all_rules, jobs=2)
     assert forked_calls  # the codemods' per-module work did go to workers
     assert [f.as_dict() for f in forked.findings] == [f.as_dict() for f in here.findings]

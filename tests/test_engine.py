@@ -14,11 +14,11 @@ from pathlib import Path, PurePosixPath
 import libcst as cst
 import pytest
 
-from flask_refactor import pipeline, registry, writer
+from flask_refactor import forking, pipeline, registry, writer
 from flask_refactor.codemod import ChangeSet, Codemod, FileCodemod, FileContext, Option, Severity
 from flask_refactor.discovery import discover
 from flask_refactor.project import Project, _module_name
-from helpers import record_forks
+from helpers import all_work_forked, record_forks
 
 
 class RenameOld(FileCodemod):
@@ -144,10 +144,11 @@ def test_parallel_stage_gives_the_same_result_as_serial(tmp_path):
 
 
 def _forks_run_here(monkeypatch) -> list[list]:
-    """`fork_map` replaced by a loop in this process: each call's items are recorded."""
+    """`work_with_forks` replaced by a loop of `there` in this process: each call's items
+    are recorded."""
     forked: list[list] = []
-    monkeypatch.setattr(pipeline, "fork_map",
-                        lambda there, rest, jobs, sizes=None: forked.append(rest) or [there(i) for i in rest])
+    monkeypatch.setattr(forking, "work_with_forks",
+                        lambda here, there, rest, jobs: forked.append(rest) or [there(i) for i in rest])
     return forked
 
 
@@ -160,7 +161,7 @@ def test_quick_work_is_not_forked_and_slow_work_is(monkeypatch):
         return item
 
     assert pipeline.run_here_then_fork(list(range(50)), quick, lambda i: -i, jobs=2) == list(range(50))
-    assert here == list(range(50)) and not forked  # done before a pool would have started
+    assert here == list(range(50)) and not forked  # done before a worker would have started
 
     def slow(item):
         time.sleep(0.03)
@@ -207,24 +208,41 @@ def test_the_sample_stops_before_a_large_item_which_goes_to_a_worker(monkeypatch
 
 def test_forking_is_judged_knowing_that_an_item_is_never_split():
     sample = [(None, 1)]  # nothing to pickle: only the work counts
-    assert pipeline._forking_pays(sample, 0.001, [500, 500], jobs=2)  # 1 s here, 0.5 s in two workers
-    assert not pipeline._forking_pays(sample, 0.001, [1000], jobs=2)  # one worker would take as long as here
-    assert not pipeline._forking_pays(sample, 0.001, [950, 25, 25], jobs=2)
+    assert forking._forking_pays(sample, 0.001, [500, 500], jobs=2)  # 1 s here, 0.5 s shared with a worker
+    assert not forking._forking_pays(sample, 0.001, [1000], jobs=2)  # whoever took it would take as long
+    assert not forking._forking_pays(sample, 0.001, [950, 25, 25], jobs=2)
+
+
+def test_a_share_is_judged_with_the_cost_of_sending_and_loading_its_results():
+    # 1 s of work; a worker's share costs it 25% more to send, and this process 25% of
+    # its work to load: the worker takes 1 / (1.25 + 0.75) of it, done in 0.625 s
+    assert forking._balanced_seconds(1.0, 0.25, 0.25, jobs=2) == pytest.approx(0.625)
+    assert forking._balanced_seconds(1.0, 0.0, 0.0, jobs=3) == pytest.approx(1 / 3)
+    assert forking._balanced_seconds(1.0, 0.0, 1.0, jobs=2) == float("inf")  # loading costs the work itself
+    assert not forking._forking_pays([(None, 1)], 0.001, [500, 500], jobs=1)
 
 
 def test_pickling_costs_are_scaled_per_item_or_per_unit_whichever_says_less():
     # after an empty __init__.py, per unit of size overstates them; after a large module, per item
-    assert pipeline._scaled(0.001, [(None, 10)], [10_000] * 10) == pytest.approx(0.01)
-    assert pipeline._scaled(0.1, [(None, 10_000)], [10] * 10) == pytest.approx(0.001)
+    assert forking._scaled(0.001, [(None, 10)], [10_000] * 10) == pytest.approx(0.01)
+    assert forking._scaled(0.1, [(None, 10_000)], [10] * 10) == pytest.approx(0.001)
 
 
 def test_work_is_done_here_when_no_worker_can_be_forked(monkeypatch):
-    def no_fork(there, rest, jobs, sizes=None):
+    def no_fork():
         raise BlockingIOError("fork: Resource temporarily unavailable")
 
-    monkeypatch.setattr(pipeline, "fork_map", no_fork)
-    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # would fork everything
+    monkeypatch.setattr(os, "fork", no_fork)
+    all_work_forked(monkeypatch)  # would fork everything
     assert pipeline.run_here_then_fork(list(range(5)), lambda i: i * 2, lambda i: -i, jobs=2) == [0, 2, 4, 6, 8]
+
+
+@pytest.mark.skipif(not forking.can_fork(2), reason="work is forked to workers on Linux only")
+def test_work_is_done_here_when_a_worker_dies(monkeypatch):
+    all_work_forked(monkeypatch)  # would fork everything
+    with pytest.raises(forking.WorkerLost):
+        forking.work_with_forks(lambda i: i * 2, lambda i: os._exit(3), list(range(5)), 2)
+    assert pipeline.run_here_then_fork(list(range(5)), lambda i: i * 2, lambda i: os._exit(3), jobs=2) == [0, 2, 4, 6, 8]
 
 
 def test_work_whose_results_cost_more_to_send_back_than_to_compute_stays(monkeypatch):
@@ -266,11 +284,11 @@ class PerModule(Codemod):
         return changes
 
 
-@pytest.mark.skipif(not pipeline.can_fork(2), reason="modules go to forked workers only where processes fork")
+@pytest.mark.skipif(not forking.can_fork(2), reason="modules go to forked workers only where processes fork")
 def test_per_module_work_in_forked_workers_comes_back_as_if_run_here(tmp_path, monkeypatch):
     files = {f"m{i}.py": f"x = {i}\n" for i in range(12)} | {"helper.py": "y = 1\n"}
     serial = run_in(write(tmp_path / "s", files), [PerModule()], jobs=1)
-    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # quick items would all run here
+    all_work_forked(monkeypatch)  # quick items would all run here
     forked_calls = record_forks(monkeypatch)
     codemod = PerModule()
     forked = run_in(write(tmp_path / "p", files), [codemod], jobs=2)
@@ -313,7 +331,7 @@ def test_unchanged_files_are_parsed_once_across_codemods(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_invalid_output_is_not_written_and_is_reported(tmp_path, monkeypatch, jobs):
-    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # with 2 jobs, validated in forked workers
+    all_work_forked(monkeypatch)  # with 2 jobs, validated in forked workers
     write(tmp_path, {"a.py": "x = 1\n"})
     result = run_in(tmp_path, [Breaks()], jobs=jobs, do_apply=True)
     assert (tmp_path / "a.py").read_text() == "x = 1\n"
@@ -351,9 +369,9 @@ def test_a_crashing_codemod_loses_only_its_own_changes(tmp_path):
     assert where == "<test-crashes>" and "KeyError" in message
 
 
-@pytest.mark.skipif(not pipeline.can_fork(2), reason="work is forked to workers on Linux only")
+@pytest.mark.skipif(not forking.can_fork(2), reason="work is forked to workers on Linux only")
 def test_a_codemod_crashing_in_a_worker_is_reported_where_it_raised(tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # every call goes to a worker
+    all_work_forked(monkeypatch)  # every call goes to a worker
     write(tmp_path, {f"m{i}.py": "x = 1\n" for i in range(10)})
     result = run_in(tmp_path, [CrashesInWorkers()], jobs=2)
     [(where, message)] = list(result.errors)
@@ -546,7 +564,7 @@ def test_module_names_read_off_the_path_string_are_pathlibs(packages):
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_many_first_parses_come_back_from_workers_each_counted_once(monkeypatch, jobs):
-    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # with 2 jobs, every parse in a worker
+    all_work_forked(monkeypatch)  # with 2 jobs, every parse in a worker
     texts = {f"m{i}.py": f"x{i} = {i}\n" for i in range(8)}
     texts["bad.py"] = "def (:\n"
     project = Project.from_texts(texts)
@@ -589,9 +607,9 @@ def test_a_run_keeps_no_rendered_texts_after_it_ends(tmp_path, monkeypatch):
     assert positions._LAST_RENDERED == {}
 
 
-@pytest.mark.skipif(not pipeline.can_fork(2), reason="work goes to forked workers only where processes fork")
+@pytest.mark.skipif(not forking.can_fork(2), reason="work goes to forked workers only where processes fork")
 def test_a_file_a_worker_could_not_parse_is_not_tried_again_here(monkeypatch):
-    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # both items in workers
+    all_work_forked(monkeypatch)  # both items in workers
     project = Project.from_texts({"a.py": "x = 1\n", "b.py": "y = 2\n", "broken.py": "def (:\n"})
     pipeline.use_module_workers(project, 2)
     assert project.map(["a.py", "b.py"], lambda path: project.parse("broken.py") is None) == [True, True]
@@ -622,37 +640,48 @@ def _leave_a_cycle(item: int) -> int:
     return _Cycle.freed  # in the worker that ran it
 
 
-def test_forked_work_is_handed_out_largest_first_in_chunks_of_equal_size():
-    sizes = [1, 1, 40, 1, 1, 1, 1, 30, 1, 1, 1, 1]  # a share is 80 / (2 jobs * 4) = 10
-    chunks = pipeline._chunks(sizes, 2)
-    assert chunks[:2] == [(2,), (7,)]  # the two large items first, each alone
-    assert sorted(index for chunk in chunks for index in chunk) == list(range(len(sizes)))
-    assert all(sum(sizes[i] for i in chunk) <= 10 for chunk in chunks[2:])
-    assert pipeline._chunks([1] * 16, 2) == [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15)]
+@pytest.mark.skipif(not forking.can_fork(2), reason="work is forked to workers on Linux only")
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_this_process_takes_items_from_the_front_and_the_workers_from_the_back(jobs):
+    # the items done here are the first ones (extract-services relies on it); here is
+    # slow, so the workers, once forked, take the most
+    def here(item: int) -> int:
+        time.sleep(0.02)
+        return item
+
+    results = forking.work_with_forks(here, lambda item: -item, list(range(1, 41)), jobs)
+    done_here = [result for result in results if result > 0]
+    assert 0 < len(done_here) < 40 and done_here == list(range(1, len(done_here) + 1))
+    assert results[len(done_here):] == [-item for item in range(len(done_here) + 1, 41)]
 
 
-@pytest.mark.skipif(not pipeline.can_fork(2), reason="work is forked to workers on Linux only")
-def test_forked_results_come_back_in_the_items_order_whatever_their_sizes():
-    items = list(range(12))
-    assert pipeline.fork_map(_double, items, 2, sizes=[1, 1, 40, 1, 1, 1, 1, 30, 1, 1, 1, 1]) == [i * 2 for i in items]
+@pytest.mark.skipif(not forking.can_fork(2), reason="work is forked to workers on Linux only")
+def test_an_exception_in_a_worker_is_raised_here_with_where_it_was_raised(monkeypatch):
+    all_work_forked(monkeypatch)
+
+    def there(item: int) -> int:
+        if item == 3:
+            raise ValueError("no three")
+        return item
+
+    with pytest.raises(ValueError, match="no three") as raised:
+        forking.work_with_forks(there, there, list(range(6)), 2)
+    assert forking.where_raised(raised.value).startswith("test_engine.py:")
 
 
-def _double(item: int) -> int:
-    return item * 2
-
-
-@pytest.mark.skipif(not pipeline.can_fork(2), reason="only forked workers run without the collector")
+@pytest.mark.skipif(not forking.can_fork(2), reason="only forked workers run without the collector")
 def test_a_worker_collects_the_cyclic_garbage_it_piles_up(monkeypatch):
-    monkeypatch.setattr(pipeline, "WORKER_GARBAGE_BYTES", 8 * 2**20)
-    assert max(pipeline.fork_map(_leave_a_cycle, list(range(64)), 2)) > 0
-    monkeypatch.setattr(pipeline, "WORKER_GARBAGE_BYTES", 2**40)  # never grown that much: nothing collected
-    assert max(pipeline.fork_map(_leave_a_cycle, list(range(64)), 2)) == 0
+    all_work_forked(monkeypatch)
+    monkeypatch.setattr(forking, "WORKER_GARBAGE_BYTES", 8 * 2**20)
+    assert max(forking.work_with_forks(_leave_a_cycle, _leave_a_cycle, list(range(64)), 2)) > 0
+    monkeypatch.setattr(forking, "WORKER_GARBAGE_BYTES", 2**40)  # never grown that much: nothing collected
+    assert max(forking.work_with_forks(_leave_a_cycle, _leave_a_cycle, list(range(64)), 2)) == 0
 
 
-@pytest.mark.skipif(not pipeline.can_fork(2), reason="work goes to forked workers only where processes fork")
+@pytest.mark.skipif(not forking.can_fork(2), reason="work goes to forked workers only where processes fork")
 @pytest.mark.parametrize("shared", [True, False])
 def test_forked_results_share_the_statements_of_the_trees_given(monkeypatch, shared):
-    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # every item forked
+    all_work_forked(monkeypatch)  # every item forked
     trees = [cst.parse_module(f"import os\n\ndef f():\n    return {i}\n") for i in range(8)]
 
     def rewrite(index: int) -> cst.Module:
@@ -726,7 +755,7 @@ def test_a_fact_that_still_holds_is_kept_across_revisions():
     assert fact() == 2 and computed == [0, 2]
 
 
-@pytest.mark.skipif(not pipeline.can_fork(2), reason="work goes to forked workers only where processes fork")
+@pytest.mark.skipif(not forking.can_fork(2), reason="work goes to forked workers only where processes fork")
 def test_index_batches_are_scanned_in_forked_workers_when_that_pays(monkeypatch):
     # judged like any other work, not by a count of files: 34 large modules had been
     # scanned in the coordinator alone
@@ -735,7 +764,7 @@ def test_index_batches_are_scanned_in_forked_workers_when_that_pays(monkeypatch)
     texts["pkg/broken.py"] = "def (:\n"
     serial = Project.from_texts(texts)
     serial.index_many(sorted(texts))
-    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # nothing to judge the pace by: all forked
+    all_work_forked(monkeypatch)  # nothing to judge the pace by: all forked
     forks = record_forks(monkeypatch)
     forked = Project.from_texts(texts)
     pipeline.use_index_workers(forked, 2)

@@ -7,6 +7,7 @@ flow; the fixture apps under fixtures/extract-services/ show whole apps end to e
 from __future__ import annotations
 
 import textwrap
+import time
 
 import libcst as cst
 import pytest
@@ -17,7 +18,7 @@ from flask_refactor.codemod import Severity
 from flask_refactor.project import Project
 from flask_refactor.registry import get
 from flask_refactor.walk import iter_nodes
-from helpers import sample_modules
+from helpers import all_work_forked, sample_modules
 
 HEADER = """\
 from flask import Blueprint, flash, g, jsonify, redirect, request, url_for
@@ -577,12 +578,38 @@ def test_views_modules_extracted_in_workers_name_services_as_one_after_another(m
     module = __import__("flask_refactor.codemods.extract_services", fromlist=["_Ledger"])
     holds_for = module._Ledger.holds_for
     monkeypatch.setattr(module._Ledger, "holds_for", lambda self, f: holds_for(self, f) or redone.append(1) or False)
-    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # every module goes to a worker
+    all_work_forked(monkeypatch)  # every module goes to a worker
     assert extracted(texts, jobs=2, max_statements=1) == serial
     assert redone  # a worker's `create` clashed with an earlier module's, and was redone here
     names = ["create", "create_service", *(f"create_service_{i}" for i in range(2, modules))]
     assert [line[4:line.index("(")] for line in serial[0]["app/services.py"].splitlines()
             if line.startswith("def ")] == names
+
+
+def test_views_modules_shared_between_this_process_and_a_worker_come_out_as_in_one(monkeypatch):
+    """The first modules extracted here (applied at once), the last ones in a worker
+    (replayed after them, or done again): the outputs of a run in one process."""
+    texts = {**SUPPORT, **{f"app/views_{n}.py": HEADER + textwrap.dedent(SAME_NAMED_VIEW.format(n=n))
+                           for n in range(8)}}
+    serial = extracted(texts, jobs=1, max_statements=1)
+    from flask_refactor import forking
+
+    taken_here: dict[int, list[int]] = {}  # per shared piece of work: the items taken here
+    take_front = forking._Claims.take_front
+
+    def after_the_worker(claims):  # which, forked first, takes one from the back meanwhile
+        while claims.back == claims.count:
+            time.sleep(0.001)
+        index = take_front(claims)
+        if index is not None:
+            taken_here.setdefault(id(claims), []).append(index)
+        return index
+
+    monkeypatch.setattr(forking, "RUN_HERE_FIRST_SECONDS", 0)
+    monkeypatch.setattr(forking._Claims, "take_front", after_the_worker)
+    assert extracted(texts, jobs=2, max_statements=1) == serial
+    assert any(0 < len(done) < 8 for done in taken_here.values())  # some extracted here, some in the worker
+    assert all(done == list(range(len(done))) for done in taken_here.values())
 
 
 def test_views_modules_extracted_in_workers_without_a_clash_are_not_redone(monkeypatch):
@@ -596,7 +623,7 @@ def test_views_modules_extracted_in_workers_without_a_clash_are_not_redone(monke
     module = __import__("flask_refactor.codemods.extract_services", fromlist=["_Ledger"])
     holds_for, checked = module._Ledger.holds_for, []
     monkeypatch.setattr(module._Ledger, "holds_for", lambda self, f: checked.append(holds_for(self, f)) or checked[-1])
-    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)
+    all_work_forked(monkeypatch)
     assert extracted(texts, jobs=2) == serial
     assert checked == [True] * 4
     assert serial[0]["app/services.py"].count("\ndef ") == 8
@@ -608,7 +635,7 @@ def test_a_global_imported_by_an_earlier_views_module_is_imported_once(monkeypat
     absolute = HEADER.replace("from .models import Order", "from app.models import Order")
     texts = {**SUPPORT, "app/views_a.py": HEADER + textwrap.dedent(SAME_NAMED_VIEW.format(n=1)),
              "app/views_b.py": absolute + textwrap.dedent(SAME_NAMED_VIEW.format(n=2))}
-    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # with 2 jobs, in workers
+    all_work_forked(monkeypatch)  # with 2 jobs, in workers
     services = [extracted(texts, jobs=jobs)[0]["app/services.py"] for jobs in (1, 2)]
     assert services[0] == services[1]
     assert "from .models import Order" in services[0] and "app.models" not in services[0]

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from flask_refactor import pipeline
-from helpers import Case, all_cases, copy_tree, finding_matches, read_tree, record_forks, run_codemods, serve_requests
+from flask_refactor import forking, pipeline
+from helpers import Case, all_cases, all_work_forked, copy_tree, finding_matches, read_tree, record_forks, run_codemods, serve_requests
 
 CASES = all_cases()
 
@@ -58,12 +58,12 @@ def test_before_and_after_apps_answer_alike(case: Case, tmp_path):
     assert after == before
 
 
-@pytest.mark.skipif(not pipeline.can_fork(2), reason="work goes to forked workers only where processes fork")
+@pytest.mark.skipif(not forking.can_fork(2), reason="work goes to forked workers only where processes fork")
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_work_done_in_forked_workers_gives_the_same_output(case: Case, tmp_path, monkeypatch):
     """Every per-module map (parses, app-factory's modules, each codemod's rewrites,
     validation) sent to workers: the same files, findings and errors as in one process."""
-    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # nothing to judge the pace by: all forked
+    all_work_forked(monkeypatch)  # nothing to judge the pace by: all forked
     mapped = []
     real_map = pipeline.run_here_then_fork
     monkeypatch.setattr(pipeline, "run_here_then_fork", lambda items, *args, **kwargs: mapped.append(len(items)) or

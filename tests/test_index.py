@@ -20,6 +20,7 @@ from flask_refactor.codemods.support.flask import app_scope, flask_files, import
 from flask_refactor.codemods.support.imports import ImportMap
 from flask_refactor.index import IndexCache, scan_text
 from flask_refactor.project import Project
+from helpers import all_work_forked
 
 IMPORT_SOURCES = {
     "plain": "import os\nimport os.path\nimport a.b.c as abc\nfrom x import y, z as w\n",
@@ -187,7 +188,7 @@ def test_files_outside_the_app_are_never_parsed_and_each_file_once(tmp_path, mon
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(pipeline, "RUN_HERE_FIRST_SECONDS", 0)  # with 2 jobs, modules go to forked workers
+    all_work_forked(monkeypatch)  # with 2 jobs, modules go to forked workers
     result = pipeline.run(["."], _all_codemods(), jobs=jobs, index_cache=None)
 
     assert not result.errors.entries
