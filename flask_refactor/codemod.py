@@ -70,8 +70,9 @@ class FileChange:
     new: cst.Module | str
     reason: str
     created: bool = False
-    # The module's text, when this change was made in a worker process: rendered there,
-    # beside the work, as the change is pickled to be sent back (`__getstate__`).
+    # The module's text, once rendered beside the work that made the change: in a worker,
+    # as the change is pickled to be sent back (`__getstate__`); in the coordinator, by
+    # `render_changes` when it did an item of shared work itself.
     rendered: str | None = field(default=None, compare=False, repr=False)
     # and the length of each top-level statement's text in it (`positions.keep_rendered`)
     rendered_lengths: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
@@ -81,6 +82,10 @@ class FileChange:
         if self.rendered is not None:
             return self.rendered
         return code_of(self.new, self.path) if isinstance(self.new, cst.Module) else self.new
+
+    def render(self) -> None:
+        if isinstance(self.new, cst.Module) and self.rendered is None:
+            self.rendered = code_of(self.new, self.path)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -120,6 +125,24 @@ class ChangeSet:
         rule: str = "",
     ) -> None:
         self.findings.append(Finding(path, line, column, self.codemod, message, severity, rule))
+
+
+def render_changes(result: Any) -> None:
+    """Render now the modules of the changes in a result of per-module work (a change
+    set, a change, or lists, tuples and dicts holding them, as `Project.map` functions
+    return): beside the work, as a worker's are when pickled, rather than afterwards in
+    the coordinator alone."""
+    if isinstance(result, FileChange):
+        result.render()
+    elif isinstance(result, ChangeSet):
+        for change in result.changes.values():
+            change.render()
+    elif isinstance(result, (list, tuple)):
+        for part in result:
+            render_changes(part)
+    elif isinstance(result, dict):
+        for part in result.values():
+            render_changes(part)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ and the validation, are shared with workers forked from the coordinator when tha
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import itertools
 import multiprocessing
@@ -28,7 +29,7 @@ from typing import Any, Callable, Iterable
 import libcst as cst
 
 from . import memo, transfer
-from .codemod import ChangeSet, Codemod, FileCodemod, FileContext, Finding, Severity
+from .codemod import ChangeSet, Codemod, FileCodemod, FileContext, Finding, Severity, render_changes
 from .diffs import unified_diff
 from .discovery import Discovery, discover
 from .forking import can_fork, run_here_then_fork, where_raised
@@ -218,10 +219,15 @@ def use_module_workers(project: Project, jobs: int) -> None:
     if not can_fork(jobs):
         return
 
+    def here(function: Callable[[Any], Any], item: Any) -> tuple:
+        result = function(item)
+        render_changes(result)  # while the workers work too
+        return result, (), (), (), {}
+
     def run_mapped(items: list, function: Callable[[Any], Any], sizes: list[int] | None = None) -> list:
         results = []
         for result, errors, failed, parses, probes in run_here_then_fork(
-                items, lambda item: (function(item), (), (), (), {}), lambda item: _in_worker(project, function, item),
+                items, functools.partial(here, function), lambda item: _in_worker(project, function, item),
                 jobs, sizes, shared=project.trees):
             results.append(result)
             for path, message in errors:

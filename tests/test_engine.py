@@ -284,6 +284,28 @@ class PerModule(Codemod):
         return changes
 
 
+@pytest.mark.skipif(not forking.can_fork(2), reason="work is shared with forked workers on Linux only")
+def test_shared_work_done_here_renders_its_changes_beside_the_work(monkeypatch):
+    # as a worker's are, when pickled: not afterwards, in the coordinator alone
+    project = Project.from_texts({f"m{i}.py": f"x = {i}\n" for i in range(3)})
+    pipeline.use_module_workers(project, 2)
+    rendered_during = []
+
+    def rewrite(path: str) -> ChangeSet:
+        changes = ChangeSet("test")
+        changes.modify(path, project.parse(path).with_changes(header=[cst.EmptyLine(comment=cst.Comment("# c"))]), "")
+        return changes
+
+    def rewrite_and_look(path: str) -> ChangeSet:
+        changes = rewrite(path)
+        rendered_during.append(changes.changes[path].rendered)  # not yet: only once the work is done
+        return changes
+
+    results = project.map(sorted(project.paths()), rewrite_and_look)  # quick: all done here
+    assert rendered_during == [None] * 3
+    assert [r.changes[f"m{i}.py"].rendered for i, r in enumerate(results)] == [f"# c\nx = {i}\n" for i in range(3)]
+
+
 @pytest.mark.skipif(not forking.can_fork(2), reason="modules go to forked workers only where processes fork")
 def test_per_module_work_in_forked_workers_comes_back_as_if_run_here(tmp_path, monkeypatch):
     files = {f"m{i}.py": f"x = {i}\n" for i in range(12)} | {"helper.py": "y = 1\n"}
