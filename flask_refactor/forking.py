@@ -164,7 +164,10 @@ def work_with_forks(here: Callable[[Any], Any], there: Callable[[Any], Any], ite
     The workers' results are loaded here between this process's own items, as they
     arrive. An exception raised in a worker is raised here (with where it was raised:
     `where_raised`); WorkerLost if a worker could not be forked or died."""
-    claims = _Claims(len(items))
+    try:
+        claims = _Claims(len(items))
+    except OSError as exc:  # no shared lock to be had (a system without POSIX semaphores)
+        raise WorkerLost() from exc
     results: list = [None] * len(items)
     received: set[int] = set()
     workers: dict[multiprocessing.connection.Connection, int] = {}  # its pipe -> its pid
@@ -228,7 +231,10 @@ class _Claims:
 
 def _fork_worker(there: Callable[[Any], Any], items: list,
                  claims: _Claims) -> tuple[multiprocessing.connection.Connection, int]:
-    reader, writer = multiprocessing.Pipe(duplex=False)
+    try:
+        reader, writer = multiprocessing.Pipe(duplex=False)
+    except OSError as exc:  # out of file descriptors
+        raise WorkerLost() from exc
     with contextlib.suppress(OSError):  # a larger pipe: a worker waits less for this process to read
         fcntl.fcntl(writer.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
     for stream in (sys.stdout, sys.stderr):  # else the worker would write what they hold again

@@ -4,6 +4,7 @@ atomic writes, diffs that reproduce the writes, discovery rules, the plugin regi
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import os
 import shutil
 import stat
@@ -234,6 +235,15 @@ def test_work_is_done_here_when_no_worker_can_be_forked(monkeypatch):
 
     monkeypatch.setattr(os, "fork", no_fork)
     all_work_forked(monkeypatch)  # would fork everything
+    assert pipeline.run_here_then_fork(list(range(5)), lambda i: i * 2, lambda i: -i, jobs=2) == [0, 2, 4, 6, 8]
+
+
+def test_work_is_done_here_when_no_lock_can_be_shared_with_workers(monkeypatch):
+    def no_semaphores():
+        raise OSError(38, "Function not implemented")  # as on a system without /dev/shm
+
+    monkeypatch.setattr(multiprocessing, "Lock", no_semaphores)
+    all_work_forked(monkeypatch)
     assert pipeline.run_here_then_fork(list(range(5)), lambda i: i * 2, lambda i: -i, jobs=2) == [0, 2, 4, 6, 8]
 
 
@@ -664,9 +674,24 @@ def _leave_a_cycle(item: int) -> int:
 
 @pytest.mark.skipif(not forking.can_fork(2), reason="work is forked to workers on Linux only")
 @pytest.mark.parametrize("jobs", [2, 3])
-def test_this_process_takes_items_from_the_front_and_the_workers_from_the_back(jobs):
+def test_this_process_takes_items_from_the_front_and_the_workers_from_the_back(jobs, monkeypatch):
     # the items done here are the first ones (extract-services relies on it); here is
-    # slow, so the workers, once forked, take the most
+    # slow, so the workers take the most once this process has taken its first
+    take_front, take_back = forking._Claims.take_front, forking._Claims.take_back
+
+    def here_then_after_a_worker(claims):  # the first item at once, the next once a worker took one
+        while claims.front == 1 and claims.back == claims.count:
+            time.sleep(0.001)
+        return take_front(claims)
+
+    def after_the_first_here(claims):
+        while claims.front == 0:
+            time.sleep(0.001)
+        return take_back(claims)
+
+    monkeypatch.setattr(forking._Claims, "take_front", here_then_after_a_worker)
+    monkeypatch.setattr(forking._Claims, "take_back", after_the_first_here)
+
     def here(item: int) -> int:
         time.sleep(0.02)
         return item

@@ -595,7 +595,7 @@ def test_views_modules_shared_between_this_process_and_a_worker_come_out_as_in_o
     from flask_refactor import forking
 
     taken_here: dict[int, list[int]] = {}  # per shared piece of work: the items taken here
-    take_front = forking._Claims.take_front
+    take_front, take_back = forking._Claims.take_front, forking._Claims.take_back
 
     def after_the_worker(claims):  # which, forked first, takes one from the back meanwhile
         while claims.back == claims.count:
@@ -605,8 +605,14 @@ def test_views_modules_shared_between_this_process_and_a_worker_come_out_as_in_o
             taken_here.setdefault(id(claims), []).append(index)
         return index
 
+    def one_then_after_this_process(claims):  # the worker's next item once this process took one
+        while claims.back < claims.count and claims.front == 0:
+            time.sleep(0.001)
+        return take_back(claims)
+
     monkeypatch.setattr(forking, "RUN_HERE_FIRST_SECONDS", 0)
     monkeypatch.setattr(forking._Claims, "take_front", after_the_worker)
+    monkeypatch.setattr(forking._Claims, "take_back", one_then_after_this_process)
     assert extracted(texts, jobs=2, max_statements=1) == serial
     assert any(0 < len(done) < 8 for done in taken_here.values())  # some extracted here, some in the worker
     assert all(done == list(range(len(done))) for done in taken_here.values())
