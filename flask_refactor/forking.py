@@ -64,7 +64,7 @@ def can_fork(jobs: int) -> bool:
 
 def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[[Any], Any], jobs: int,
                        sizes: list[int] | None = None,
-                       shared: Callable[[], Iterable[cst.Module]] | None = None) -> list:
+                       shared: Callable[[], Iterable[cst.Module]] | None = None, here_too: bool = True) -> list:
     """`here(item)` or `there(item)` for each item, in the items' order. The first items
     run in this process until RUN_HERE_FIRST_SECONDS have passed, which gives their pace
     (per item, or per unit of `sizes` when the work grows with them) and the cost of
@@ -72,7 +72,8 @@ def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[
     runs `there` in them) if, at that pace, that is clearly sooner (pickling and loading
     results included, and no item is split) and the rest would take
     FORK_WORTHWHILE_SECONDS here. Else it runs here too. The statements of the `shared`
-    trees come back by reference (`transfer.sharing`).
+    trees come back by reference (`transfer.sharing`). `here_too=False`: once forked,
+    `jobs` workers do the rest and this process only loads their results.
 
     The items done here are the first ones (see the module's docstring). But the sample
     stops before a large item (LARGE_ITEM times the median size): taken here before the
@@ -92,20 +93,22 @@ def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[
     if rest and can_fork(jobs):
         pace = (time.perf_counter() - start) / max(1, sum(sizes[:done])) if done else float("inf")
         with transfer.sharing(shared() if shared else ()):
-            if _forking_pays(list(zip(results, sizes)), pace, sizes[done:], jobs):
+            if _forking_pays(list(zip(results, sizes)), pace, sizes[done:], jobs, here_too):
                 try:
-                    return results + work_with_forks(here, there, rest, jobs)
+                    return results + work_with_forks(here, there, rest, jobs, here_too)
                 except WorkerLost:  # no worker could be forked, or one died: do it here
                     pass
     return results + [here(item) for item in rest]
 
 
-def _forking_pays(sample: list[tuple[Any, int]], pace: float, rest: list[int], jobs: int) -> bool:
+def _forking_pays(sample: list[tuple[Any, int]], pace: float, rest: list[int], jobs: int,
+                  here_too: bool = True) -> bool:
     """Whether items of these `rest` sizes, which take `pace` seconds per unit of size in
-    this process, are clearly done sooner shared with `jobs - 1` forked workers, given
-    what pickling a result costs there and loading it here (judged on the `sample`'s
-    results and sizes), and that an item is never split: a large one takes whoever has
-    it its whole time."""
+    this process, are clearly done sooner shared with `jobs - 1` forked workers (or by
+    `jobs` of them, this process only loading, without `here_too`), given what pickling
+    a result costs there and loading it here (judged on the `sample`'s results and
+    sizes), and that an item is never split: a large one takes whoever has it its whole
+    time."""
     if not sample:
         return True  # nothing to go by (RUN_HERE_FIRST_SECONDS is 0, or a large item first): fork
     sample = sample[:3]
@@ -120,7 +123,10 @@ def _forking_pays(sample: list[tuple[Any, int]], pace: float, rest: list[int], j
             transfer.loads(data)
         load = _scaled(time.perf_counter() - timer, sample, rest)  # here, beside this process's share
     here_seconds = pace * sum(rest)
-    shared_seconds = _balanced_seconds(here_seconds, dump, load, jobs)
+    if here_too:
+        shared_seconds = _balanced_seconds(here_seconds, dump, load, jobs)
+    else:  # the workers work, this process loads meanwhile
+        shared_seconds = max((here_seconds + dump) / jobs, load)
     forked_seconds = FORK_SECONDS + max(shared_seconds, pace * max(rest))
     return here_seconds >= FORK_WORTHWHILE_SECONDS and forked_seconds < 0.8 * here_seconds
 
@@ -157,25 +163,28 @@ class WorkerLost(Exception):
     """A worker could not be forked, or ended without sending all it took."""
 
 
-def work_with_forks(here: Callable[[Any], Any], there: Callable[[Any], Any], items: list, jobs: int) -> list:
+def work_with_forks(here: Callable[[Any], Any], there: Callable[[Any], Any], items: list, jobs: int,
+                    here_too: bool = True) -> list:
     """`here(item)` or `there(item)` for each item, in the items' order: this process
     takes items from the front (`here`), `jobs - 1` workers forked from it take them from
-    the back (`there`), one at a time, until they meet; whoever is free takes the next.
+    the back (`there`), one at a time, until they meet; whoever is free takes the next
+    (without `here_too`, `jobs` workers take them all).
     The workers' results are loaded here between this process's own items, as they
     arrive. An exception raised in a worker is raised here (with where it was raised:
     `where_raised`); WorkerLost if a worker could not be forked or died."""
+    here_too = here_too and COORDINATOR_WORKS
     try:
-        claims = _Claims(len(items))
+        claims = _Claims(len(items), here_too)
     except OSError as exc:  # no shared lock to be had (a system without POSIX semaphores)
         raise WorkerLost() from exc
     results: list = [None] * len(items)
     received: set[int] = set()
     workers: dict[multiprocessing.connection.Connection, int] = {}  # its pipe -> its pid
     try:
-        for _ in range(jobs - 1 if COORDINATOR_WORKS else jobs):
+        for _ in range(jobs - 1 if here_too else jobs):
             connection, pid = _fork_worker(there, items, claims)
             workers[connection] = pid
-        while COORDINATOR_WORKS:
+        while here_too:
             index = claims.take_front()
             if index is None:
                 break
@@ -195,11 +204,12 @@ def work_with_forks(here: Callable[[Any], Any], there: Callable[[Any], Any], ite
 
 
 class _Claims:
-    """Which items are taken: those before `front` by this process, those from `back`
-    on by the workers. Two counters in memory shared with the forked workers."""
+    """Which items are taken: those before `front` by this process (if it takes any:
+    `here_too`), those from `back` on by the workers. Two counters in memory shared with
+    the forked workers."""
 
-    def __init__(self, count: int) -> None:
-        self.count = count
+    def __init__(self, count: int, here_too: bool) -> None:
+        self.count, self.here_too = count, here_too
         self._lock = multiprocessing.Lock()
         self._counters = memoryview(mmap.mmap(-1, 16)).cast("q")  # anonymous and shared: seen by forks
         self._counters[0], self._counters[1] = 0, count

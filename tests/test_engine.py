@@ -149,7 +149,7 @@ def _forks_run_here(monkeypatch) -> list[list]:
     are recorded."""
     forked: list[list] = []
     monkeypatch.setattr(forking, "work_with_forks",
-                        lambda here, there, rest, jobs: forked.append(rest) or [there(i) for i in rest])
+                        lambda here, there, rest, jobs, here_too=True: forked.append(rest) or [there(i) for i in rest])
     return forked
 
 
@@ -615,6 +615,21 @@ def test_many_first_parses_come_back_from_workers_each_counted_once(monkeypatch,
     assert project.parse_counts == {path: 1 for path in texts}
 
 
+@pytest.mark.skipif(not forking.can_fork(2), reason="work is shared with forked workers on Linux only")
+def test_first_parses_are_left_to_the_workers_once_they_are_forked(monkeypatch):
+    # a tree parsed here holds an object per whitespace leaf where a loaded one shares
+    # them, and parsing here fragments this process's memory for the whole run
+    monkeypatch.setattr(forking, "RUN_HERE_FIRST_SECONDS", 0)  # no sample: forked at once
+    texts = {f"m{i}.py": f"x{i} = {i}\n" * 50 for i in range(40)}
+    project = Project.from_texts(texts)
+    pipeline.use_module_workers(project, 2)
+    here = []
+    original = cst.parse_module
+    monkeypatch.setattr(cst, "parse_module", lambda *a, **k: here.append(1) or original(*a, **k))
+    project.parse_many(sorted(texts))
+    assert here == [] and all(project.parse(path).code == text for path, text in texts.items())
+
+
 def test_a_run_leaves_the_collector_as_it_found_it(tmp_path):
     import gc
 
@@ -685,7 +700,7 @@ def test_this_process_takes_items_from_the_front_and_the_workers_from_the_back(j
         return take_front(claims)
 
     def after_the_first_here(claims):
-        while claims.front == 0:
+        while claims.here_too and claims.front == 0:
             time.sleep(0.001)
         return take_back(claims)
 

@@ -594,7 +594,7 @@ def test_views_modules_shared_between_this_process_and_a_worker_come_out_as_in_o
     serial = extracted(texts, jobs=1, max_statements=1)
     from flask_refactor import forking
 
-    taken_here: dict[int, list[int]] = {}  # per shared piece of work: the items taken here
+    taken_here: dict[object, list[int]] = {}  # per shared piece of work (its claims, kept): the items taken here
     take_front, take_back = forking._Claims.take_front, forking._Claims.take_back
 
     def after_the_worker(claims):  # which, forked first, takes one from the back meanwhile
@@ -602,11 +602,11 @@ def test_views_modules_shared_between_this_process_and_a_worker_come_out_as_in_o
             time.sleep(0.001)
         index = take_front(claims)
         if index is not None:
-            taken_here.setdefault(id(claims), []).append(index)
+            taken_here.setdefault(claims, []).append(index)
         return index
 
     def one_then_after_this_process(claims):  # the worker's next item once this process took one
-        while claims.back < claims.count and claims.front == 0:
+        while claims.here_too and claims.back < claims.count and claims.front == 0:
             time.sleep(0.001)
         return take_back(claims)
 
