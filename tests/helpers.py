@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,32 @@ def record_forks(monkeypatch) -> list[int]:
     real = forking.work_with_forks
     monkeypatch.setattr(forking, "work_with_forks", lambda *args: forks.append(len(args[2])) or real(*args))
     return forks
+
+
+def take_turns(monkeypatch) -> dict[object, list[int]]:
+    """Have work shared with forked workers taken in turns, whatever the timing: this
+    process takes its first item at once and its next once a worker took one; a worker
+    takes its first once this process took one (when it takes any). Returns, per shared
+    piece of work (its claims), the items taken here."""
+    taken_here: dict[object, list[int]] = {}
+    take_front, take_back = forking._Claims.take_front, forking._Claims.take_back
+
+    def here_then_after_a_worker(claims):
+        while claims.front == 1 and claims.back == claims.count:
+            time.sleep(0.001)
+        index = take_front(claims)
+        if index is not None:
+            taken_here.setdefault(claims, []).append(index)  # (the claims kept: no id is reused)
+        return index
+
+    def after_the_first_here(claims):
+        while claims.here_too and claims.front == 0:
+            time.sleep(0.001)
+        return take_back(claims)
+
+    monkeypatch.setattr(forking._Claims, "take_front", here_then_after_a_worker)
+    monkeypatch.setattr(forking._Claims, "take_back", after_the_first_here)
+    return taken_here
 
 
 def all_work_forked(monkeypatch) -> None:

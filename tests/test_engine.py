@@ -19,7 +19,7 @@ from flask_refactor import forking, pipeline, registry, writer
 from flask_refactor.codemod import ChangeSet, Codemod, FileCodemod, FileContext, Option, Severity
 from flask_refactor.discovery import discover
 from flask_refactor.project import Project, _module_name
-from helpers import all_work_forked, record_forks
+from helpers import all_work_forked, record_forks, take_turns
 
 
 class RenameOld(FileCodemod):
@@ -692,20 +692,7 @@ def _leave_a_cycle(item: int) -> int:
 def test_this_process_takes_items_from_the_front_and_the_workers_from_the_back(jobs, monkeypatch):
     # the items done here are the first ones (extract-services relies on it); here is
     # slow, so the workers take the most once this process has taken its first
-    take_front, take_back = forking._Claims.take_front, forking._Claims.take_back
-
-    def here_then_after_a_worker(claims):  # the first item at once, the next once a worker took one
-        while claims.front == 1 and claims.back == claims.count:
-            time.sleep(0.001)
-        return take_front(claims)
-
-    def after_the_first_here(claims):
-        while claims.here_too and claims.front == 0:
-            time.sleep(0.001)
-        return take_back(claims)
-
-    monkeypatch.setattr(forking._Claims, "take_front", here_then_after_a_worker)
-    monkeypatch.setattr(forking._Claims, "take_back", after_the_first_here)
+    take_turns(monkeypatch)
 
     def here(item: int) -> int:
         time.sleep(0.02)

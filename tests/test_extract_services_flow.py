@@ -7,7 +7,6 @@ flow; the fixture apps under fixtures/extract-services/ show whole apps end to e
 from __future__ import annotations
 
 import textwrap
-import time
 
 import libcst as cst
 import pytest
@@ -18,7 +17,7 @@ from flask_refactor.codemod import Severity
 from flask_refactor.project import Project
 from flask_refactor.registry import get
 from flask_refactor.walk import iter_nodes
-from helpers import all_work_forked, sample_modules
+from helpers import all_work_forked, sample_modules, take_turns
 
 HEADER = """\
 from flask import Blueprint, flash, g, jsonify, redirect, request, url_for
@@ -594,25 +593,8 @@ def test_views_modules_shared_between_this_process_and_a_worker_come_out_as_in_o
     serial = extracted(texts, jobs=1, max_statements=1)
     from flask_refactor import forking
 
-    taken_here: dict[object, list[int]] = {}  # per shared piece of work (its claims, kept): the items taken here
-    take_front, take_back = forking._Claims.take_front, forking._Claims.take_back
-
-    def after_the_worker(claims):  # which, forked first, takes one from the back meanwhile
-        while claims.back == claims.count:
-            time.sleep(0.001)
-        index = take_front(claims)
-        if index is not None:
-            taken_here.setdefault(claims, []).append(index)
-        return index
-
-    def one_then_after_this_process(claims):  # the worker's next item once this process took one
-        while claims.here_too and claims.back < claims.count and claims.front == 0:
-            time.sleep(0.001)
-        return take_back(claims)
-
     monkeypatch.setattr(forking, "RUN_HERE_FIRST_SECONDS", 0)
-    monkeypatch.setattr(forking._Claims, "take_front", after_the_worker)
-    monkeypatch.setattr(forking._Claims, "take_back", one_then_after_this_process)
+    taken_here = take_turns(monkeypatch)
     assert extracted(texts, jobs=2, max_statements=1) == serial
     assert any(0 < len(done) < 8 for done in taken_here.values())  # some extracted here, some in the worker
     assert all(done == list(range(len(done))) for done in taken_here.values())
