@@ -18,7 +18,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import BuiltinAssignment, BuiltinScope, CodeRange, GlobalScope, ImportAssignment, Scope
 
-from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, children, iter_nodes
+from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, code_children, iter_nodes
 
 from .support.cache import per_statement
 from .support.imports import ImportMap
@@ -426,7 +426,7 @@ class ViewFlow:
             return any(self._passes_proxy(child, tainted) for child in rest)
         if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and self._is_proxy(expr.func.value, tainted):
             return any(self._passes_proxy(arg, tainted) for arg in expr.args)
-        return any(self._passes_proxy(child, tainted) for child in children(expr))
+        return any(self._passes_proxy(child, tainted) for child in code_children(expr))
 
     def _is_proxy(self, expr: cst.CSTNode, tainted: set[str]) -> bool:
         if isinstance(expr, cst.Name) and expr.value in tainted:

@@ -45,7 +45,7 @@ from typing import Any
 
 import libcst as cst
 
-from .walk import children, field_hints, field_names, subclass_test
+from .walk import children, field_hints, field_names, libcst_node_classes, subclass_test
 
 _PREFIX = "new_"
 # node class -> (its constructor, the reader of its field values as a tuple, the indexes of
@@ -59,21 +59,9 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    for cls in _exported_node_classes():
+    for cls in libcst_node_classes().values():
         ForkingPickler.register(cls, _reduce)
     _installed = True
-
-
-def _exported_node_classes() -> list[type]:
-    """Concrete node classes, as `libcst.<Name>`: the name a constructor is found by."""
-    found, stack = [], [cst.CSTNode]
-    while stack:
-        cls = stack.pop()
-        stack.extend(cls.__subclasses__())
-        if getattr(cst, cls.__name__, None) is cls and dataclasses.is_dataclass(cls) \
-                and not getattr(cls, "__abstractmethods__", None):
-            found.append(cls)
-    return found
 
 
 def _reduce(node: cst.CSTNode) -> tuple[Callable[..., cst.CSTNode], tuple]:

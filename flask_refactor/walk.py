@@ -96,42 +96,92 @@ _LAYOUT: dict[type, tuple[Callable[[CSTNode], list[CSTNode]], tuple[str, ...]]] 
 
 
 def _layout(node: CSTNode) -> tuple[Callable[[CSTNode], list[CSTNode]], tuple[str, ...]]:
-    cls = type(node)
-    layout = _LAYOUT.get(cls)
+    layout = _LAYOUT.get(type(node))
     if layout is None:
-        visited = visited_fields(node)
-        others = tuple(f.name for f in dataclasses.fields(cls)
-                       if f.name not in visited and _may_hold_nodes(cls, f.name))
-        layout = _LAYOUT[cls] = (_reader(cls, visited), others)
+        visited, others = _fields_of(node)
+        layout = _LAYOUT[type(node)] = (_reader(type(node), visited), others)
     return layout
 
 
-def _reader(cls: type, names: tuple[str, ...]) -> Callable[[CSTNode], list[CSTNode]]:
+def _fields_of(node: CSTNode) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the fields libcst visits on this node, in its order; the node class's other
+    fields that may hold nodes)."""
+    visited = visited_fields(node)
+    others = tuple(f.name for f in dataclasses.fields(node) if f.name not in visited and _may_hold_nodes(type(node), f.name))
+    return visited, others
+
+
+def _reader(cls: type, names: tuple[str, ...], code_only: bool = False) -> Callable[[CSTNode], list[CSTNode]]:
     """A function listing the nodes held by the named fields of a `cls` node, written out
     field by field: `children` is the hottest function of a run. A field annotated as a
     node, or a sequence of nodes, is taken as it is (libcst's own visit takes it so too);
-    any other field's value is looked at."""
+    any other field's value is looked at. `code_only`: whitespace and comments are left
+    out where a field's annotation admits them."""
     hints = field_hints(cls)  # a field without an evaluable annotation: its value is looked at
     lines = ["def read(node):", "    found = []"]
+    code = " and item.__class__ not in WHITESPACE" if code_only else ""
     for name in names:
         kind = _field_kind(hints[name]) if name in hints else OTHER
-        if kind == NODE:
+        checked = code_only and _admits_whitespace(hints.get(name))
+        if kind == NODE and not checked:
             lines.append(f"    found.append(node.{name})")
-        elif kind == SEQUENCE:
+        elif kind == SEQUENCE and not checked:
             lines.append(f"    found += node.{name}")
+        elif kind == SEQUENCE:
+            lines.append(f"    found += [item for item in node.{name} if item.__class__ not in WHITESPACE]")
         else:
             lines += [f"    value = node.{name}",
                       "    kind = KINDS.get(value.__class__)",
                       "    if kind is None:",
                       "        kind = kind_of(value.__class__)",
-                      "    if kind == NODE:",
+                      "    if kind == NODE" + (" and value.__class__ not in WHITESPACE" if code_only else "") + ":",
                       "        found.append(value)",
                       "    elif kind == SEQUENCE:",
-                      "        found += [item for item in value if kind_of(item.__class__) == NODE]"]
+                      f"        found += [item for item in value if kind_of(item.__class__) == NODE{code}]"]
     lines.append("    return found")
-    namespace = {"KINDS": _KIND, "kind_of": _kind, "NODE": NODE, "SEQUENCE": SEQUENCE}
+    namespace = {"KINDS": _KIND, "kind_of": _kind, "NODE": NODE, "SEQUENCE": SEQUENCE, "WHITESPACE": WHITESPACE}
     exec("\n".join(lines), namespace)  # generated from libcst's field names only
     return namespace["read"]
+
+
+# class -> (reader of its code children, in libcst's order; its other fields that may hold nodes)
+_CODE_LAYOUT: dict[type, tuple[Callable[[CSTNode], list[CSTNode]], tuple[str, ...]]] = {}
+
+
+def _code_layout(node: CSTNode) -> tuple[Callable[[CSTNode], list[CSTNode]], tuple[str, ...]]:
+    cls = type(node)
+    layout = _CODE_LAYOUT.get(cls)
+    if layout is None:
+        visited, others = _fields_of(node)
+        hints = field_hints(cls)
+        code = tuple(name for name in visited if not _only_whitespace(hints.get(name)))
+        layout = _CODE_LAYOUT[cls] = (_reader(cls, code, code_only=True), others)
+    return layout
+
+
+def _only_whitespace(hint: Any) -> bool:
+    """Whether a field so annotated (None: not annotated) holds no node but whitespace and
+    comments: `Sequence[EmptyLine]`, `BaseParenthesizableWhitespace`, `Optional[Comment]`."""
+    admitted = None if hint is None else _admitted_classes(hint)
+    return admitted is not None and admitted <= WHITESPACE
+
+
+def _admits_whitespace(hint: Any) -> bool:
+    """Whether a field so annotated (None: not annotated) may hold whitespace or a comment."""
+    admitted = None if hint is None else _admitted_classes(hint)
+    return admitted is None or bool(admitted & WHITESPACE)
+
+
+def _concrete_classes(cls: type) -> frozenset[type]:
+    """The node classes a value annotated `cls` may be: it and its subclasses, abstract
+    ones left out."""
+    found, stack = set(), [cls]
+    while stack:
+        current = stack.pop()
+        stack.extend(current.__subclasses__())
+        if not getattr(current, "__abstractmethods__", None):
+            found.add(current)
+    return frozenset(found)
 
 
 def _field_kind(hint: Any) -> int:
@@ -190,6 +240,16 @@ def children(node: CSTNode) -> list[CSTNode]:
     return read(node)
 
 
+def code_children(node: CSTNode) -> list[CSTNode]:
+    """`children` without whitespace and comments (`WHITESPACE`): what walks of code look
+    at. Nearly half the children of a code node are whitespace; a reader of the code
+    fields alone (`_code_layout`) does not list them only to have them dropped."""
+    read, others = _CODE_LAYOUT.get(node.__class__) or _code_layout(node)
+    if others and any(_holds_nodes(getattr(node, name)) for name in others):
+        return [child for child in children(node) if child.__class__ not in WHITESPACE]
+    return read(node)
+
+
 def iter_nodes(root: CSTNode, descend: Callable[[CSTNode], bool] | None = None,
                skip: frozenset[type] = frozenset()) -> Iterator[CSTNode]:
     """Every node under `root` (itself first), in libcst's visiting order; with `descend`,
@@ -200,7 +260,9 @@ def iter_nodes(root: CSTNode, descend: Callable[[CSTNode], bool] | None = None,
         node = stack.pop()
         yield node
         if descend is None or descend(node):
-            if skip:
+            if skip is WHITESPACE:
+                stack.extend(reversed(code_children(node)))
+            elif skip:
                 stack.extend(child for child in reversed(children(node)) if child.__class__ not in skip)
             else:
                 stack.extend(reversed(children(node)))
@@ -222,10 +284,11 @@ def _note_parents(root: CSTNode, skip: frozenset[type], parents: dict[CSTNode, C
                   note: Callable[[CSTNode], None] | None = None) -> None:
     """Map each node under `root` to its parent in `parents` (not the nodes of the `skip`
     classes, nor what they hold), calling `note(node)` for each."""
+    listed = code_children if skip is WHITESPACE else children
     stack = [root]
     while stack:
         node = stack.pop()
-        for child in children(node):
+        for child in listed(node):
             if child.__class__ not in skip:
                 parents[child] = node
                 if note is not None:
@@ -284,6 +347,9 @@ class ReadOnlyVisitor:
     _hook_cache: dict[type, tuple[_Hook, _Hook]] = {}
     _hooks_only = True  # on_visit / on_leave not overridden: hooks are called directly
     _skips_whitespace = True
+    # node classes whose nodes neither have a hook nor may hold one that has, at any
+    # depth: not entered (`unhooked_classes`; computed at the first walk)
+    _unhooked: frozenset[type] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -291,9 +357,13 @@ class ReadOnlyVisitor:
         cls._hooks_only = cls.on_visit is ReadOnlyVisitor.on_visit and cls.on_leave is ReadOnlyVisitor.on_leave
         cls._skips_whitespace = cls._hooks_only and not any(
             hasattr(cls, f"{kind}_{node_class.__name__}") for kind in ("visit", "leave") for node_class in WHITESPACE)
+        cls._unhooked = None
 
     def walk(self, node: CSTNode) -> None:
         if self._hooks_only:
+            cls = type(self)
+            if cls._unhooked is None:
+                cls._unhooked = unhooked_classes(cls)
             self._walk_hooks(node)
             return
         if self.on_visit(node):
@@ -303,12 +373,14 @@ class ReadOnlyVisitor:
 
     def _walk_hooks(self, node: CSTNode) -> None:
         """`walk` for the usual visitor, with only visit_/leave_ hooks: the same calls,
-        fewer frames, and no walk through whitespace it has no hook for."""
+        fewer frames, and no walk through whitespace, nor through any node that can hold
+        nothing it has a hook for (a `Name` for a visitor of calls, an expression for one
+        of assignments)."""
         visit, leave = self._hook_cache.get(node.__class__) or self._hooks(node.__class__)
         if visit is None or visit(self, node) is not False:
-            skip = WHITESPACE if self._skips_whitespace else frozenset()
-            for child in children(node):
-                if child.__class__ not in skip:
+            unhooked = self._unhooked
+            for child in code_children(node) if self._skips_whitespace else children(node):
+                if child.__class__ not in unhooked:
                     self._walk_hooks(child)
         if leave is not None:
             leave(self, node)
@@ -329,6 +401,96 @@ class ReadOnlyVisitor:
             hooks = self._hook_cache[node_class] = (getattr(type(self), f"visit_{name}", None),
                                                     getattr(type(self), f"leave_{name}", None))
         return hooks
+
+
+def unhooked_classes(visitor: type) -> frozenset[type]:
+    """The node classes a walk of this visitor class need not enter: no hook of its is for
+    them, nor for any class their nodes may hold at any depth, as libcst's annotations
+    of the fields say (`_holders`). Only libcst's own classes are left out: a node of any
+    other class is entered. Empty (enter everything) when a hook is named for a class
+    that is not libcst's."""
+    hooked = set()
+    for name in dir(visitor):
+        kind, _, class_name = name.partition("_")
+        if kind in ("visit", "leave") and class_name[:1].isupper():
+            node_class = libcst_node_classes().get(class_name)
+            if node_class is None:
+                return frozenset()
+            hooked.add(node_class)
+    holders = _holders()
+    reached, pending = set(hooked), list(hooked)
+    while pending:
+        for holder in holders.get(pending.pop(), ()):
+            if holder not in reached:
+                reached.add(holder)
+                pending.append(holder)
+    return frozenset(cls for cls in libcst_node_classes().values() if cls not in reached)
+
+
+@functools.cache
+def libcst_node_classes() -> dict[str, type]:
+    """libcst's concrete node classes by name, as it exports them (`libcst.<Name>`): what
+    parsed trees are made of."""
+    found, stack = {}, [CSTNode]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if getattr(cst, cls.__name__, None) is cls and dataclasses.is_dataclass(cls) \
+                and not getattr(cls, "__abstractmethods__", None):
+            found[cls.__name__] = cls
+    return found
+
+
+@functools.cache
+def _holders() -> dict[type, frozenset[type]]:
+    """Node class -> the node classes whose fields may hold a node of it directly, by the
+    fields' annotations. A class with a field whose annotation does not say (none, or
+    `Any`) may hold any node."""
+    classes = list(libcst_node_classes().values())
+    holders: dict[type, set[type]] = {cls: set() for cls in classes}
+    for holder in classes:
+        held = _held_classes(holder)
+        for cls in classes if held is None else held:
+            holders.setdefault(cls, set()).add(holder)
+    return {cls: frozenset(found) for cls, found in holders.items()}
+
+
+def _held_classes(cls: type) -> frozenset[type] | None:
+    """The node classes a `cls` node's fields may hold directly; None: any."""
+    hints = field_hints(cls)
+    found: set[type] = set()
+    for field in dataclasses.fields(cls):
+        if field.name not in hints:
+            if _may_hold_nodes(cls, field.name):
+                return None
+            continue
+        admitted = _admitted_classes(hints[field.name])
+        if admitted is None:
+            return None
+        found |= admitted
+    return frozenset(found)
+
+
+def _admitted_classes(hint: Any) -> frozenset[type] | None:
+    """The node classes a value so annotated may be, or hold in a sequence; None: any."""
+    if hint is typing.Any:  # (a class since Python 3.11)
+        return None
+    if isinstance(hint, type):
+        if issubclass(hint, CSTNode):
+            return _concrete_classes(hint)
+        return None if hint in (object, tuple, list) else frozenset()
+    if typing.get_origin(hint) is typing.Literal:
+        return frozenset()
+    arguments = [item for item in typing.get_args(hint) if item is not Ellipsis]
+    if not arguments:
+        return None  # `Any`, or what cannot be read
+    found: set[type] = set()
+    for argument in arguments:
+        admitted = _admitted_classes(argument)
+        if admitted is None:
+            return None
+        found |= admitted
+    return frozenset(found)
 
 
 def node_finder(wanted: type, stop_at: tuple[type, ...] = ()) -> Callable[[CSTNode], tuple[CSTNode, ...]]:

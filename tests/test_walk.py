@@ -3,7 +3,11 @@ every analysis moved onto it relies on that."""
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+
 import libcst as cst
+import pytest
 from libcst.metadata import MetadataWrapper, ParentNodeProvider
 
 from flask_refactor import walk
@@ -165,6 +169,81 @@ def test_hooks_see_what_libcst_visitors_see_with_or_without_whitespace_hooks():
         no_comments().walk(module)
     assert ours == by_libcst and any(isinstance(node, cst.Comment) for node in ours)
     assert ours_without_comments == [node for node in by_libcst if not isinstance(node, cst.Comment)]
+
+
+def test_code_children_are_the_children_without_whitespace_in_the_same_order():
+    modules = [cst.parse_module(CORNER_SYNTAX)] + [cst.parse_module(path.read_bytes())
+                                                   for path in installed_package_sources(("flask", "click"))]
+    whitespace_dropped = 0
+    for module in modules:
+        for node in iter_nodes(module):
+            expected = [child for child in children(node) if child.__class__ not in walk.WHITESPACE]
+            found = walk.code_children(node)
+            assert len(found) == len(expected) and all(a is b for a, b in zip(found, expected)), type(node).__name__
+            whitespace_dropped += len(children(node)) - len(found)
+    assert whitespace_dropped > 0
+
+
+@pytest.mark.parametrize("hooked", [("Call",), ("Assign", "FunctionDef"), ("SimpleString",), ("Lambda", "Yield"),
+                                    ("Comment",), ("Decorator", "Param")])
+def test_a_visitor_not_entering_what_holds_none_of_its_classes_sees_what_libcst_visitors_see(hooked):
+    # The classes a walk does not enter come from libcst's field annotations: were one
+    # wrong, a node of a hooked class under it would be missed here.
+    by_libcst: list[cst.CSTNode] = []
+    ours: list[cst.CSTNode] = []
+    record = {f"visit_{name}": (lambda seen: lambda self, node: seen.append(node)) for name in hooked}
+    libcst_visitor = type("Recording", (cst.CSTVisitor,), {k: v(by_libcst) for k, v in record.items()})
+    our_visitor = type("Recording", (ReadOnlyVisitor,), {k: v(ours) for k, v in record.items()})
+    for path in [None, *installed_package_sources(("flask", "click"))]:
+        module = cst.parse_module(CORNER_SYNTAX if path is None else path.read_bytes())
+        module.visit(libcst_visitor())
+        our_visitor().walk(module)
+    assert ours and len(ours) == len(by_libcst) and all(a is b for a, b in zip(ours, by_libcst))
+
+
+def test_a_visitor_does_not_enter_nodes_that_cannot_hold_its_classes():
+    class Assignments(ReadOnlyVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            pass
+
+    class Calls(ReadOnlyVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            pass
+
+    # an assignment is a statement: no expression can hold one, a function can
+    assert {cst.Call, cst.Name, cst.BinaryOperation} <= walk.unhooked_classes(Assignments)
+    assert not {cst.FunctionDef, cst.If, cst.IndentedBlock} & walk.unhooked_classes(Assignments)
+    # a call can be under an attribute (`a().b`) but not under a name or a string
+    assert {cst.Name, cst.SimpleString, cst.Comma} <= walk.unhooked_classes(Calls)
+    assert not {cst.Attribute, cst.Call, cst.Lambda} & walk.unhooked_classes(Calls)
+
+    entered: list[type] = []
+    real = walk.code_children
+    module = cst.parse_module("def f():\n    x = g(a + b)\n")
+    try:
+        walk.code_children = lambda node: entered.append(type(node)) or real(node)
+        Assignments().walk(module)
+    finally:
+        walk.code_children = real
+    assert cst.Assign in entered and cst.Call not in entered and cst.Name not in entered
+
+
+def test_a_hook_for_a_class_libcst_does_not_have_means_everything_is_entered():
+    class Odd(ReadOnlyVisitor):
+        def visit_NotALibcstNode(self, node: cst.CSTNode) -> None:
+            pass
+
+    assert walk.unhooked_classes(Odd) == frozenset()
+
+
+def test_a_field_whose_annotation_does_not_say_may_hold_any_node():
+    @dataclasses.dataclass(frozen=True)
+    class Loose:
+        anything: typing.Any
+        name: cst.Name
+
+    assert walk._held_classes(Loose) is None
+    assert walk._held_classes(cst.Name) == {cst.LeftParen, cst.RightParen}
 
 
 def test_a_targeted_transform_writes_what_a_full_one_does_and_enters_only_the_path():
