@@ -273,21 +273,31 @@ class Migration:
         them through the app module (`from app import views`, `app_module.views`)."""
         kept = [s for s in split.body if not isinstance(s, str) and not _is_import_line(s)]
         used = {n.value for stmt in [*kept, split.creation, *split.config] for n in name_uses(stmt)}
+        imported, attribute_texts = self._uses_of_app_module() if self.view_plans else (set(), [])
         return {plan.module_name for plan in self.view_plans
                 if (stem := plan.module_name.rsplit(".", 1)[-1]) not in used
-                and self._factory_local(plan) == stem and not self._reached_through_app_module(stem)}
+                and self._factory_local(plan) == stem and stem not in imported
+                and not any(f"{local}.{stem}" in text for local, text in attribute_texts)}
 
-    def _reached_through_app_module(self, stem: str) -> bool:
+    def _uses_of_app_module(self) -> tuple[set[str], list[tuple[str, str]]]:
+        """How other files may reach a view module through the app module: (the names they
+        import from it, `from app import views`; (a local name bound to the app module,
+        the text of the file binding it), for `app_module.views`). Gathered once: asked of
+        every view module, file by file it made the question cost views times files."""
+        imported: set[str] = set()
+        attribute_texts: list[tuple[str, str]] = []
+        prefix = f"{self.app_module}."
         for path in import_reach(self.project):  # an importer of the app module is in it
             imports = import_map(self.project, path) if path.endswith(".py") and path != self.site.path else None
             if imports is None:
                 continue
-            if not is_package(self.site.path) and f"{self.app_module}.{stem}" in imports.names.values():
-                return True
-            text = self.project.text(path) or ""
-            if any(f"{local}.{stem}" in text for local, target in imports.names.items() if target == self.app_module):
-                return True
-        return False
+            if not is_package(self.site.path):
+                imported.update(target[len(prefix):] for target in imports.names.values() if target.startswith(prefix))
+            locals_ = [local for local, target in imports.names.items() if target == self.app_module]
+            if locals_:
+                text = self.project.text(path) or ""
+                attribute_texts.extend((local, text) for local in locals_)
+        return imported, attribute_texts
 
     def _blueprint_plan(self, path, module_name, app_var, bp_name, module) -> BlueprintPlan:
         bp_var = "bp"
