@@ -219,12 +219,8 @@ def field_hints(cls: type) -> dict[str, Any]:
 
 
 def _admits_node(hint: Any) -> bool:
-    if isinstance(hint, type):
-        return issubclass(hint, CSTNode) or hint in (object, tuple, list)
-    arguments = typing.get_args(hint)
-    if not arguments:
-        return typing.get_origin(hint) is not typing.Literal and hint is not type(None)
-    return any(_admits_node(argument) for argument in arguments)
+    admitted = _admitted_classes(hint)
+    return admitted is None or bool(admitted)
 
 
 def _holds_nodes(value: Any) -> bool:

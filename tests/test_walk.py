@@ -54,6 +54,14 @@ def test_a_field_visited_only_when_set_is_not_missed(monkeypatch):
     assert names == ["a", "x", "b", "y", "width"]
 
 
+def test_only_fields_that_may_hold_nodes_are_looked_at_on_every_node(monkeypatch):
+    # `Arg.star` is a Literal of strings: looking at it on every argument found nothing,
+    # while `format_spec`, visited only when set, must be looked at
+    monkeypatch.setattr(walk, "_LAYOUT", {})
+    assert walk._layout(cst.Arg(cst.Name("x")))[1] == ()
+    assert walk._layout(cst.FormattedStringExpression(cst.Name("x")))[1] == ("format_spec",)
+
+
 def test_parent_map_matches_libcsts_parent_provider():
     module = cst.parse_module(CORNER_SYNTAX)
     expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(ParentNodeProvider)
