@@ -177,6 +177,19 @@ def test_quick_work_is_not_forked_and_slow_work_is(monkeypatch):
     assert not forked
 
 
+def test_work_too_small_to_fork_builds_no_table_of_shared_statements(monkeypatch):
+    # a table of every statement of the trees held costs milliseconds: only work that
+    # may be forked needs it, to weigh what sending results back would cost
+    entered = []
+    real_sharing = forking.transfer.sharing
+    monkeypatch.setattr(forking.transfer, "sharing", lambda trees: entered.append(trees) or real_sharing(trees))
+    module = cst.parse_module("x = 1\n")
+    # a millisecond an item: more than the sample takes, far less than is worth forking
+    assert pipeline.run_here_then_fork(list(range(15)), lambda i: time.sleep(0.001) or i, lambda i: -i, jobs=2,
+                                       shared=lambda: [module]) == list(range(15))
+    assert entered == []
+
+
 def test_pace_is_taken_per_unit_of_size_when_work_grows_with_it(monkeypatch):
     # validation runs in path order, and the first files are often the small ones
     forked = _forks_run_here(monkeypatch)
