@@ -12,7 +12,7 @@ from flask_refactor.codemod import ChangeSet, FileChange, Severity
 from flask_refactor.positions import code_of
 from flask_refactor.project import Project
 from flask_refactor.snippets import parse_statement
-from flask_refactor.walk import all_calls, iter_nodes, node_finder, subclass_test
+from flask_refactor.walk import all_calls, node_finder
 
 from .support.flask import (
     BLUEPRINT_CLASSES, AppSite, app_modules, assigned_name, import_map, import_reach, imports_transitively,
@@ -860,13 +860,11 @@ def _after_imports(body: list[cst.CSTNode]) -> int:
 
 def _has_nested_import_from(module: cst.Module) -> bool:
     """Whether a `from ... import` sits inside a compound statement (a function, an if).
-    Statements are never inside expressions: those are not walked."""
-    return any(node.__class__ is cst.ImportFrom for stmt in module.body
-               if isinstance(stmt, cst.BaseCompoundStatement)
-               for node in iter_nodes(stmt, lambda node: not _is_expression(node.__class__)))
+    (The finder's walk enters no expression: none can hold a statement.)"""
+    return any(_imports_from(stmt) for stmt in module.body if isinstance(stmt, cst.BaseCompoundStatement))
 
 
-_is_expression = subclass_test(cst.BaseExpression)
+_imports_from = node_finder(cst.ImportFrom)
 
 
 _attributes = node_finder(cst.Attribute)
