@@ -112,7 +112,8 @@ def _forking_pays(sample: list[tuple[Any, int]], pace: float, rest: list[int], j
     `jobs` of them, this process only loading, without `here_too`), given what pickling
     a result costs there and loading it here (judged on the `sample`'s results and
     sizes), and that an item is never split: a large one takes whoever has it its whole
-    time."""
+    time. (Whether the rest is worth forking at all, FORK_WORTHWHILE_SECONDS, the caller
+    asks first.)"""
     if not sample:
         return True  # nothing to go by (RUN_HERE_FIRST_SECONDS is 0, or a large item first): fork
     sample = sample[:3]
@@ -132,7 +133,7 @@ def _forking_pays(sample: list[tuple[Any, int]], pace: float, rest: list[int], j
     else:  # the workers work, this process loads meanwhile
         shared_seconds = max((here_seconds + dump) / jobs, load)
     forked_seconds = FORK_SECONDS + max(shared_seconds, pace * max(rest))
-    return here_seconds >= FORK_WORTHWHILE_SECONDS and forked_seconds < 0.8 * here_seconds
+    return forked_seconds < 0.8 * here_seconds
 
 
 def _balanced_seconds(work: float, dump: float, load: float, jobs: int) -> float:

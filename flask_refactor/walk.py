@@ -176,6 +176,7 @@ def _admits_whitespace(hint: Any) -> bool:
     return admitted is None or bool(admitted & WHITESPACE)
 
 
+@functools.cache  # node classes: asked for every field of every class
 def _concrete_classes(cls: type) -> frozenset[type]:
     """The node classes a value annotated `cls` may be: it and its subclasses, abstract
     ones left out."""
@@ -431,14 +432,8 @@ def unhooked_classes(visitor: type) -> frozenset[type]:
 def libcst_node_classes() -> dict[str, type]:
     """libcst's concrete node classes by name, as it exports them (`libcst.<Name>`): what
     parsed trees are made of."""
-    found, stack = {}, [CSTNode]
-    while stack:
-        cls = stack.pop()
-        stack.extend(cls.__subclasses__())
-        if getattr(cst, cls.__name__, None) is cls and dataclasses.is_dataclass(cls) \
-                and not getattr(cls, "__abstractmethods__", None):
-            found[cls.__name__] = cls
-    return found
+    return {cls.__name__: cls for cls in _concrete_classes(CSTNode)
+            if getattr(cst, cls.__name__, None) is cls and dataclasses.is_dataclass(cls)}
 
 
 @functools.cache

@@ -150,12 +150,11 @@ def test_children_of_a_leaf_is_empty():
     assert children(cst.Name("x")) == []
 
 
-def _recording_visitor(base: type, record: list, with_comments: bool) -> type:
-    """A visitor class of `base` that records Names, Calls, functions left, and comments."""
-    hooks = {f"visit_{name}": lambda self, node: record.append(node) for name in ("Name", "Call")}
-    hooks["leave_FunctionDef"] = lambda self, node: record.append(node)
-    if with_comments:
-        hooks["visit_Comment"] = lambda self, node: record.append(node)
+def _recording_visitor(base: type, record: list, visited: tuple[str, ...], left: tuple[str, ...] = ()) -> type:
+    """A visitor class of `base` that records the nodes of the `visited` classes as it
+    visits them, and of the `left` classes as it leaves them."""
+    hooks = {f"visit_{name}": lambda self, node: record.append(node) for name in visited}
+    hooks.update({f"leave_{name}": lambda self, node: record.append(node) for name in left})
     return type("Recording", (base,), hooks)
 
 
@@ -163,9 +162,9 @@ def test_hooks_see_what_libcst_visitors_see_with_or_without_whitespace_hooks():
     # A visitor without whitespace hooks is not walked through whitespace; one with a
     # hook for comments still sees every comment, even inside parenthesized whitespace.
     by_libcst, ours, ours_without_comments = [], [], []
-    libcst_visitor = _recording_visitor(cst.CSTVisitor, by_libcst, with_comments=True)
-    our_visitor = _recording_visitor(ReadOnlyVisitor, ours, with_comments=True)
-    no_comments = _recording_visitor(ReadOnlyVisitor, ours_without_comments, with_comments=False)
+    libcst_visitor = _recording_visitor(cst.CSTVisitor, by_libcst, ("Name", "Call", "Comment"), ("FunctionDef",))
+    our_visitor = _recording_visitor(ReadOnlyVisitor, ours, ("Name", "Call", "Comment"), ("FunctionDef",))
+    no_comments = _recording_visitor(ReadOnlyVisitor, ours_without_comments, ("Name", "Call"), ("FunctionDef",))
     assert not our_visitor._skips_whitespace and no_comments._skips_whitespace
 
     source = CORNER_SYNTAX + "x = call(  # a comment inside parentheses\n    1)\n"
@@ -199,9 +198,8 @@ def test_a_visitor_not_entering_what_holds_none_of_its_classes_sees_what_libcst_
     # wrong, a node of a hooked class under it would be missed here.
     by_libcst: list[cst.CSTNode] = []
     ours: list[cst.CSTNode] = []
-    record = {f"visit_{name}": (lambda seen: lambda self, node: seen.append(node)) for name in hooked}
-    libcst_visitor = type("Recording", (cst.CSTVisitor,), {k: v(by_libcst) for k, v in record.items()})
-    our_visitor = type("Recording", (ReadOnlyVisitor,), {k: v(ours) for k, v in record.items()})
+    libcst_visitor = _recording_visitor(cst.CSTVisitor, by_libcst, hooked)
+    our_visitor = _recording_visitor(ReadOnlyVisitor, ours, hooked)
     for path in [None, *installed_package_sources(("flask", "click"))]:
         module = cst.parse_module(CORNER_SYNTAX if path is None else path.read_bytes())
         module.visit(libcst_visitor())
@@ -209,7 +207,7 @@ def test_a_visitor_not_entering_what_holds_none_of_its_classes_sees_what_libcst_
     assert ours and len(ours) == len(by_libcst) and all(a is b for a, b in zip(ours, by_libcst))
 
 
-def test_a_visitor_does_not_enter_nodes_that_cannot_hold_its_classes():
+def test_a_visitor_does_not_enter_nodes_that_cannot_hold_its_classes(monkeypatch):
     class Assignments(ReadOnlyVisitor):
         def visit_Assign(self, node: cst.Assign) -> None:
             pass
@@ -227,12 +225,8 @@ def test_a_visitor_does_not_enter_nodes_that_cannot_hold_its_classes():
 
     entered: list[type] = []
     real = walk.code_children
-    module = cst.parse_module("def f():\n    x = g(a + b)\n")
-    try:
-        walk.code_children = lambda node: entered.append(type(node)) or real(node)
-        Assignments().walk(module)
-    finally:
-        walk.code_children = real
+    monkeypatch.setattr(walk, "code_children", lambda node: entered.append(type(node)) or real(node))
+    Assignments().walk(cst.parse_module("def f():\n    x = g(a + b)\n"))
     assert cst.Assign in entered and cst.Call not in entered and cst.Name not in entered
 
 
