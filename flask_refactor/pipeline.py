@@ -169,7 +169,8 @@ def run_on_project(
     use_module_workers(project, jobs)
     project.freeze_parsed = True  # (the `finally` below unfreezes)
     try:
-        for stage in _stages(codemods):
+        stages = _stages(codemods)
+        for number, stage in enumerate(stages, 1):
             if isinstance(stage[0], FileCodemod):
                 changesets = _run_file_stage(project, stage, jobs, progress)
             else:
@@ -179,7 +180,8 @@ def run_on_project(
                 if changes.unit and len(changes.changes) > 1:
                     units.append(set(changes.changes))
             memo.prune(project.trees())
-            _settle_heap()
+            if number < len(stages):  # (after the last, what is left is freed when the run ends)
+                _settle_heap()
         result.findings.sort(key=Finding.sort_key)
         result.outcomes = collect_outcomes(project, touched, units, jobs)
     finally:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import functools
+import sys
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -179,14 +180,24 @@ def _admits_whitespace(hint: Any) -> bool:
 @functools.cache  # node classes: asked for every field of every class
 def _concrete_classes(cls: type) -> frozenset[type]:
     """The node classes a value annotated `cls` may be: it and its subclasses, abstract
-    ones left out."""
+    ones and replaced ones (`_replaced`) left out."""
     found, stack = set(), [cls]
     while stack:
         current = stack.pop()
         stack.extend(current.__subclasses__())
-        if not getattr(current, "__abstractmethods__", None):
+        if not getattr(current, "__abstractmethods__", None) and not _replaced(current):
             found.add(current)
     return frozenset(found)
+
+
+def _replaced(cls: type) -> bool:
+    """Whether `cls` is a first version of a class its module replaced. libcst's
+    `add_slots` makes each node class anew, and the first one stays among its bases'
+    subclasses (its methods' `super()` refers to it), though no node is ever made of it:
+    counted, `Call.whitespace_after_func` would seem to admit more than whitespace."""
+    module = sys.modules.get(cls.__module__)
+    current = getattr(module, cls.__qualname__, cls) if "." not in cls.__qualname__ else cls
+    return current is not cls and isinstance(current, type) and current.__name__ == cls.__name__
 
 
 def _field_kind(hint: Any) -> int:

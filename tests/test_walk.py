@@ -62,6 +62,15 @@ def test_only_fields_that_may_hold_nodes_are_looked_at_on_every_node(monkeypatch
     assert walk._layout(cst.FormattedStringExpression(cst.Name("x")))[1] == ("format_spec",)
 
 
+def test_a_whitespace_field_is_left_out_of_code_walks_unread():
+    # libcst keeps the first version of each node class (before `add_slots` made it
+    # anew) among its bases' subclasses: counted as a class `whitespace_after_func` may
+    # hold, it made the field seem to admit code, so its value was read on every call
+    assert walk._concrete_classes(cst.BaseParenthesizableWhitespace) == {cst.SimpleWhitespace,
+                                                                         cst.ParenthesizedWhitespace}
+    assert walk._only_whitespace(walk.field_hints(cst.Call)["whitespace_after_func"])
+
+
 def test_parent_map_matches_libcsts_parent_provider():
     module = cst.parse_module(CORNER_SYNTAX)
     expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(ParentNodeProvider)
