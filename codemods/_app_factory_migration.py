@@ -74,10 +74,7 @@ class Migration:
         if self.split is None:
             return self._report()
         ext_vars = {e.var for e in self.split.extensions}
-        self._migrate_users(names, ext_vars)
-        for path in self.project.paths():
-            if path != site.path and path not in self.users:
-                self._fix_imports_only(path, ext_vars)
+        self._migrate_modules(names, ext_vars)
         self._check_new_files()
         self._check_dynamic_endpoints()
         if self.problems:
@@ -423,24 +420,30 @@ class Migration:
         return False
 
     # -- other modules -----------------------------------------------------------------------
-    def _migrate_users(self, names: dict[str, str], ext_vars: set[str]) -> None:
-        """`_migrate_user` for every module importing the app: each is independent work
-        (`Project.map`), whose problems, new module and plans are merged in path order."""
-        def one(item: tuple[str, tuple[str, str]]) -> tuple[list, list[FileChange], list, list]:
-            path, (local, role) = item
+    def _migrate_modules(self, names: dict[str, str], ext_vars: set[str]) -> None:
+        """`_migrate_user` for every module importing the app, then `_fix_imports_only` for
+        the other modules the migration may rewrite: each is independent work
+        (`Project.map`), whose problems, new module and plans are merged in that order."""
+        def one(item: tuple[str, tuple[str, str] | None]) -> tuple[list, list[FileChange], list, list]:
+            path, user = item
             kept = self.problems, self.modules, self.plans, self.view_plans
             self.problems, self.modules, self.plans, self.view_plans = [], {}, [], []
             try:
-                self._migrate_user(path, local, role, names.get(path), ext_vars)
+                if user is None:
+                    self._fix_imports_only(path, ext_vars)
+                else:
+                    self._migrate_user(path, *user, names.get(path), ext_vars)
                 # as changes: one made in a worker comes back with its text, rendered there
                 modules = [FileChange(path, module, "") for path, module in self.modules.items()]
                 return self.problems, modules, self.plans, self.view_plans
             finally:
                 self.problems, self.modules, self.plans, self.view_plans = kept
 
-        users = sorted(self.users.items())
-        sizes = self.project.sizes(path for path, _ in users)
-        for problems, modules, plans, view_plans in self.project.map(users, one, sizes):
+        items: list[tuple[str, tuple[str, str] | None]] = sorted(self.users.items())
+        items += [(path, None) for path in self.project.paths()
+                  if path != self.site.path and path not in self.users and self._may_rewrite(path)]
+        sizes = self.project.sizes(path for path, _ in items)
+        for problems, modules, plans, view_plans in self.project.map(items, one, sizes):
             self.problems += problems
             self.modules.update((change.path, change.new) for change in modules)
             self.plans += plans
@@ -516,10 +519,9 @@ class Migration:
         return True
 
     def _fix_imports_only(self, path: str, ext_vars: set[str]) -> None:
-        """Modules that do not import the app at module level: extension imports, and
-        imports inside functions (a test's `from app import app`)."""
-        if not self._may_rewrite(path):
-            return
+        """A module that does not import the app at module level, which the migration may
+        rewrite (`_may_rewrite`): extension imports, and imports inside functions (a
+        test's `from app import app`)."""
         module = self.project.parse(path)
         if module is None:
             return

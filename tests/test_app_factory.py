@@ -173,6 +173,20 @@ def test_second_run_is_a_no_op():
     assert again == {} and findings == []
 
 
+def test_modules_importing_only_extensions_are_rewritten_in_the_shared_per_module_work(monkeypatch):
+    # their imports are fixed module by module, independently, as the app's users are
+    # migrated: in the same `Project.map` (forked workers, when worth it), not here after it
+    mapped: list[list[str]] = []
+    real_map = Project.map
+    monkeypatch.setattr(Project, "map", lambda self, items, *args, **kwargs: mapped.append(
+        [item[0] if isinstance(item, tuple) else item for item in items]) or real_map(self, items, *args, **kwargs))
+    outputs, _ = migrate({"app.py": "from flask_sqlalchemy import SQLAlchemy\n" + HEADER + "db = SQLAlchemy(app)\n",
+                          "views.py": "from app import app\n\n@app.route('/')\ndef index():\n    return 'hi'\n",
+                          "models.py": "from app import db\n"})
+    assert outputs["models.py"] == "from extensions import db\n"
+    assert ["views.py", "models.py"] in mapped
+
+
 def test_endpoint_names_are_qualified_wherever_python_holds_them():
     outputs, _ = migrate({"app.py": "from flask import Flask, request, url_for\n\napp = Flask(__name__)\n\n"
                           "@app.route('/')\ndef index():\n"
