@@ -168,6 +168,11 @@ def run_on_project(
         use_index_workers(project, jobs, progress)
     use_module_workers(project, jobs)
     project.freeze_parsed = True  # (the `finally` below unfreezes)
+    thresholds = gc.get_threshold()
+    # Young collections every 10,000 allocations, not 700: analyses make short-lived
+    # containers by the hundred thousand. On the benchmark's big app, this process's
+    # young collections took 0.12-0.16 s with the default, 0.06-0.08 s so (Python 3.11).
+    gc.set_threshold(YOUNG_COLLECTION_ALLOCATIONS, *thresholds[1:])
     try:
         stages = _stages(codemods)
         for number, stage in enumerate(stages, 1):
@@ -185,11 +190,15 @@ def run_on_project(
         result.findings.sort(key=Finding.sort_key)
         result.outcomes = collect_outcomes(project, touched, units, jobs)
     finally:
+        gc.set_threshold(*thresholds)
         gc.unfreeze()
         project.freeze_parsed = False
         forget_rendered()
         memo.clear()
     return result
+
+
+YOUNG_COLLECTION_ALLOCATIONS = 10_000
 
 
 def _settle_heap() -> None:

@@ -646,9 +646,20 @@ def test_first_parses_are_left_to_the_workers_once_they_are_forked(monkeypatch):
 def test_a_run_leaves_the_collector_as_it_found_it(tmp_path):
     import gc
 
+    class NotesThresholds(Codemod):
+        name, summary, explain = "test-notes-gc", "notes the collector's thresholds", ""
+        seen: list[tuple[int, ...]] = []
+
+        def run(self, project: Project) -> ChangeSet:
+            self.seen.append(gc.get_threshold())
+            return self.new_changeset()
+
+    before = gc.get_threshold()
     write(tmp_path, {"a.py": "old = 1\n"})
-    run_in(tmp_path, [RenameOld()])
-    assert gc.isenabled() and gc.get_freeze_count() == 0
+    run_in(tmp_path, [RenameOld(), NotesThresholds()])
+    assert gc.isenabled() and gc.get_freeze_count() == 0 and gc.get_threshold() == before
+    # during the run, young collections are rarer than Python's default (700 allocations)
+    assert NotesThresholds.seen == [(pipeline.YOUNG_COLLECTION_ALLOCATIONS, *before[1:])]
 
 
 def test_the_heap_is_settled_between_codemods_not_after_the_last(tmp_path, monkeypatch):
