@@ -7,6 +7,7 @@ flow; the fixture apps under fixtures/extract-services/ show whole apps end to e
 from __future__ import annotations
 
 import textwrap
+from unittest import mock
 
 import libcst as cst
 import pytest
@@ -316,6 +317,61 @@ def test_module_that_imports_the_views_would_close_a_cycle():
     outputs, findings = run(source, files)
     assert outputs == {}
     assert "which imports app.views (an import cycle)" in only_finding(findings).message
+
+
+def _searched_from(project: Project, source: str, loaded: frozenset[str]) -> frozenset[str]:
+    """What importing `source` runs, by a search from it alone: the reference."""
+    from flask_refactor.codemods.support import views
+
+    reached, stack = set(), [source]
+    while stack:
+        current = stack.pop()
+        if current not in reached:
+            reached.add(current)
+            stack.extend(views._imports_run(project, current, loaded))
+    return frozenset(reached)
+
+
+@pytest.mark.parametrize("backwards", [False, True])
+def test_what_an_import_runs_is_what_a_search_from_each_module_alone_finds(backwards):
+    # found for every module a search meets at once, through modules importing each
+    # other (a package and its modules, a cycle through a module outside the package)
+    from flask_refactor.codemods.support import views
+
+    texts = {"pkg/__init__.py": "from pkg import a\n", "pkg/a.py": "from pkg.b import x\n",
+             "pkg/b.py": "from pkg.sub.c import y\nx = 1\n", "pkg/sub/__init__.py": "",
+             "pkg/sub/c.py": "import pkg.a\ny = 2\n", "pkg/d.py": "import other\n",
+             "other.py": "from pkg import d\nimport lone\n", "lone.py": ""}
+    modules = ["pkg", "pkg.a", "pkg.b", "pkg.sub", "pkg.sub.c", "pkg.d", "other", "lone"]
+    project = Project.from_texts(texts)
+    for loaded in (frozenset(), frozenset({"pkg"}), frozenset({"pkg", "pkg.sub"}), frozenset({"pkg.b", "other"})):
+        for source in reversed(modules) if backwards else modules:
+            assert views._run_on_import(project, source, loaded) == _searched_from(project, source, loaded), \
+                (source, loaded)
+    assert views._run_on_import(project, "lone", frozenset()) == {"lone"}
+    assert views._run_on_import(project, "other", frozenset()) == set(modules)  # through pkg.d, back to other
+
+
+def test_whether_a_module_may_read_the_request_is_what_the_search_from_it_says():
+    # the search runs only for modules that reach a request-reading import at all
+    from flask_refactor.codemods.support import views
+
+    texts = {"app/__init__.py": "", "app/ext.py": "from flask import request\nfrom flask_sqlalchemy import SQLAlchemy\n"
+             "db = SQLAlchemy()\n", "app/models.py": "from app.ext import db\n",
+             "app/auth.py": "from app.ext import request\n", "app/service.py": "from app.models import db\n"
+             "from app import util\n", "app/util.py": "import app.service\n", "app/login.py": "from app.auth import x\n"}
+    project = Project.from_texts(texts)
+    searched = []
+    real_search = views._reads_request_from
+    views_search = lambda proj, start: searched.append(start) or real_search(proj, start)
+    with mock.patch.object(views, "_reads_request_from", views_search):
+        answers = {name: views.module_reads_request(project, name)
+                   for name in ("app.models", "app.service", "app.util", "app.login", "app.auth", "app.ext", "app")}
+    assert answers == {name: real_search(project, name) for name in answers}
+    assert answers["app.login"] == "imports app.auth, which imports app.ext, which imports flask.request"
+    assert answers["app.models"] is None  # reaches app.ext, but only for its request-free `db`
+    # `app` and `app.util` (whose `import app.service` binds the package) reach no such import
+    assert sorted(searched) == ["app.auth", "app.ext", "app.login", "app.models", "app.service"]
 
 
 @pytest.mark.parametrize("test_code", [
