@@ -152,6 +152,11 @@ def _from_payload(project: Project, codemods: list[Codemod], payload: dict) -> R
     return result
 
 
+# How many allocations a run lets pass between collections of the young generations
+# (Python's default is 700; see `run_on_project`).
+YOUNG_COLLECTION_ALLOCATIONS = 10_000
+
+
 def run_on_project(
     project: Project,
     codemods: list[Codemod],
@@ -196,9 +201,6 @@ def run_on_project(
         forget_rendered()
         memo.clear()
     return result
-
-
-YOUNG_COLLECTION_ALLOCATIONS = 10_000
 
 
 def _settle_heap() -> None:

@@ -177,7 +177,7 @@ def _run_on_import(project: Project, source: str, loaded: frozenset[str]) -> fro
 
 def _imports_run(project: Project, module: str, loaded: frozenset[str]) -> list[str]:
     """The modules whose import starts right away when `module` is imported: its project
-    imports and its parent packages (importing a.b.c imports a and a.b first). None for
+    imports and its parent packages (importing a.b.c imports a and a.b first); none for
     a module `loaded` already."""
     if module in loaded:
         return []
