@@ -3,6 +3,7 @@ writes nothing when any part cannot be done (the problems are reported instead).
 
 from __future__ import annotations
 
+import functools
 from pathlib import PurePosixPath
 
 import libcst as cst
@@ -113,8 +114,8 @@ class Migration:
         server entry point (imports it from wsgi.py)."""
         qualified = f"{self.app_module}.{self.site.var}"
         users = {}
-        for path in self.project.paths():
-            if path == self.site.path or not self._may_rewrite(path) or self.project.parse(path) is None:
+        for path in self._rewritable:
+            if path == self.site.path or self.project.parse(path) is None:
                 continue
             imports = import_map(self.project, path)
             if self.app_module in imports.star_modules:
@@ -144,7 +145,7 @@ class Migration:
         """A Python file the engine could not read or parse may import the app: it could
         not be rewritten with the rest, so the migration must wait for it. (Only files
         the migration may rewrite are parsed: the others are only read for their imports.)"""
-        self.project.parse_many(path for path in self.project.paths() if self._may_rewrite(path))
+        self.project.parse_many(self._rewritable)
         for path, _ in self.project.errors:
             if not path.endswith(".py") or not self.project.exists(path):
                 continue
@@ -152,6 +153,12 @@ class Migration:
             if text is None or self.app_module.rsplit(".", 1)[-1] in text or "from ." in text:
                 self.problem(path, 1, f"{path} cannot be read or parsed and may import the app; "
                                       "fix it (or exclude it) and run again")
+
+    @functools.cached_property
+    def _rewritable(self) -> list[str]:
+        """The files the migration may rewrite (`_may_rewrite`), in the project's order:
+        parsed, searched for users of the app, and the others' imports fixed."""
+        return [path for path in self.project.paths() if self._may_rewrite(path)]
 
     def _may_rewrite(self, path: str) -> bool:
         """Cheap test before parsing, on the project index: whether an import of the file
@@ -440,8 +447,7 @@ class Migration:
                 self.problems, self.modules, self.plans, self.view_plans = kept
 
         items: list[tuple[str, tuple[str, str] | None]] = sorted(self.users.items())
-        items += [(path, None) for path in self.project.paths()
-                  if path != self.site.path and path not in self.users and self._may_rewrite(path)]
+        items += [(path, None) for path in self._rewritable if path != self.site.path and path not in self.users]
         sizes = self.project.sizes(path for path, _ in items)
         for problems, modules, plans, view_plans in self.project.map(items, one, sizes):
             self.problems += problems
@@ -520,7 +526,7 @@ class Migration:
 
     def _fix_imports_only(self, path: str, ext_vars: set[str]) -> None:
         """A module that does not import the app at module level, which the migration may
-        rewrite (`_may_rewrite`): extension imports, and imports inside functions (a
+        rewrite (`_rewritable`): extension imports, and imports inside functions (a
         test's `from app import app`)."""
         module = self.project.parse(path)
         if module is None:

@@ -84,9 +84,9 @@ def _reads_request_from(project: Project, start: str) -> str | None:
         imports = _imports_of(project, current)
         if imports is None:
             continue
-        for qualified in [*imports.names.values(), *imports.star_modules]:
-            if _reads_request(qualified):
-                return f"{why[current]}imports {qualified}"
+        qualified = _request_import(imports)
+        if qualified:
+            return f"{why[current]}imports {qualified}"
         for target, attribute in _module_edges(project, current):
             if target not in why and not is_request_free_object(project, target, attribute):
                 why[target] = f"{why[current]}imports {target}, which "
@@ -98,9 +98,14 @@ def _imports_request(project: Project, module_name: str, known: dict[str, bool])
     """Whether the module imports a request-reading name itself (`known`: answers so far)."""
     if module_name not in known:
         imports = _imports_of(project, module_name)
-        known[module_name] = imports is not None and any(
-            _reads_request(qualified) for qualified in [*imports.names.values(), *imports.star_modules])
+        known[module_name] = imports is not None and _request_import(imports) is not None
     return known[module_name]
+
+
+def _request_import(imports: ImportMap) -> str | None:
+    """The first request-reading name (or whole module) these imports bring in."""
+    return next((qualified for qualified in [*imports.names.values(), *imports.star_modules]
+                 if _reads_request(qualified)), None)
 
 
 def _imports_of(project: Project, module_name: str) -> ImportMap | None:
