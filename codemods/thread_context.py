@@ -466,13 +466,15 @@ def is_model(expr: cst.BaseExpression, models: dict[str, set[str]], imports: Imp
 
 
 def _looks_like_orm(value: cst.BaseExpression) -> bool:
-    text = cst.Module(body=[]).code_for_node(value)
     if not isinstance(value, cst.Call) or not isinstance(value.func, cst.Attribute):
         return False
     method = value.func.attr.value
     if method in {"get_or_404", "first_or_404", "one_or_404"}:
         return True
-    return method in ORM_LOADERS and (".query" in text or "session." in text or "select(" in text)
+    if method not in ORM_LOADERS:
+        return False  # (decided without rendering the call: most assignments are not loads)
+    text = cst.Module(body=[]).code_for_node(value)
+    return ".query" in text or "session." in text or "select(" in text
 
 
 def _free_name(module: cst.Module, wanted: str) -> str:

@@ -215,3 +215,30 @@ def test_version_and_module_entry_point(app_dir):
     script = shutil.which("flask-refactor", path=str(Path(sys.executable).parent))
     assert script, "the console script is installed"
     assert subprocess.run([script, "list"], capture_output=True, text=True).returncode == 0
+
+
+
+def test_the_command_imports_with_the_collector_off_and_runs_with_it_on(tmp_path):
+    """The launcher imports the command line with the collector off and freezes what the
+    imports made; the command itself runs with the collector on (analyses make cycles).
+    The command line is replaced by a module that records both."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import gc, sys, importlib.abc, importlib.util\n"
+        "class Loader(importlib.abc.Loader):\n"
+        "    def create_module(self, spec):\n"
+        "        return None\n"
+        "    def exec_module(self, module):\n"
+        "        imported_collecting = gc.isenabled()\n"
+        "        module.entry = lambda: print(imported_collecting, gc.isenabled(), gc.get_freeze_count() > 0)\n"
+        "class Finder(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'flask_refactor.cli':\n"
+        "            return importlib.util.spec_from_loader(name, Loader())\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Finder())\n"
+        "from flask_refactor.__main__ import main\n"
+        "main()\n")
+    done = subprocess.run([sys.executable, str(probe)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True", "True"]
