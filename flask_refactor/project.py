@@ -395,14 +395,19 @@ class Project:
         return self._memo[key]
 
     def fact(self, key: str, compute: Callable[["Project"], Any],
-             still_holds: Callable[["Project", Any], bool] | None = None) -> Any:
+             still_holds: Callable[["Project", Any], bool] | None = None,
+             update: Callable[["Project", Any], Any] | None = None) -> Any:
         """A fact about the project, computed once until a codemod changes something.
         `still_holds(project, fact)`: asked, when something changed, whether the fact
-        computed before is still right (checking costs less than computing it again)."""
+        computed before is still right (checking costs less than computing it again).
+        `update(project, fact)`: when it is not, the new fact made from the one before
+        (which may keep what the change left alone) instead of `compute(project)`."""
         cached = self._facts.get(key)
         if cached is None or cached[0] != self.revision:
             if cached is not None and still_holds is not None and still_holds(self, cached[1]):
                 cached = (self.revision, cached[1])
+            elif cached is not None and update is not None:
+                cached = (self.revision, update(self, cached[1]))
             else:
                 cached = (self.revision, compute(self))
             self._facts[key] = cached

@@ -838,6 +838,23 @@ def test_a_fact_that_still_holds_is_kept_across_revisions():
     assert fact() == 2 and computed == [0, 2]
 
 
+def test_a_fact_is_updated_from_the_one_before_when_it_no_longer_holds():
+    """`Project.fact(..., update=)`: after a change, the fact is made from the old one
+    (`update(project, old)`), not computed anew; first computed with `compute`."""
+    project = Project.from_texts({"a.py": "x = 1\n"})
+    calls = []
+
+    def fact():
+        return project.fact("texts", lambda proj: calls.append("compute") or [proj.text("a.py")],
+                            lambda proj, old: old[-1] == proj.text("a.py"),
+                            lambda proj, old: calls.append("update") or [*old, proj.text("a.py")])
+
+    assert fact() == ["x = 1\n"]
+    project.update("a.py", "x = 2\n")
+    assert fact() == ["x = 1\n", "x = 2\n"] and calls == ["compute", "update"]
+    assert fact() == ["x = 1\n", "x = 2\n"] and calls == ["compute", "update"]  # same revision: kept
+
+
 @pytest.mark.skipif(not forking.can_fork(2), reason="work goes to forked workers only where processes fork")
 def test_index_batches_are_scanned_in_forked_workers_when_that_pays(monkeypatch):
     # judged like any other work, not by a count of files: 34 large modules had been

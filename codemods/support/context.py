@@ -78,6 +78,9 @@ class ContextMap:
     request: dict[FunctionRef, str]  # function -> why it runs in a request
     background: dict[FunctionRef, str]  # function -> why it runs outside any request
     blueprints: dict[str, set[str]]  # path -> names bound to Blueprint objects there
+    # what each module's code said, and what that depended on outside the module: the
+    # next build reads again only the modules a codemod has changed since (`_build`)
+    modules: "_ModuleReadings | None" = field(default=None, repr=False, compare=False)
 
     def in_request(self, ref: FunctionRef) -> bool:
         return ref in self.request
@@ -87,7 +90,7 @@ class ContextMap:
 
 
 def context_map(project: Project) -> ContextMap:
-    return project.fact("context.map", _build)
+    return project.fact("context.map", _build, update=_build)
 
 
 # -- walking functions -----------------------------------------------------------------
@@ -181,6 +184,7 @@ class Resolver:
         self.path = path
         self.imports = import_map(project, path) or ImportMap()
         self.module_functions = module_functions  # path -> qualnames defined there
+        self.consulted: set[str] = set()  # the paths whose functions answers were looked up in
 
     def function(self, expr: cst.BaseExpression, scope: str | None = None) -> FunctionRef | None:
         """The function `expr` names, looked up from inside function `scope` (a qualname)."""
@@ -188,6 +192,7 @@ class Resolver:
         if not dotted:
             return None
         local = self.module_functions.get(self.path, set())
+        self.consulted.add(self.path)
         # a function nested in the current one, or in one enclosing it
         while scope:
             if f"{scope}.{dotted}" in local:
@@ -205,6 +210,7 @@ class Resolver:
         for cut in range(len(parts) - 1, 0, -1):
             path = self.project.path_of_module(".".join(parts[:cut]))
             if path:
+                self.consulted.add(path)
                 name = ".".join(parts[cut:])
                 if name in self.module_functions.get(path, set()):
                     return FunctionRef(path, name)
@@ -340,56 +346,130 @@ def _call_roles(module: cst.Module) -> list[tuple[str, str, cst.BaseExpression]]
     return found
 
 
-def _build(project: Project) -> ContextMap:
+@dataclass(frozen=True)
+class _FunctionReading:
+    """What one function of a module says (`iter_functions`' `index`-th): its decorators'
+    roles, whether it is a view class's method, whether it yields, and per call, the
+    project function called and the one started in a thread (either may be None)."""
+
+    index: int
+    roles: tuple[tuple[str, str], ...]
+    view_method: bool
+    is_generator: bool
+    calls: tuple[tuple[FunctionRef | None, FunctionRef | None], ...]
+
+
+@dataclass(frozen=True)
+class _ModuleReading:
+    """What one module's code says about the project's functions: its functions; the
+    functions it registers in call form (role, owner); the thread targets it starts at
+    import time; and the modules whose functions its names were looked up in. Read in
+    `Project.map` (a worker may read it), applied in module order."""
+
+    functions: tuple[_FunctionReading, ...]
+    registered: tuple[tuple[FunctionRef, str, str], ...]
+    started_on_import: tuple[FunctionRef, ...]
+    consulted: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _ModuleReadings:
+    """The readings of one build, each with the tree it was read from, and what the
+    readings depended on outside their modules: the project's files (`layout`), the
+    functions each module defines (a reading depends on its `consulted` modules'), the
+    executors modules share."""
+
+    layout: int
+    module_functions: dict[str, frozenset[str]]
+    executors: tuple[frozenset[str], frozenset[str]]
+    by_path: dict[str, tuple[cst.Module, _ModuleReading]]
+
+
+def _build(project: Project, previous: ContextMap | None = None) -> ContextMap:
     parsed = dict(project.parsed(app_scope(project)))  # nothing outside it can call or be called from the app
     listed = {path: iter_functions(module) for path, module in parsed.items()}
-    module_functions = {path: {q for q, _, _ in functions} for path, functions in listed.items()}
+    module_functions = {path: frozenset(q for q, _, _ in functions) for path, functions in listed.items()}
+    executors = tuple(frozenset(names) for names in _project_executors(project))  # (before workers: read once)
+    reusable = {}
+    old = previous.modules if previous is not None else None
+    if old is not None and (old.layout, old.executors) == (project.layout, executors):
+        # a module a codemod left alone says the same, unless a module it looked names up in
+        # now defines other functions (teardown adds a function to the app's module)
+        reusable = {path: reading for path, (tree, reading) in old.by_path.items()
+                    if parsed.get(path) is tree and all(module_functions.get(consulted) == old.module_functions.get(
+                        consulted) for consulted in reading.consulted)}
+    unread = [path for path in parsed if path not in reusable]
+    readings = dict(zip(unread, project.map(
+        unread, functools.partial(_read_module, project, listed, module_functions), project.sizes(unread))))
+    readings.update(reusable)
 
     functions: dict[FunctionRef, FunctionFacts] = {}
-    for path, module in parsed.items():
-        imports = import_map(project, path) or ImportMap()
-        resolver = Resolver(project, path, module_functions)
-        positions = project.position_lookup(path)
-        executors, process_executors = executors_in(project, path, module)
-        view_methods = view_class_methods(module, imports)
-        for qualname, node, enclosing in listed[path]:
-            ref = FunctionRef(path, qualname)
-            facts = functions.setdefault(ref, FunctionFacts(ref))  # maybe already seen as a callee
-            facts.locate, facts.nested_in = functools.partial(_line_of, positions, node), enclosing
-            for role, owner in _decorator_roles(node, imports):
-                facts.roles.add(role)
-                facts.owners[role] = owner
-            if qualname in view_methods:
-                facts.roles.add("view")
-            calls = body_calls(node)
-            facts.is_generator = calls.is_generator
-            for call in calls.calls:
-                callee = resolver.function(call.func, qualname)
-                if callee:
-                    facts.calls.add(callee)
-                target = call_target(call, imports, executors, process_executors)
-                if target:
-                    started = resolver.function(target[1].value, qualname)
-                    if started:
-                        functions.setdefault(started, FunctionFacts(started)).roles.add("thread-target")
-        for role, owner, expr in _call_roles(module):
-            ref = resolver.function(expr)
-            if ref:
-                facts = functions.setdefault(ref, FunctionFacts(ref))
-                facts.roles.add(role)
-                facts.owners.setdefault(role, owner)
-        # module-level thread starts (import time)
-        for call in _module_level_calls(module):
-            target = call_target(call, imports, executors, process_executors)
-            if target:
-                started = resolver.function(target[1].value)
-                if started:
-                    functions.setdefault(started, FunctionFacts(started)).roles.add("thread-target")
-
+    for path in parsed:
+        _apply(readings[path], path, listed[path], project.position_lookup(path), functions)
     blueprints = blueprint_variables(project)
     request = _reach(functions, lambda f: _request_reason(f))
     background = _reach(functions, lambda f: _background_reason(f))
-    return ContextMap(functions, request, background, blueprints)
+    modules = _ModuleReadings(project.layout, module_functions, executors,
+                              {path: (module, readings[path]) for path, module in parsed.items()})
+    return ContextMap(functions, request, background, blueprints, modules)
+
+
+def _read_module(project: Project, listed: dict[str, list[tuple[str, cst.FunctionDef, str | None]]],
+                 module_functions: dict[str, frozenset[str]], path: str) -> _ModuleReading:
+    module = project.parse(path)
+    imports = import_map(project, path) or ImportMap()
+    resolver = Resolver(project, path, module_functions)
+    executors, process_executors = executors_in(project, path, module)
+    view_methods = view_class_methods(module, imports)
+    functions = []
+    for index, (qualname, node, _) in enumerate(listed[path]):
+        body = body_calls(node)
+        calls = []
+        for call in body.calls:
+            callee = resolver.function(call.func, qualname)
+            target = call_target(call, imports, executors, process_executors)
+            started = resolver.function(target[1].value, qualname) if target else None
+            if callee or started:
+                calls.append((callee, started))
+        functions.append(_FunctionReading(index, tuple(_decorator_roles(node, imports)), qualname in view_methods,
+                                          body.is_generator, tuple(calls)))
+    registered = tuple((ref, role, owner) for role, owner, expr in _call_roles(module)
+                       if (ref := resolver.function(expr)))
+    started_on_import = []
+    for call in _module_level_calls(module):  # module-level thread starts (import time)
+        target = call_target(call, imports, executors, process_executors)
+        started = resolver.function(target[1].value) if target else None
+        if started:
+            started_on_import.append(started)
+    return _ModuleReading(tuple(functions), registered, tuple(started_on_import), frozenset(resolver.consulted))
+
+
+def _apply(reading: _ModuleReading, path: str, listed: list[tuple[str, cst.FunctionDef, str | None]],
+           positions: Callable, functions: dict[FunctionRef, FunctionFacts]) -> None:
+    """Add what a module's code says to `functions`, in the order it says it: a function
+    is first met as a callee or where it is defined, whichever comes first."""
+    for found in reading.functions:
+        qualname, node, enclosing = listed[found.index]
+        ref = FunctionRef(path, qualname)
+        facts = functions.setdefault(ref, FunctionFacts(ref))  # maybe already seen as a callee
+        facts.locate, facts.nested_in = functools.partial(_line_of, positions, node), enclosing
+        for role, owner in found.roles:
+            facts.roles.add(role)
+            facts.owners[role] = owner
+        if found.view_method:
+            facts.roles.add("view")
+        facts.is_generator = found.is_generator
+        for callee, started in found.calls:
+            if callee:
+                facts.calls.add(callee)
+            if started:
+                functions.setdefault(started, FunctionFacts(started)).roles.add("thread-target")
+    for ref, role, owner in reading.registered:
+        facts = functions.setdefault(ref, FunctionFacts(ref))
+        facts.roles.add(role)
+        facts.owners.setdefault(role, owner)
+    for started in reading.started_on_import:
+        functions.setdefault(started, FunctionFacts(started)).roles.add("thread-target")
 
 
 def _line_of(positions, node: cst.CSTNode) -> int:

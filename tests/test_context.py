@@ -1,0 +1,68 @@
+"""support/context.py: which functions run in a request and which outside one. The map
+is built again after each codemod, reading again only the modules that changed."""
+
+from __future__ import annotations
+
+import pytest
+
+from flask_refactor.codemods.support import context
+from flask_refactor.codemods.support.context import FunctionRef, context_map
+from flask_refactor.project import Project
+
+TEXTS = {
+    "app.py": ("from flask import Flask\nfrom helpers import work\nimport tasks\n"
+               "app = Flask(__name__)\n\n@app.route('/')\ndef index():\n    work()\n    return 'ok'\n\n"
+               "def hook():\n    tasks.run()\n\napp.before_request(hook)\n"),
+    "helpers.py": ("import threading\n\ndef work():\n    helper()\n\ndef helper():\n    pass\n\n"
+                   "def spawn():\n    threading.Thread(target=job).start()\n\ndef job():\n    later()\n"),
+    "tasks.py": "import helpers\nfrom helpers import work\n\ndef run():\n    work()\n    helpers.later()\n",
+    "alone.py": "import flask\n\ndef own():\n    mine()\n\ndef mine():\n    pass\n",
+}
+
+
+def snapshot(cmap: context.ContextMap) -> list:
+    """Everything the map says, in its order (lines rather than the functions finding them)."""
+    functions = [(ref, sorted(f.roles), sorted(f.owners.items()), sorted(f.calls, key=str), f.nested_in,
+                  f.is_generator, f.line) for ref, f in cmap.functions.items()]
+    return [functions, list(cmap.request.items()), list(cmap.background.items()), cmap.blueprints]
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """The paths `_build` reads, in order."""
+    read = []
+    real = context._read_module
+
+    def counting(project, listed, module_functions, path):
+        read.append(path)
+        return real(project, listed, module_functions, path)
+
+    monkeypatch.setattr(context, "_read_module", counting)
+    return read
+
+
+@pytest.mark.parametrize("path, text, read_again", [
+    # a module's own change: only it is read again
+    ("tasks.py", "from helpers import work, helper\n\ndef run():\n    helper()\n", ["tasks.py"]),
+    # a new function where others look names up: they are read again (`helpers.later()` in
+    # tasks.py now calls it), `alone.py` is not
+    ("helpers.py", TEXTS["helpers.py"] + "\ndef later():\n    pass\n", ["app.py", "helpers.py", "tasks.py"]),
+])
+def test_after_a_change_the_map_reads_only_what_it_may_say_differently(reads, path, text, read_again):
+    project = Project.from_texts(TEXTS)
+    context_map(project)
+    assert sorted(reads) == sorted(TEXTS)
+    reads.clear()
+    project.update(path, text)
+    updated = context_map(project)
+    assert sorted(reads) == read_again
+    fresh = Project.from_texts({**TEXTS, path: text})
+    assert snapshot(updated) == snapshot(context_map(fresh))
+
+
+def test_the_map_follows_calls_hooks_and_thread_targets():
+    cmap = context_map(Project.from_texts(TEXTS))
+    assert cmap.request[FunctionRef("helpers.py", "helper")].startswith("called from work() (called from ")
+    assert cmap.in_request(FunctionRef("tasks.py", "run"))  # called from a before_request hook
+    assert cmap.background == {FunctionRef("helpers.py", "job"): "a thread target"}
+    assert not cmap.in_request(FunctionRef("alone.py", "mine"))
