@@ -120,7 +120,7 @@ def code_ranges_of(module: cst.Module) -> CodeRanges:
     return CodeRanges(state.ranges)
 
 
-class _StatementRanges(Mapping[CSTNode, CodeRange]):
+class StatementRanges(Mapping[CSTNode, CodeRange]):
     """`code_ranges_of(module)`, rendering only the top-level statements that hold the
     nodes asked for: findings name a few nodes of a module, and rendering the whole
     module with positions was a fifth of a large app's per-module work.
@@ -150,6 +150,21 @@ class _StatementRanges(Mapping[CSTNode, CodeRange]):
         if ranges is None:
             ranges = self._rendered[index] = _render_statement(self._module, index, self._start(index))
         return ranges.get(node)
+
+    def start(self, node: object) -> tuple[int, int] | None:
+        """(line, column) where `node` starts. A top-level statement none of whose nodes
+        was asked for yet is rendered only up to where it starts (its leading lines and
+        decorators): a finding at a function names its first line, and rendering the
+        whole function for it was most of a large app's position work."""
+        index = self._owner(node)
+        if index is not None and index != _SHARED and index not in self._rendered \
+                and self._module.body[index] is node:
+            started, ranges = _render_until_start(self._module, index, self._start(index))
+            if started is not None:
+                return started
+            self._rendered[index] = ranges  # (a statement with no syntactic start: rendered whole)
+        found = self._range(node)
+        return None if found is None else found[:2]
 
     def _owner(self, node: object) -> int | None:
         if node is self._module:
@@ -196,6 +211,41 @@ def _render_statement(module: cst.Module, index: int, start: tuple[int, int]) ->
     state.line, state.column = start
     module.body[index]._codegen(state)
     return state.ranges
+
+
+class _Started(Exception):
+    def __init__(self, position: tuple[int, int]) -> None:
+        self.position = position
+
+
+class _StartState(_PositionState):
+    """A `_PositionState` that stops the render where `target`'s syntactic range starts
+    (as libcst records it: where its `with record_syntactic_position` is entered)."""
+
+    def __init__(self, module: cst.Module, target: CSTNode) -> None:
+        super().__init__(module)
+        self.target = target
+
+    def record_syntactic_position(self, node: CSTNode, *, start_node: CSTNode | None = None,
+                                  end_node: CSTNode | None = None) -> "_Syntactic":
+        if node is self.target and start_node is None:
+            raise _Started((self.line, self.column))  # (nothing renders between the call and entering)
+        return super().record_syntactic_position(node, start_node=start_node, end_node=end_node)
+
+
+def _render_until_start(module: cst.Module, index: int,
+                        start: tuple[int, int]) -> tuple[tuple[int, int] | None, dict[CSTNode, _Range]]:
+    """Where top-level statement `index` (which starts rendering at `start`) starts, and
+    no ranges; or None and the statement's ranges, when it has no syntactic start of its
+    own (its range is then what it rendered, so it was rendered whole)."""
+    statement = module.body[index]
+    state = _StartState(module, statement)
+    state.line, state.column = start
+    try:
+        statement._codegen(state)
+    except _Started as started:
+        return started.position, {}
+    return None, state.ranges
 
 
 def _moved(position: tuple[int, int], text: str) -> tuple[int, int]:
@@ -330,9 +380,9 @@ def forget_rendered() -> None:
 
 
 @functools.lru_cache(maxsize=16)
-def code_ranges(module: cst.Module, path: str | None = None) -> Mapping[CSTNode, CodeRange]:
+def code_ranges(module: cst.Module, path: str | None = None) -> StatementRanges:
     """`code_ranges_of(module)`, each statement rendered once however many ask, and only
     when one of its nodes is asked for. With the `path` of the file the module is a
     version of, the texts `code_of` kept for it are reused. Trees hash by identity; only
     the trees in use are kept."""
-    return _StatementRanges(module, path)
+    return StatementRanges(module, path)

@@ -576,7 +576,6 @@ def position_lookup(module: cst.Module, path: str | None = None) -> Callable[[cs
     """(line, column) of nodes of `module` (a version of the file at `path`), resolved
     lazily on first use."""
     def lookup(node: cst.CSTNode) -> tuple[int, int]:
-        pos = code_ranges(module, path).get(node)
-        return (pos.start.line, pos.start.column) if pos else (1, 0)
+        return code_ranges(module, path).start(node) or (1, 0)
 
     return lookup

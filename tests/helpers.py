@@ -250,14 +250,16 @@ def module_sharing_nodes() -> tuple[cst.Module, cst.Name]:
 
 
 def rendered_for_positions(monkeypatch) -> list:
-    """The trees rendered for positions from now on (the whole module, or one of its
-    top-level statements), in order."""
+    """The trees rendered for positions from now on (the whole module, one of its
+    top-level statements, or such a statement up to where it starts), in order."""
     from flask_refactor import positions
 
     rendered = []
-    whole, statement = positions.code_ranges_of, positions._render_statement
+    whole, statement, until_start = positions.code_ranges_of, positions._render_statement, positions._render_until_start
     monkeypatch.setattr(positions, "code_ranges_of", lambda module: rendered.append(module) or whole(module))
     monkeypatch.setattr(positions, "_render_statement",
                         lambda module, *rest: rendered.append(module) or statement(module, *rest))
+    monkeypatch.setattr(positions, "_render_until_start",
+                        lambda module, *rest: rendered.append(module) or until_start(module, *rest))
     positions.code_ranges.cache_clear()
     return rendered

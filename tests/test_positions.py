@@ -151,6 +151,42 @@ def test_asking_for_a_node_renders_only_its_statement(monkeypatch):
     assert "".join(tokens) == module.code_for_node(last)  # the last statement alone
 
 
+def _start(ranges, node):
+    found = ranges.get(node)
+    return None if found is None else (found.start.line, found.start.column)
+
+
+def test_where_a_node_starts_is_where_the_whole_render_starts_it():
+    """`start(node)`: top-level statements asked first (rendered only up to their start),
+    then every node, in an order unrelated to the text's; a tree sharing nodes too."""
+    from helpers import module_sharing_nodes
+
+    from flask_refactor.positions import code_ranges
+    from flask_refactor.walk import iter_nodes
+
+    sources = ("", "x = 1", "# head\r\n\r\nx = (\r\n  1)\r\nif x:\r    y\r# foot", "@a\n\n# c\n@b\nclass C: pass\n")
+    modules = [*sample_modules(("flask", "click")), *((repr(s), cst.parse_module(s)) for s in sources),
+               ("shared", module_sharing_nodes()[0])]
+    for where, module in modules:
+        whole = code_ranges_of(module)
+        code_ranges.cache_clear()
+        ours = code_ranges(module, None)
+        for statement in module.body:
+            assert ours.start(statement) == _start(whole, statement), where
+        nodes = list(iter_nodes(module))
+        for node in nodes[::-1]:
+            assert ours.start(node) == _start(whole, node), f"{where}: {type(node).__name__}"
+
+
+def test_where_a_function_starts_is_found_without_rendering_its_body(monkeypatch):
+    from flask_refactor import positions
+
+    tokens = _recorded_tokens(monkeypatch, positions._PositionState)
+    module = cst.parse_module("import os\n\n\n# a comment\n@decorate(1)\ndef f():\n    return os.sep\n")
+    assert positions.code_ranges(module, None).start(module.body[-1]) == (6, 0)
+    assert "".join(tokens) == "\n\n# a comment\n@decorate(1)\n"  # its leading lines and decorator only
+
+
 def test_a_statements_line_count_bounds_what_any_node_in_it_spans():
     # extract-services measures a view only when its statement's text is longer than
     # the limit: the text's line count must never be less than what a node spans
