@@ -155,3 +155,36 @@ def test_blueprints_by_name_and_by_variable():
     variables = blueprint_variables(project)
     assert variables["pkg/views.py"] == {"main"}
     assert variables["pkg/admin.py"] == {"local", "main"}
+
+
+def test_local_blueprints_are_those_every_blueprint_tested_in_turn_gives():
+    """`local_blueprints` looks only at the blueprints under the module or its imports;
+    the answer (and its order: a name bound twice keeps the last) is the one testing
+    each blueprint gives."""
+    from flask_refactor.codemods.support import routes
+    from flask_refactor.codemods.support.imports import ImportMap
+
+    def every_one(module_name, path, imports, blueprints):
+        local, prefix = {}, f"{module_name or path}."
+        for qualified in blueprints:
+            if qualified.startswith(prefix) and "." not in qualified[len(prefix):]:
+                local[qualified[len(prefix):]] = qualified
+            for name in imports.local_names_for(qualified):
+                local[name] = qualified
+        return local
+
+    blueprints = dict.fromkeys(["shop.views.bp", "shop.admin.bp", "shop.admin.nested.bp", "shop.views.api",
+                                "other.bp", "app.py.bp", "shop.bp", "shopping.bp"])
+    cases = [
+        ("shop.views", "shop/views.py", {"bp": "shop.admin.bp", "admin": "shop.admin", "other": "other"}),
+        ("shop", "shop/__init__.py", {"views": "shop.views", "x": "shop.views.api", "bp": "shopping.bp"}),
+        (None, "app.py", {"shop": "shop", "bp": "other.bp"}),
+        ("tools", "tools.py", {"os": "os"}),
+    ]
+    for module_name, path, names in cases:
+        imports = ImportMap(names=names)
+        found = routes.local_blueprints(None, module_name, path, imports, blueprints)
+        expected = every_one(module_name, path, imports, blueprints)
+        assert list(found.items()) == list(expected.items()), path
+    assert routes.local_blueprints(None, "shop.views", "shop/views.py", ImportMap(names={"bp": "shop.admin.bp"}),
+                                   blueprints) == {"bp": "shop.admin.bp", "api": "shop.views.api"}

@@ -283,12 +283,39 @@ def local_blueprints(module: cst.Module, module_name: str | None, path: str, imp
     qualified names; `blueprints` is `find_blueprints(project)`."""
     local = {}
     prefix = f"{module_name or path}."
-    for qualified in blueprints:
+    for qualified in _blueprints_named_in(blueprints, prefix, imports):
         if qualified.startswith(prefix) and "." not in qualified[len(prefix):]:
             local[qualified[len(prefix):]] = qualified
         for name in imports.local_names_for(qualified):
             local[name] = qualified
     return local
+
+
+def _blueprints_named_in(blueprints: dict[str, str | None], prefix: str, imports: ImportMap) -> list[str]:
+    """Of `blueprints`, in their order, those under `prefix` (the module's own) or under
+    what one of its imports names: the only ones `local_blueprints` may bind, read off an
+    index of their dotted prefixes. Testing every blueprint against every module made it
+    quadratic in an app with a blueprint per views module."""
+    order, under = _prefix_index(blueprints)
+    found = set(under.get(prefix[:-1], ()))
+    for target in imports.names.values():
+        found.update(under.get(target, ()))
+    return sorted(found, key=order.__getitem__)
+
+
+_indexed: list = [None, None]  # the `blueprints` indexed last, and its (order, index): asked per module
+
+
+def _prefix_index(blueprints: dict[str, str | None]) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """(each blueprint's place, dotted name -> the blueprints named so or under it)."""
+    if _indexed[0] is not blueprints:
+        under: dict[str, list[str]] = {}
+        for qualified in blueprints:
+            parts = qualified.split(".")
+            for end in range(1, len(parts) + 1):
+                under.setdefault(".".join(parts[:end]), []).append(qualified)
+        _indexed[:] = [blueprints, ({qualified: place for place, qualified in enumerate(blueprints)}, under)]
+    return _indexed[1]
 
 
 def blueprint_variables(project: Project) -> dict[str, set[str]]:
