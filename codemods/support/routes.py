@@ -11,6 +11,7 @@ functions return or pass the documented parameter, instead of matching decorator
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import libcst as cst
@@ -296,26 +297,22 @@ def _blueprints_named_in(blueprints: dict[str, str | None], prefix: str, imports
     what one of its imports names: the only ones `local_blueprints` may bind, read off an
     index of their dotted prefixes. Testing every blueprint against every module made it
     quadratic in an app with a blueprint per views module."""
-    order, under = _prefix_index(blueprints)
+    order, under = _prefix_index(tuple(blueprints))
     found = set(under.get(prefix[:-1], ()))
     for target in imports.names.values():
         found.update(under.get(target, ()))
     return sorted(found, key=order.__getitem__)
 
 
-_indexed: list = [None, None]  # the `blueprints` indexed last, and its (order, index): asked per module
-
-
-def _prefix_index(blueprints: dict[str, str | None]) -> tuple[dict[str, int], dict[str, list[str]]]:
+@functools.lru_cache(maxsize=4)  # asked for every module, with the same blueprints
+def _prefix_index(qualified_names: tuple[str, ...]) -> tuple[dict[str, int], dict[str, list[str]]]:
     """(each blueprint's place, dotted name -> the blueprints named so or under it)."""
-    if _indexed[0] is not blueprints:
-        under: dict[str, list[str]] = {}
-        for qualified in blueprints:
-            parts = qualified.split(".")
-            for end in range(1, len(parts) + 1):
-                under.setdefault(".".join(parts[:end]), []).append(qualified)
-        _indexed[:] = [blueprints, ({qualified: place for place, qualified in enumerate(blueprints)}, under)]
-    return _indexed[1]
+    under: dict[str, list[str]] = {}
+    for qualified in qualified_names:
+        parts = qualified.split(".")
+        for end in range(1, len(parts) + 1):
+            under.setdefault(".".join(parts[:end]), []).append(qualified)
+    return {qualified: place for place, qualified in enumerate(qualified_names)}, under
 
 
 def blueprint_variables(project: Project) -> dict[str, set[str]]:
