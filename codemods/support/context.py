@@ -348,11 +348,10 @@ def _call_roles(module: cst.Module) -> list[tuple[str, str, cst.BaseExpression]]
 
 @dataclass(frozen=True)
 class _FunctionReading:
-    """What one function of a module says (`iter_functions`' `index`-th): its decorators'
-    roles, whether it is a view class's method, whether it yields, and per call, the
-    project function called and the one started in a thread (either may be None)."""
+    """What one function of a module says (one per function, in `iter_functions`' order):
+    its decorators' roles, whether it is a view class's method, whether it yields, and per
+    call, the project function called and the one started in a thread (either may be None)."""
 
-    index: int
     roles: tuple[tuple[str, str], ...]
     view_method: bool
     is_generator: bool
@@ -423,25 +422,25 @@ def _read_module(project: Project, listed: dict[str, list[tuple[str, cst.Functio
     executors, process_executors = executors_in(project, path, module)
     view_methods = view_class_methods(module, imports)
     functions = []
-    for index, (qualname, node, _) in enumerate(listed[path]):
+
+    def started(call: cst.Call, scope: str | None = None) -> FunctionRef | None:
+        """The project function `call` runs in a thread or process, if it starts one."""
+        target = call_target(call, imports, executors, process_executors)
+        return resolver.function(target[1].value, scope) if target else None
+
+    for qualname, node, _ in listed[path]:
         body = body_calls(node)
         calls = []
         for call in body.calls:
-            callee = resolver.function(call.func, qualname)
-            target = call_target(call, imports, executors, process_executors)
-            started = resolver.function(target[1].value, qualname) if target else None
-            if callee or started:
-                calls.append((callee, started))
-        functions.append(_FunctionReading(index, tuple(_decorator_roles(node, imports)), qualname in view_methods,
+            callee, thread = resolver.function(call.func, qualname), started(call, qualname)
+            if callee or thread:
+                calls.append((callee, thread))
+        functions.append(_FunctionReading(tuple(_decorator_roles(node, imports)), qualname in view_methods,
                                           body.is_generator, tuple(calls)))
     registered = tuple((ref, role, owner) for role, owner, expr in _call_roles(module)
                        if (ref := resolver.function(expr)))
-    started_on_import = []
-    for call in _module_level_calls(module):  # module-level thread starts (import time)
-        target = call_target(call, imports, executors, process_executors)
-        started = resolver.function(target[1].value) if target else None
-        if started:
-            started_on_import.append(started)
+    # module-level thread starts (import time)
+    started_on_import = [ref for call in _module_level_calls(module) if (ref := started(call))]
     return _ModuleReading(tuple(functions), registered, tuple(started_on_import), frozenset(resolver.consulted))
 
 
@@ -449,8 +448,7 @@ def _apply(reading: _ModuleReading, path: str, listed: list[tuple[str, cst.Funct
            positions: Callable, functions: dict[FunctionRef, FunctionFacts]) -> None:
     """Add what a module's code says to `functions`, in the order it says it: a function
     is first met as a callee or where it is defined, whichever comes first."""
-    for found in reading.functions:
-        qualname, node, enclosing = listed[found.index]
+    for found, (qualname, node, enclosing) in zip(reading.functions, listed):
         ref = FunctionRef(path, qualname)
         facts = functions.setdefault(ref, FunctionFacts(ref))  # maybe already seen as a callee
         facts.locate, facts.nested_in = functools.partial(_line_of, positions, node), enclosing
