@@ -1,6 +1,6 @@
 """Throughput of flask-refactor against libcst's own codemod runner, on the same trees.
 
-    python benchmarks/run.py [--jobs N] [--shapes a,b,c,m] [--app DIR ...] [--keep DIR] [--markdown]
+    python benchmarks/run.py [--jobs N] [--shapes a,b,c,m] [--repeat N] [--app DIR ...] [--keep DIR] [--markdown]
 
 Three trees, shaped like users' code, and one test of memory:
 
@@ -26,6 +26,11 @@ prints wall-clock seconds, lines per second, the speed ratio to libcst's no-op a
 of the largest process. Runs are checked to have done their work (each codemod alone
 must change something on (a) and (b)). Nothing is asserted on time: speed is reported,
 never tested.
+
+The runs of (b) and (r) take seconds, where this shared machine's drift from one run to
+the next (10-20%) is as large as what is measured: each of their rows is the median of
+`--repeat` runs (3 by default), made in passes that run every row once, so that ours and
+libcst's alternate. (a), (c) and (m) run once: libcst's no-op takes a minute on (a).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import importlib.metadata
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,7 +115,27 @@ def count_lines(tree: Path) -> tuple[int, int]:
     return len(files), sum(p.read_bytes().count(b"\n") for p in files)
 
 
-def bench_tree(name: str, tree: Path, args, env: dict, cache: Path, cold_warm: bool) -> list[tuple[str, Timing]]:
+def measure_rows(commands: list[tuple[str, list[str]]], tree: Path, env: dict, passes: int,
+                 errors_allowed: bool = False) -> list[tuple[str, Timing]]:
+    """Each (label, command) timed `passes` times: every command once per pass, so that
+    ours and libcst's alternate and share the machine's drift. A row is the median of its
+    runs (the peak RSS their largest); a command whose output changes between runs is
+    a bug, not noise."""
+    runs: dict[str, list[Timing]] = {label: [] for label, _ in commands}
+    for _ in range(passes):
+        for label, command in commands:
+            runs[label].append(measure(command, tree, env, errors_allowed))
+    rows = []
+    for label, timings in runs.items():
+        if len({timing.changed for timing in timings}) > 1:
+            sys.exit(f"`{label}` changed {[timing.changed for timing in timings]} files in its runs on {tree}")
+        rows.append((label, Timing(statistics.median(timing.seconds for timing in timings),
+                                   max(timing.peak_rss_mb for timing in timings), timings[0].changed)))
+    return rows
+
+
+def bench_tree(name: str, tree: Path, args, env: dict, cache: Path, cold_warm: bool,
+               passes: int = 1) -> list[tuple[str, Timing]]:
     ours = check_command(args)
     initialize_libcst(tree)
     rows = []
@@ -128,10 +154,10 @@ def bench_tree(name: str, tree: Path, args, env: dict, cache: Path, cold_warm: b
             edited.write_bytes(original)
         return rows
     # computed, not answered from the cache: these time the work itself
-    rows.append(("--all", measure(ours + ["--no-cache", "--all", "."], tree, env)))
-    for codemod in CODEMODS:
-        rows.append((codemod, measure(ours + ["--no-cache", "-c", codemod, "."], tree, env)))
-    rows.append((BASELINE, measure(noop_command(args), tree, env)))
+    commands = [("--all", ours + ["--no-cache", "--all", "."])]
+    commands += [(codemod, ours + ["--no-cache", "-c", codemod, "."]) for codemod in CODEMODS]
+    commands.append((BASELINE, noop_command(args)))
+    rows = measure_rows(commands, tree, env, passes)
     for label, timing in rows:
         if timing.changed == 0:
             sys.exit(f"{name}: `{label}` changed nothing: the tree does not exercise it")
@@ -144,8 +170,8 @@ def bench_app(source: Path, workdir: Path, args, env: dict) -> None:
     shutil.rmtree(tree, ignore_errors=True)
     shutil.copytree(source, tree, ignore=shutil.ignore_patterns(".git", "__pycache__", ".libcst.codemod.yaml"))
     initialize_libcst(tree)
-    rows = [("--all", measure(check_command(args, "--no-cache", "--all", "."), tree, env, errors_allowed=True)),
-            (BASELINE, measure(noop_command(args), tree, env, errors_allowed=True))]
+    rows = measure_rows([("--all", check_command(args, "--no-cache", "--all", ".")), (BASELINE, noop_command(args))],
+                        tree, env, args.repeat, errors_allowed=True)
     files, lines = count_lines(tree)
     report(f"(r) {source.name}", rows, files, lines, rows[1][1].seconds, args.markdown)
     shutil.rmtree(tree)
@@ -211,6 +237,8 @@ def main() -> None:
     parser.add_argument("--big-app-modules", type=int, default=300)
     parser.add_argument("--keep", type=Path, help="build the trees here and keep them")
     parser.add_argument("--markdown", action="store_true", help="tables for the README")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each row of (b) and (r), whose runs take seconds: the median is reported")
     parser.add_argument("--app", type=Path, action="append", default=[],
                         help="also time `--all` on a copy of this app's directory (repeatable)")
     args = parser.parse_args()
@@ -245,7 +273,7 @@ def main() -> None:
         shutil.rmtree(big, ignore_errors=True)
         build_big_app(big, args.big_app_modules)
         files, lines = count_lines(big)
-        rows = bench_tree("b", big, args, env, cache, cold_warm=False)
+        rows = bench_tree("b", big, args, env, cache, cold_warm=False, passes=args.repeat)
         report(f"(b) one Flask app of {files} modules", rows, files, lines, dict(rows)[BASELINE].seconds, args.markdown)
     for app in args.app:
         bench_app(app.resolve(), workdir, args, env)
