@@ -242,6 +242,8 @@ def main() -> None:
     parser.add_argument("--app", type=Path, action="append", default=[],
                         help="also time `--all` on a copy of this app's directory (repeatable)")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     shapes = set(args.shapes.split(","))
 
     compile_installed_code()
