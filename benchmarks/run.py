@@ -138,11 +138,10 @@ def bench_tree(name: str, tree: Path, args, env: dict, cache: Path, cold_warm: b
                passes: int = 1) -> list[tuple[str, Timing]]:
     ours = check_command(args)
     initialize_libcst(tree)
-    rows = []
     if cold_warm:
         shutil.rmtree(cache, ignore_errors=True)
-        rows.append(("--all, cold cache", measure(ours + ["--all", "."], tree, env)))
-        rows.append(("--all, warm cache", measure(ours + ["--all", "."], tree, env)))
+        rows = [("--all, cold cache", measure(ours + ["--all", "."], tree, env)),
+                ("--all, warm cache", measure(ours + ["--all", "."], tree, env))]
         # the everyday case: one file changed since, so the run is computed again, with
         # every other file's index entry read from the cache
         edited = next(p for p in sorted(tree.rglob("*.py")) if p.parts[len(tree.parts)] != "shop")
