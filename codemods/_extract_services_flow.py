@@ -21,7 +21,7 @@ from libcst.metadata import BuiltinAssignment, BuiltinScope, CodeRange, GlobalSc
 from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, code_children, iter_nodes
 
 from .support.cache import per_statement
-from .support.imports import ImportMap
+from .support.imports import ImportMap, resolve_relative
 from .support.views import REQUEST_READING_METHODS, is_request_bound
 
 # Builtins that look at the calling frame: their answer changes when code moves.
@@ -107,6 +107,41 @@ def count_statements(node: cst.CSTNode) -> int:
     counter = _StatementCounter()
     counter.walk(node)
     return counter.count
+
+
+@per_statement
+def work_weight(statement: cst.CSTNode) -> int:
+    """What a statement adds to the size of a run: its statements (`count_statements`),
+    but none for a binding of a literal (`items = []`, `page = None`), which moves no
+    work: a run of such bindings and a log line is not worth a service."""
+    if isinstance(statement, cst.SimpleStatementLine):
+        return sum(0 if _binds_a_literal(small) else 1 for small in statement.body)
+    return count_statements(statement)
+
+
+def _binds_a_literal(small: cst.BaseSmallStatement) -> bool:
+    if isinstance(small, cst.Assign):
+        return _is_literal(small.value)
+    if isinstance(small, cst.AnnAssign):
+        return small.value is None or _is_literal(small.value)
+    return False
+
+
+def _is_literal(expr: cst.BaseExpression) -> bool:
+    if isinstance(expr, (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString)):
+        return True
+    if isinstance(expr, cst.ConcatenatedString):  # (an f-string part computes)
+        return _is_literal(expr.left) and _is_literal(expr.right)
+    if isinstance(expr, cst.Name):
+        return expr.value in ("None", "True", "False")
+    if isinstance(expr, cst.UnaryOperation):
+        return isinstance(expr.operator, cst.Minus) and _is_literal(expr.expression)
+    if isinstance(expr, (cst.List, cst.Tuple, cst.Set)):
+        return all(isinstance(element, cst.Element) and _is_literal(element.value) for element in expr.elements)
+    if isinstance(expr, cst.Dict):
+        return all(isinstance(element, cst.DictElement) and _is_literal(element.key) and _is_literal(element.value)
+                   for element in expr.elements)
+    return False
 
 
 @per_statement
@@ -266,7 +301,7 @@ class ViewFlow:
                 if movable:
                     if start is None:
                         start, weight, run_bound = index, 0, frozenset(current)
-                    weight += count_statements(stmt)
+                    weight += work_weight(stmt)
                 elif start is not None:
                     if weight >= min_weight:
                         runs.append(_Candidate(block, start, index, run_bound, weight))
@@ -281,8 +316,8 @@ class ViewFlow:
         fails its checks, a smaller one may pass them."""
         smaller = []
         body = candidate.block.body
-        last = count_statements(body[candidate.stop - 1])
-        first = count_statements(body[candidate.start])
+        last = work_weight(body[candidate.stop - 1])
+        first = work_weight(body[candidate.start])
         if candidate.stop - candidate.start > 1 and candidate.weight - last >= min_weight:
             smaller.append(_Candidate(candidate.block, candidate.start, candidate.stop - 1, candidate.bound,
                                       candidate.weight - last))
@@ -378,6 +413,13 @@ class ViewFlow:
         for name in inputs:
             if name not in candidate.bound:
                 return Blocker(first.start.line, f"`{name}` may be unbound when line {first.start.line} runs")
+        # a service that hands back what it imported (a module, a function, a proxy)
+        # would move no work: such an import stays with the view's code that uses it
+        imported_in = {name for name, node in self.assignments
+                       if isinstance(node, (cst.Import, cst.ImportFrom)) and where(node) == "in"}
+        for name in outputs:
+            if name in imported_in:
+                return Blocker(first.start.line, f"`{name}` is imported in {lines} and used after them")
         globals_used: dict[str, GlobalUse] = {}
         builtins_used: set[str] = set()
         for stmt in stmts:
@@ -432,8 +474,30 @@ class ViewFlow:
         if isinstance(expr, cst.Name) and expr.value in tainted:
             return True
         if isinstance(expr, (cst.Name, cst.Attribute)):
-            return self.facts.imports.resolve(expr) in PROXY_OBJECTS and self._is_global(expr)
+            if self.facts.imports.resolve(expr) in PROXY_OBJECTS and self._is_global(expr):
+                return True
+            return self.imported_within(expr) in PROXY_OBJECTS
         return False
+
+    def imported_within(self, expr: cst.BaseExpression) -> str | None:
+        """The qualified name `expr` (a name or dotted name) stands for when its head is
+        bound only by imports made inside the view (`from flask import request` in a
+        view of a blueprint factory), else None. (Module-level imports: `facts.imports`.)"""
+        head = expr
+        while isinstance(head, cst.Attribute):
+            head = head.value
+        access = self.accesses.get(head)
+        if access is None or not access.referents:
+            return None
+        targets = {_import_target(r, self.facts.module_name, self.facts.path.endswith("__init__.py"))
+                   if isinstance(r, ImportAssignment) and _within(r.scope, self.scope) else None
+                   for r in access.referents}
+        if len(targets) != 1 or None in targets:
+            return None
+        target = targets.pop()
+        dotted = get_full_name_for_node(expr)
+        rest = dotted.partition(".")[2] if dotted else ""
+        return f"{target}.{rest}" if rest else target
 
     def _is_global(self, expr: cst.BaseExpression) -> bool:
         base = expr
@@ -576,9 +640,13 @@ class _Scan(ReadOnlyVisitor):
         if id(base) in self.handled or not isinstance(base, cst.Name):
             return
         qualified = self._global_import(base)
-        if qualified and is_request_bound(self.facts.imports.resolve(node) or qualified):
+        if qualified:
+            qualified = self.facts.imports.resolve(node) or qualified
+        else:
+            qualified = self.flow.imported_within(node)
+        if qualified and is_request_bound(qualified):
             self.handled.add(id(base))
-            self.block(node, _request_use(get_full_name_for_node(node), self.facts.imports.resolve(node) or qualified))
+            self.block(node, _request_use(get_full_name_for_node(node), qualified))
 
     def visit_Name(self, node: cst.Name) -> None:
         if id(node) in self.handled:
@@ -601,6 +669,11 @@ class _Scan(ReadOnlyVisitor):
             else:
                 self.block(node, f"`{name}` is not defined in {self.facts.path} (star import?)")
             return
+        if all(isinstance(r, ImportAssignment) for r in referents):
+            qualified = self.flow.imported_within(node)  # (module-level imports: `_global`)
+            if qualified and is_request_bound(qualified):
+                self.block(node, _request_use(name, qualified))
+                return
         if any(r.scope is self.flow.scope for r in referents):
             if name in self.flow.proxy_locals:
                 self.block(node, f"`{name}` holds a request-context proxy and is read")
@@ -661,6 +734,20 @@ def routine(blocker: Blocker) -> bool:
     """A request read or response call outside loops: what a view is expected to keep."""
     return blocker.reason.startswith(("reads `", "uses `")) and "from flask" in blocker.reason or (
         blocker.reason.startswith("reads `") and "inside a loop" not in blocker.reason)
+
+
+def _import_target(assignment: ImportAssignment, module_name: str | None, is_package: bool) -> str | None:
+    """The qualified name an import binds `assignment.name` to (`import a.b` binds `a`)."""
+    stmt = assignment.node
+    alias = _alias_binding(stmt, assignment.name)
+    if alias is None:
+        return None
+    imported = get_full_name_for_node(alias.name)
+    if isinstance(stmt, cst.Import):
+        return imported if alias.asname is not None else assignment.name
+    source = get_full_name_for_node(stmt.module) if stmt.module else None
+    source = resolve_relative(module_name, len(stmt.relative), source, is_package)
+    return f"{source}.{imported}" if source and imported else None
 
 
 def _alias_binding(stmt: cst.CSTNode, name: str) -> cst.ImportAlias | None:

@@ -138,7 +138,8 @@ class ExtractServices(Codemod):
     options = (
         Option("max_statements", int, 25, "a view with more statements than this is fat"),
         Option("max_lines", int, 40, "a view with more lines than this is fat"),
-        Option("min_statements", int, 3, "smallest run of statements worth a service function"),
+        Option("min_statements", int, 3,
+               "smallest run of statements worth a service function (bindings of literals not counted)"),
         Option("names", list, [], "service names: VIEW=SERVICE or MODULE.VIEW=SERVICE, comma-separated"),
     )
     explain = '''\
@@ -155,9 +156,13 @@ A run is moved only when that provably keeps behaviour, from libcst's scope anal
 no `return`, `yield`, `break`/`continue`, `global`/`nonlocal` or `del` in it; every value
 it reads is certainly bound before it and every value it sets that the view reads later
 is certainly bound after it; no closure shares its variables; no request-context proxy,
-not even through a local (`user = current_user`) or a project module that reads the
-request; module-level names it uses are imports that `services.py` can repeat without an
-import cycle, and that no test patches on the views module (`mock.patch("app.views.x")`).
+not even through a local (`user = current_user`), an import inside the view (`from flask
+import request` in a blueprint factory) or a project module that reads the request; no
+import whose name the view still uses after it (a service returns values, not what it
+imported); module-level names it uses are imports that `services.py` can repeat without
+an import cycle, and that no test patches on the views module (`mock.patch("app.views.x")`).
+A run must hold `min_statements` statements of work: bindings of literals (`rows = []`,
+`page = None`) move along but do not count.
 Only top-level statements of the view and of its `if`/`else` branches are candidates
 (never inside loops, `try` or `with`), so commits and rollbacks keep their order
 relative to the view's returns. Otherwise the view is left alone with a finding listing
@@ -645,8 +650,19 @@ def _binding_statement(scope, name: str) -> cst.CSTNode | None:
 
 def _insert_statement(module: cst.Module, index: int, stmt: cst.SimpleStatementLine) -> cst.Module:
     body = list(module.body)
-    body.insert(index, stmt)
+    _insert_imports(body, index, [stmt])
     return module.with_changes(body=body)
+
+
+def _insert_imports(body: list[cst.BaseStatement], index: int, imports: list[cst.SimpleStatementLine]) -> None:
+    """Put `imports` at `index` of a module's `body`. A def or class they now stand right
+    above gets the two blank lines PEP 8 puts between them."""
+    following = body[index] if index < len(body) else None
+    if imports and isinstance(following, (cst.FunctionDef, cst.ClassDef)):
+        lines = following.leading_lines
+        if not (lines and lines[0].comment is None):  # (not already apart from what is above)
+            body[index] = following.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *lines])
+    body[index:index] = imports
 
 
 def _module_level_action(module: cst.Module) -> cst.CSTNode | None:
@@ -735,7 +751,7 @@ def _render_services(services_file: _ServicesFile) -> cst.Module:
         if not merged:
             line = key if key.startswith("import ") else f"{key} {', '.join(sorted(names))}"
             new_imports.append(parse_statement(line + newline, config=module.config_for_parsing))
-    body[index:index] = new_imports
+    _insert_imports(body, index, new_imports)
     return module.with_changes(body=[*body, *functions])
 
 

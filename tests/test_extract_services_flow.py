@@ -244,6 +244,119 @@ def test_proxy_held_in_a_local_is_a_hidden_request_read():
     assert "`box` holds a request-context proxy" in message
 
 
+@pytest.mark.parametrize("binding, read", [
+    ("from flask import request", "request.args"),
+    ("from flask import request as req", "req.args"),
+    ("import flask", "flask.request.args"),
+])
+def test_a_proxy_imported_inside_the_view_is_a_request_read(binding, read):
+    # views defined in a blueprint factory often import `request` where they use it
+    source = f"""
+    @bp.get("/x")
+    def x():
+        {binding}
+        name = {read}.get("name", "").strip()
+        order = Order(name=name)
+        db.session.add(order)
+        db.session.commit()
+        return jsonify(id=order.id)
+    """
+    outputs, findings = run(source, min_statements=3)
+    assert findings == []
+    views, services = outputs["app/views.py"], outputs["app/services.py"]
+    assert f'    name = {read}.get("name", "").strip()\n    order = services.x(name)\n' in views
+    assert f"{binding}\n" in views and binding not in services and read not in services
+
+
+def test_a_proxy_imported_inside_the_view_and_passed_on_is_a_request_read():
+    source = """
+    @bp.get("/x")
+    def x():
+        from flask import request
+        order = Order(name="x")
+        db.session.add(order)
+        print(request)
+        return jsonify(id=order.id)
+    """
+    outputs, findings = run(source, min_statements=3)
+    assert outputs == {}
+    assert f"reads `request` at line {view_line(source, 'print(request)')}" in only_finding(findings).message
+
+
+def test_what_a_region_imports_for_the_view_stays_in_the_view():
+    # a service handing back what it imported (modules, functions, the request proxy)
+    # moves nothing of the view's work
+    source = """
+    @bp.get("/feed")
+    def feed():
+        from datetime import datetime
+        import json
+        from .models import Order
+        now = datetime.now()
+        return json.dumps([o.id for o in Order.query.all()] + [str(now)])
+    """
+    outputs, findings = run(source, min_statements=3)
+    assert outputs == {}
+    message = only_finding(findings).message
+    assert "`json` is imported in lines" in message and "and used after them" in message
+
+
+def test_an_import_used_only_by_the_moved_code_moves_with_it():
+    source = """
+    @bp.post("/x")
+    def x():
+        name = request.form["name"]
+        from collections import Counter
+        counts = Counter(name)
+        order = Order(name=name, top=counts.most_common(1))
+        db.session.add(order)
+        return jsonify(id=order.id)
+    """
+    outputs, findings = run(source, min_statements=3)
+    assert findings == []
+    assert "    from collections import Counter\n    counts = Counter(name)\n" in outputs["app/services.py"]
+    assert "Counter" not in outputs["app/views.py"]
+
+
+def test_bindings_of_literals_do_not_make_a_run_worth_a_service():
+    source = """
+    @bp.get("/x")
+    def x():
+        name = request.args["name"]
+        rows = []
+        total = 0
+        label: str = "none"
+        rows.append(name)
+        return jsonify(rows=rows, total=total, label=label)
+    """
+    outputs, findings = run(source, min_statements=2)
+    assert outputs == {}
+    assert "no run of 2 or more statements" in only_finding(findings).message
+    # with one statement of work more, the same literals move along with it
+    outputs, findings = run(source.replace("rows.append(name)", "rows.append(name)\n        rows.sort()"),
+                            min_statements=2)
+    assert findings == []
+    assert "    rows = []\n    total = 0\n" in outputs["app/services.py"]
+
+
+def test_the_services_import_above_a_def_leaves_two_blank_lines():
+    # views defined in a blueprint factory, in a module with no import above it
+    source = """
+    def construct_routes(bp):
+        @bp.post("/x")
+        def x():
+            name = request.form["name"]
+            order = Order(name=name)
+            db.session.add(order)
+            db.session.commit()
+            return jsonify(id=order.id)
+    """
+    outputs, findings = run(source, min_statements=3, header="\n\nfrom flask import jsonify, request\n"
+                            "from .extensions import db\nfrom .models import Order\ndef helper():\n    pass\n")
+    assert findings == []
+    assert "from .models import Order\nfrom . import services\n\n\ndef helper():\n" in outputs["app/views.py"]
+
+
 def test_request_read_inside_a_loop_is_named():
     source = """
     @bp.post("/x")
