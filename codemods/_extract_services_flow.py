@@ -35,6 +35,9 @@ NESTED_SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
 _NESTED_SCOPE_KINDS = frozenset(NESTED_SCOPES)
 _BINDING_KINDS = frozenset({cst.Assign, cst.AnnAssign, cst.AugAssign, cst.NamedExpr, cst.WithItem, cst.For,
                             cst.CompFor})
+# Statements binding a name to what is no value of the view's work: a region does not
+# return these to the view (`ViewFlow.region`).
+_NOT_VALUES = (cst.Import, cst.ImportFrom, cst.FunctionDef, cst.ClassDef)
 # The proxies themselves: a local bound to one of these still reads the request.
 PROXY_OBJECTS = frozenset({"flask.request", "flask.session", "flask.g", "flask.current_app",
                            "flask_login.current_user", "flask_jwt_extended.current_user"})
@@ -413,13 +416,15 @@ class ViewFlow:
         for name in inputs:
             if name not in candidate.bound:
                 return Blocker(first.start.line, f"`{name}` may be unbound when line {first.start.line} runs")
-        # a service that hands back what it imported (a module, a function, a proxy)
-        # would move no work: such an import stays with the view's code that uses it
-        imported_in = {name for name, node in self.assignments
-                       if isinstance(node, (cst.Import, cst.ImportFrom)) and where(node) == "in"}
+        # a service that hands back what it imported (a module, the request proxy) or a
+        # function or class it defined (a closure over the view's values) moves no work:
+        # the view still does it where it uses them
+        handed_back = {name: "imported" if isinstance(node, (cst.Import, cst.ImportFrom)) else "defined"
+                       for name, node in self.assignments
+                       if isinstance(node, _NOT_VALUES) and where(node) == "in"}
         for name in outputs:
-            if name in imported_in:
-                return Blocker(first.start.line, f"`{name}` is imported in {lines} and used after them")
+            if name in handed_back:
+                return Blocker(first.start.line, f"`{name}` is {handed_back[name]} in {lines} and used after them")
         globals_used: dict[str, GlobalUse] = {}
         builtins_used: set[str] = set()
         for stmt in stmts:

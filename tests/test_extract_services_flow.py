@@ -301,6 +301,22 @@ def test_what_a_region_imports_for_the_view_stays_in_the_view():
     assert "`json` is imported in lines" in message and "and used after them" in message
 
 
+def test_a_function_the_region_defines_for_the_view_stays_in_the_view():
+    source = """
+    @bp.get("/x")
+    def x():
+        orders = Order.query.all()
+        def etag():
+            digest = hash(tuple(orders))
+            digest += 1
+            return str(digest)
+        return jsonify(n=len(orders), etag=etag())
+    """
+    outputs, findings = run(source, min_statements=3)
+    assert outputs == {}
+    assert "`etag` is defined in lines" in only_finding(findings).message
+
+
 def test_an_import_used_only_by_the_moved_code_moves_with_it():
     source = """
     @bp.post("/x")
