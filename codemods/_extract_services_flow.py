@@ -679,6 +679,12 @@ class _Scan(ReadOnlyVisitor):
             if qualified and is_request_bound(qualified):
                 self.block(node, _request_use(name, qualified))
                 return
+            # what a module-level import may not bring into the services module, an
+            # import inside the view may not either (a helper that reads the request)
+            verdict = qualified and self.facts.global_verdict(name, qualified)
+            if verdict:
+                self.block(node, f"uses `{name}`, {verdict},")
+                return
         if any(r.scope is self.flow.scope for r in referents):
             if name in self.flow.proxy_locals:
                 self.block(node, f"`{name}` holds a request-context proxy and is read")

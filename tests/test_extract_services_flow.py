@@ -432,6 +432,23 @@ def test_helper_from_a_module_that_reads_the_request_is_refused():
         only_finding(findings).message
 
 
+def test_helper_imported_inside_the_view_from_a_module_that_reads_the_request_is_refused():
+    files = {"app/auth.py": "from flask import session\n\n\ndef owner():\n    return session['user']\n"}
+    source = """
+    @bp.post("/x")
+    def x():
+        from .auth import owner
+        name = request.form["name"]
+        order = Order(name=name, owner=owner())
+        db.session.add(order)
+        return jsonify(id=order.id)
+    """
+    outputs, findings = run(source, files)
+    assert outputs == {}
+    assert "from app.auth, which may read the request context (imports flask.session)" in \
+        only_finding(findings).message
+
+
 def test_module_that_imports_the_views_would_close_a_cycle():
     files = {"app/reports.py": "from .views import bp\n\n\ndef total(orders):\n    return len(orders)\n"}
     source = """
