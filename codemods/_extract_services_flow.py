@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import libcst as cst
@@ -90,6 +90,9 @@ class Region:
     builtins_used: set[str]
     first_line: int
     last_line: int
+    # names the view imported before the run and the run reads: imported again in the
+    # service (as the view does, where it runs) rather than passed to it
+    local_imports: dict[str, tuple[cst.Import | cst.ImportFrom, cst.ImportAlias]] = field(default_factory=dict)
 
     @property
     def statements(self) -> list[cst.BaseStatement]:
@@ -431,8 +434,25 @@ class ViewFlow:
             scan = self.scan(stmt)
             globals_used.update(scan.globals)
             builtins_used |= scan.builtins
+        local_imports = self._imported_before(inputs, where)
+        inputs = [name for name in inputs if name not in local_imports]
         return Region(candidate.block, candidate.start, candidate.stop, inputs, outputs, globals_used,
-                      builtins_used, first.start.line, last.end.line)
+                      builtins_used, first.start.line, last.end.line, local_imports)
+
+    def _imported_before(self, inputs: list[str], where: Callable[[cst.CSTNode], str]) -> dict:
+        """The inputs that the view binds once, by an import before the run, in the
+        order the view imports them."""
+        bindings: dict[str, list[cst.CSTNode]] = {}
+        for name, node in self.assignments:  # (in the order of the view's code)
+            bindings.setdefault(name, []).append(node)
+        found = {}
+        for name, nodes in bindings.items():
+            if name in inputs and len(nodes) == 1 and isinstance(nodes[0], (cst.Import, cst.ImportFrom)) \
+                    and where(nodes[0]) == "before":
+                alias = _alias_binding(nodes[0], name)
+                if alias is not None:
+                    found[name] = (nodes[0], alias)
+        return found
 
     def _proxy_locals(self) -> set[str]:
         """The view's locals bound to a request-context proxy object (`user = current_user`)."""

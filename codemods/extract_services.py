@@ -148,7 +148,8 @@ request (`request`, `session`, `g`, `current_app`, Flask-Login's `current_user`,
 and building the response (`render_template`, `redirect`, `jsonify`, `flash`, `abort`,
 `url_for`) stay in the view; the largest run of statements between them - queries,
 computation, commits - moves into a function in `services.py` beside the views module
-(created or extended). Its parameters are the view's values it reads, its return value
+(created or extended). Its parameters are the view's values it reads (what the view
+imported for it, the service imports too, in its body as the view does), its return value
 the values the view still uses; the view calls it (`await`s it for an `async def` view).
 Decorators stay on the view. The service needs no request context when called.
 
@@ -571,8 +572,11 @@ class _ViewsModule:
             services_file.bind_global(name, use.qualified, imports)
         services_file.bind_service(service)
         is_async = view.asynchronous is not None
-        services_file.add_function(_service_function(service, view_name, region, is_async, services_file.style),
-                                   self.path)
+        imports = _grouped_imports([_import_text(stmt, alias, self.module_name, is_package(self.path),
+                                                 services_file.package)
+                                    for stmt, alias in region.local_imports.values()])
+        services_file.add_function(_service_function(service, view_name, region, is_async, services_file.style,
+                                                     imports), self.path)
         call = _call_statement(f"{self.alias}.{service}", region, is_async, self.module)
         stmts = region.statements
         call = call.with_changes(leading_lines=_leading_blanks(stmts[0]))
@@ -706,6 +710,15 @@ def _module_bindings(module: cst.Module, module_name: str, package: bool) -> dic
     return bound
 
 
+def _grouped_imports(texts: list[tuple[str, str]]) -> list[str]:
+    """Import lines from `_import_text`'s (group key, name) pairs, in their order: the
+    names of one `from x import` on one line."""
+    grouped: dict[str, list[str]] = {}
+    for key, name in texts:
+        grouped.setdefault(key, []).append(name)
+    return [key if key.startswith("import ") else f"{key} {', '.join(names)}" for key, names in grouped.items()]
+
+
 def _import_text(stmt: cst.Import | cst.ImportFrom, alias: cst.ImportAlias, views_module: str,
                  views_is_package: bool, services_is_package: bool) -> tuple[str, str]:
     """(group key, imported name) repeating one import of the views module in the
@@ -819,7 +832,9 @@ def _arguments(prefix: str, names: list[str], suffix: str, indent: str) -> str:
 
 
 def _service_function(service: str, view: str, region: Region, is_async: bool,
-                      style: cst.Module) -> cst.FunctionDef:
+                      style: cst.Module, imports: list[str] = ()) -> cst.FunctionDef:
+    """The service: the region's statements after its docstring and the `imports` (the
+    lines importing what the view imported for them)."""
     indent = style.default_indent
     if region.outputs:
         doc = f"Run the business logic of the {view} view and return {', '.join(region.outputs)}."
@@ -830,7 +845,8 @@ def _service_function(service: str, view: str, region: Region, is_async: bool,
     func = parse_statement(code, config=style.config_for_parsing)
     statements = region.statements
     statements[0] = _without_leading_blanks(statements[0])
-    body = [*func.body.body, *statements]
+    imported = [parse_statement(line + "\n", config=style.config_for_parsing) for line in imports]
+    body = [*func.body.body, *imported, *statements]
     if region.outputs:
         body.append(parse_statement(f"return {', '.join(region.outputs)}\n", config=style.config_for_parsing))
     return func.with_changes(body=func.body.with_changes(body=body))

@@ -317,6 +317,31 @@ def test_a_function_the_region_defines_for_the_view_stays_in_the_view():
     assert "`etag` is defined in lines" in only_finding(findings).message
 
 
+def test_what_the_view_imported_for_the_moved_code_is_imported_in_the_service_too():
+    # a view of a blueprint factory importing where it works: the service imports the
+    # same names where it runs, rather than taking modules and classes as parameters
+    source = """
+    @bp.get("/export")
+    def export():
+        import zipfile
+        from io import BytesIO as Buffer
+        from .models import Order, Total
+        name = request.args["name"]
+        memory = Buffer()
+        with zipfile.ZipFile(memory, "w") as archive:
+            archive.writestr(name, str(Order.query.count()))
+        memory.seek(0)
+        return jsonify(size=len(memory.getvalue()), total=Total)
+    """
+    outputs, findings = run(source, min_statements=3)
+    assert findings == []
+    views, services = outputs["app/views.py"], outputs["app/services.py"]
+    assert "    memory = services.export(name)\n" in views
+    assert ('def export(name):\n    """Run the business logic of the export view and return memory."""\n'
+            "    import zipfile\n    from io import BytesIO as Buffer\n    from .models import Order\n"
+            "    memory = Buffer()\n") in services
+
+
 def test_an_import_used_only_by_the_moved_code_moves_with_it():
     source = """
     @bp.post("/x")
