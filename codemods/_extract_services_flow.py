@@ -116,7 +116,7 @@ def count_statements(node: cst.CSTNode) -> int:
 
 
 @per_statement
-def work_weight(statement: cst.CSTNode) -> int:
+def _work_weight(statement: cst.CSTNode) -> int:
     """What a statement adds to the size of a run: its statements (`count_statements`),
     but none for a binding of a literal (`items = []`, `page = None`), which moves no
     work: a run of such bindings and a log line is not worth a service."""
@@ -307,7 +307,7 @@ class ViewFlow:
                 if movable:
                     if start is None:
                         start, weight, run_bound = index, 0, frozenset(current)
-                    weight += work_weight(stmt)
+                    weight += _work_weight(stmt)
                 elif start is not None:
                     if weight >= min_weight:
                         runs.append(_Candidate(block, start, index, run_bound, weight))
@@ -322,8 +322,8 @@ class ViewFlow:
         fails its checks, a smaller one may pass them."""
         smaller = []
         body = candidate.block.body
-        last = work_weight(body[candidate.stop - 1])
-        first = work_weight(body[candidate.start])
+        last = _work_weight(body[candidate.stop - 1])
+        first = _work_weight(body[candidate.start])
         if candidate.stop - candidate.start > 1 and candidate.weight - last >= min_weight:
             smaller.append(_Candidate(candidate.block, candidate.start, candidate.stop - 1, candidate.bound,
                                       candidate.weight - last))
