@@ -10,6 +10,7 @@ every reason the move could change behaviour. All from libcst's scope metadata.
 from __future__ import annotations
 
 import builtins
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -18,10 +19,12 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import BuiltinAssignment, BuiltinScope, CodeRange, GlobalScope, ImportAssignment, Scope
 
+from flask_refactor.index import records_of
 from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, code_children, iter_nodes
 
 from .support.cache import per_statement
-from .support.imports import ImportMap, resolve_relative
+from .support.flask import is_package
+from .support.imports import ImportMap
 from .support.views import REQUEST_READING_METHODS, is_request_bound
 
 # Builtins that look at the calling frame: their answer changes when code moves.
@@ -442,17 +445,22 @@ class ViewFlow:
     def _imported_before(self, inputs: list[str], where: Callable[[cst.CSTNode], str]) -> dict:
         """The inputs that the view binds once, by an import before the run, in the
         order the view imports them."""
-        bindings: dict[str, list[cst.CSTNode]] = {}
-        for name, node in self.assignments:  # (in the order of the view's code)
-            bindings.setdefault(name, []).append(node)
         found = {}
-        for name, nodes in bindings.items():
+        for name, nodes in self._bindings.items():
             if name in inputs and len(nodes) == 1 and isinstance(nodes[0], (cst.Import, cst.ImportFrom)) \
                     and where(nodes[0]) == "before":
                 alias = _alias_binding(nodes[0], name)
                 if alias is not None:
                     found[name] = (nodes[0], alias)
         return found
+
+    @functools.cached_property
+    def _bindings(self) -> dict[str, list[cst.CSTNode]]:
+        """Each name of the view to the nodes binding it, in the order of the view's code."""
+        bindings: dict[str, list[cst.CSTNode]] = {}
+        for name, node in self.assignments:
+            bindings.setdefault(name, []).append(node)
+        return bindings
 
     def _proxy_locals(self) -> set[str]:
         """The view's locals bound to a request-context proxy object (`user = current_user`)."""
@@ -514,15 +522,15 @@ class ViewFlow:
         access = self.accesses.get(head)
         if access is None or not access.referents:
             return None
-        targets = {_import_target(r, self.facts.module_name, self.facts.path.endswith("__init__.py"))
+        targets = {self._import_map(r.node).resolve(expr)
                    if isinstance(r, ImportAssignment) and _within(r.scope, self.scope) else None
                    for r in access.referents}
-        if len(targets) != 1 or None in targets:
-            return None
-        target = targets.pop()
-        dotted = get_full_name_for_node(expr)
-        rest = dotted.partition(".")[2] if dotted else ""
-        return f"{target}.{rest}" if rest else target
+        return targets.pop() if len(targets) == 1 else None
+
+    def _import_map(self, stmt: cst.Import | cst.ImportFrom) -> ImportMap:
+        """What one import statement of the view binds, as `facts.imports` maps the module's."""
+        records = records_of(stmt, module_level=True)  # (`from_index` maps only those)
+        return ImportMap.from_index(records, self.facts.module_name, is_package(self.facts.path))
 
     def _is_global(self, expr: cst.BaseExpression) -> bool:
         base = expr
@@ -765,20 +773,6 @@ def routine(blocker: Blocker) -> bool:
     """A request read or response call outside loops: what a view is expected to keep."""
     return blocker.reason.startswith(("reads `", "uses `")) and "from flask" in blocker.reason or (
         blocker.reason.startswith("reads `") and "inside a loop" not in blocker.reason)
-
-
-def _import_target(assignment: ImportAssignment, module_name: str | None, is_package: bool) -> str | None:
-    """The qualified name an import binds `assignment.name` to (`import a.b` binds `a`)."""
-    stmt = assignment.node
-    alias = _alias_binding(stmt, assignment.name)
-    if alias is None:
-        return None
-    imported = get_full_name_for_node(alias.name)
-    if isinstance(stmt, cst.Import):
-        return imported if alias.asname is not None else assignment.name
-    source = get_full_name_for_node(stmt.module) if stmt.module else None
-    source = resolve_relative(module_name, len(stmt.relative), source, is_package)
-    return f"{source}.{imported}" if source and imported else None
 
 
 def _alias_binding(stmt: cst.CSTNode, name: str) -> cst.ImportAlias | None:

@@ -832,7 +832,7 @@ def _arguments(prefix: str, names: list[str], suffix: str, indent: str) -> str:
 
 
 def _service_function(service: str, view: str, region: Region, is_async: bool,
-                      style: cst.Module, imports: list[str] = ()) -> cst.FunctionDef:
+                      style: cst.Module, imports: list[str]) -> cst.FunctionDef:
     """The service: the region's statements after its docstring and the `imports` (the
     lines importing what the view imported for them)."""
     indent = style.default_indent
