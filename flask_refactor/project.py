@@ -10,6 +10,7 @@ import contextlib
 import functools
 import gc
 import re
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -128,6 +129,9 @@ class Project:
         # __init__.py, would a new file clobber one), with its answer: a cached result
         # holds only while the answers stay the same
         self.disk_probes: dict[str, bool] = {}
+        # top-most package directory -> whether imports start inside it (`_starts_imports`);
+        # decided once per run, from the files as on disk
+        self._import_starts: dict[str, bool] = {}
 
     # -- building ------------------------------------------------------------------
     @classmethod
@@ -368,12 +372,14 @@ class Project:
         return self.disk_probes[path]
 
     def module_name(self, path: str) -> str | None:
-        """Dotted import name, found by walking up while directories are packages."""
+        """Dotted import name, found by walking up while directories are packages, up to
+        a directory where the code's own imports start (`_starts_imports`)."""
         file = self._files.get(path)
         if file is None or not path.endswith(".py"):
             return None
         # asked tens of thousands of times a run, and each answer asks the disk
-        return self.memo(("module-name", path, self.layout), lambda: _module_name(path, self._is_package))
+        return self.memo(("module-name", path, self.layout),
+                         lambda: _module_name(path, self._is_package, self._starts_imports))
 
     def path_of_module(self, dotted: str) -> str | None:
         return self._module_index().get(dotted)
@@ -531,21 +537,87 @@ class Project:
         init = f"{directory}/__init__.py"
         return init in self._files or self.on_disk(init)
 
+    def _starts_imports(self, directory: str) -> bool:
+        """Whether imports start inside this package directory rather than at it: it is a
+        top-most package directory (its parent is not one), no file in it imports it by
+        its name, and some file imports one of its own modules or packages by that
+        module's name. So is a repository whose root holds a stray `__init__.py` while
+        its code says `from app.database import ...`, or calibreweb, whose `__init__.py`
+        puts its own directory on `sys.path` for `from cps.constants import ...`: named
+        from above it, a module would be imported a second time under another name.
+        (Decided from the bytes on disk, which a run does not change, with a search of
+        the import statements' first names: no parse, and a package that imports itself
+        by name, as most do, is settled at the first file that does.)"""
+        known = self._import_starts.get(directory)
+        if known is None:
+            parent, _ = _split(directory)
+            top_most = _split(parent)[1] in ("", "..", ".") or not self._is_package(parent)
+            known = top_most and self._imports_own_modules_only(directory)
+            self._import_starts[directory] = known
+        return known
+
+    def _imports_own_modules_only(self, directory: str) -> bool:
+        """Some file under `directory` imports a module or package directly in it by that
+        one's name, and none imports the directory's own name (see `_starts_imports`)."""
+        prefix, name = f"{directory}/", _split(directory)[1].encode()
+        paths = [path for path, file in self._files.items()
+                 if path.startswith(prefix) and path.endswith(".py") and file.real is not None]  # (not created)
+        own = set()
+        for path in paths:
+            first, slash, _ = path[len(prefix):].partition("/")
+            if not slash:
+                own.add(first[:-3])
+            elif self._is_package(prefix + first):
+                own.add(first)
+        # a name the standard library has is its module in any absolute import
+        own = {module.encode() for module in own - set(sys.stdlib_module_names) - {"__init__"}}
+        if not own:
+            return False
+        heads: set[bytes] = set()
+        for path in paths:
+            data = self._peek(self._files[path], log=False)
+            found = _import_heads(data) if data is not None else set()
+            if name in found:
+                return False
+            heads |= found
+        return bool(heads & own)
+
     @functools.lru_cache(maxsize=1)
     def _module_index(self) -> dict[str, str]:
         index = {}
         for path in self._files:
             if path.endswith(".py"):
-                name = _module_name(path, self._is_package)
+                name = _module_name(path, self._is_package, self._starts_imports)
                 if name:
                     index.setdefault(name, path)
         return index
 
 
-def _module_name(path: str, is_package: Callable[[str], bool]) -> str | None:
-    """`a/pkg/sub/mod.py` -> `pkg.sub.mod` when `pkg/` and `sub/` are packages. (On the
-    path's string, with the parts `PurePosixPath` would give: asked for every file of the
-    tree, pathlib's objects were most of the cost.)"""
+# After `from` or `import`, the first name of an absolute module (`from a.b import c`,
+# `import a.b`: `a`; relative ones do not match). Each pattern starts with its literal,
+# which `re` scans for quickly: one pattern anchored at line starts took five times as long.
+_IMPORT_HEADS = (re.compile(rb"from[ \t]+([A-Za-z_][A-Za-z0-9_]*)"),
+                 re.compile(rb"import[ \t]+([A-Za-z_][A-Za-z0-9_]*)"))
+
+
+def _import_heads(data: bytes) -> set[bytes]:
+    """The first names of the modules a file's import statements name absolutely (a
+    keyword counts where only indentation comes before it on its line)."""
+    heads = set()
+    for pattern in _IMPORT_HEADS:
+        for match in pattern.finditer(data):
+            start = match.start()
+            if not data[data.rfind(b"\n", 0, start) + 1:start].strip(b" \t"):
+                heads.add(match.group(1))
+    return heads
+
+
+def _module_name(path: str, is_package: Callable[[str], bool],
+                 starts_imports: Callable[[str], bool] = lambda directory: False) -> str | None:
+    """`a/pkg/sub/mod.py` -> `pkg.sub.mod` when `pkg/` and `sub/` are packages and imports
+    do not start inside `pkg/` (`starts_imports`; then it is `sub.mod`). (On the path's
+    string, with the parts `PurePosixPath` would give: asked for every file of the tree,
+    pathlib's objects were most of the cost.)"""
     if "//" in path or "/./" in path or path.startswith("./") or path.endswith(("/", "/.")):
         path = str(PurePosixPath(path))  # the same path, written the one way the rest assumes
     directory, filename = _split(path)
@@ -557,7 +629,7 @@ def _module_name(path: str, is_package: Callable[[str], bool]) -> str | None:
         name = [package]
     while True:
         parent, part = _split(directory)
-        if part in ("", "..", ".") or not is_package(directory):
+        if part in ("", "..", ".") or not is_package(directory) or starts_imports(directory):
             break
         name.insert(0, part)
         directory = parent

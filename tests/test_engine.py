@@ -577,6 +577,35 @@ def test_module_names_follow_packages():
     assert project.path_of_module("pkg.mod") == "src/pkg/mod.py"
 
 
+@pytest.mark.parametrize(("texts", "path", "name"), [
+    # a repository's stray root `__init__.py`; the code imports its own modules as `app.*`
+    ({"repo/__init__.py": "", "repo/app/__init__.py": "", "repo/app/database.py": "",
+      "repo/app/views.py": "from app.database import db_session\n", "repo/run.py": ""},
+     "repo/app/database.py", "app.database"),
+    ({"repo/__init__.py": "", "repo/app/__init__.py": "", "repo/run.py": "def main():\n    import app\n"},
+     "repo/run.py", "run"),
+    # calibreweb's shape: its `__init__` puts its directory on sys.path for `cps`
+    ({"cw/__init__.py": "import sys\nsys.path.insert(0, 'here')\nfrom cps.main import main\n",
+      "cw/cps/__init__.py": "", "cw/cps/main.py": "from . import web\n", "cw/cps/web.py": ""},
+     "cw/cps/web.py", "cps.web"),
+    ({"cw/__init__.py": "from cps.main import main\n", "cw/cps/__init__.py": "", "cw/cps/main.py": ""},
+     "cw/__init__.py", "cw"),
+    # imports start at the package: it is imported by its name, or only relatively, or
+    # what looks like its own module is the standard library's, or is in a comment
+    ({"pkg/__init__.py": "", "pkg/models.py": "", "pkg/views.py": "from models import User\nfrom pkg import models\n"},
+     "pkg/views.py", "pkg.views"),
+    ({"pkg/__init__.py": "from .views import bp\n", "pkg/views.py": "from . import models\n", "pkg/models.py": ""},
+     "pkg/views.py", "pkg.views"),
+    ({"pkg/__init__.py": "", "pkg/logging.py": "", "pkg/views.py": "import logging\n"}, "pkg/views.py", "pkg.views"),
+    ({"pkg/__init__.py": "", "pkg/app/__init__.py": "", "pkg/views.py": "x = 1  # from app import y\n"},
+     "pkg/views.py", "pkg.views"),
+])
+def test_module_names_start_where_the_codes_own_imports_do(texts, path, name):
+    project = Project.from_texts(texts)
+    assert project.module_name(path) == name
+    assert project.path_of_module(name) == path
+
+
 def _module_name_by_pathlib(path, is_package):
     """The rule, written with pathlib's objects (what `_module_name` reads off the string)."""
     pure = PurePosixPath(path)

@@ -51,8 +51,9 @@ BEHAVIOUR = [c for c in CASES if c.behaviour]
 @pytest.mark.parametrize("case", BEHAVIOUR, ids=[c.id for c in BEHAVIOUR])
 def test_before_and_after_apps_answer_alike(case: Case, tmp_path):
     spec = case.behaviour
-    before = serve_requests(copy_tree(case.before, tmp_path / "before"), spec["app"], spec["requests"])
-    after = serve_requests(copy_tree(case.after, tmp_path / "after"), spec.get("after_app", spec["app"]),
+    root = spec.get("root", ".")  # the directory of the tree the app is run from
+    before = serve_requests(copy_tree(case.before, tmp_path / "before") / root, spec["app"], spec["requests"])
+    after = serve_requests(copy_tree(case.after, tmp_path / "after") / root, spec.get("after_app", spec["app"]),
                            spec["requests"])
     assert len(before) == len(spec["requests"])
     assert after == before
