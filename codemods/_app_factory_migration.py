@@ -22,6 +22,7 @@ from .support.flask import (
 )
 from .support.imports import ImportMap, add_import, binds_module, resolve_relative
 from ._app_factory_appmodule import AppModuleSplit, AppModuleSplitter, is_main_block
+from ._app_factory_contexts import outside_context
 from ._app_factory_endpoints import DynamicEndpointFinder, EndpointQualifier
 from ._app_factory_syntax import (
     LINT_PRAGMAS, calls_to, functions_using, import_from_flask, indent_code, name_uses,
@@ -76,6 +77,7 @@ class Migration:
             return self._report()
         ext_vars = {e.var for e in self.split.extensions}
         self._migrate_modules(names, ext_vars)
+        self._check_contexts()
         self._check_new_files()
         self._check_dynamic_endpoints()
         if self.problems:
@@ -86,6 +88,16 @@ class Migration:
         self._qualify_endpoints()
         self._write()
         self._report_double_import()
+
+    def _check_contexts(self) -> None:
+        """Each function whose `app` becomes current_app must run in an app context
+        (`outside_context`): else it is a problem, and nothing is migrated."""
+        modules = [(self.site.path, self.site.var)]
+        modules += [(path, local) for path, (local, role) in sorted(self.users.items()) if role in ("views", "inner")]
+        for path, function, why in outside_context(self.project, modules):
+            self.problem(path, function, f"{function.name.value}() uses the app and runs outside any app context "
+                                         f"({why}): as current_app it would fail there; have it build the app "
+                                         f"(`app = {FACTORY}()`) and run inside `with app.app_context():`")
 
     def _report_double_import(self) -> None:
         """`python app.py` used to import app.py a second time through the view modules."""

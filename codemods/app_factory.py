@@ -8,12 +8,11 @@ the module that creates the app, `views` moves registrations onto a blueprint,
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-
 from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
 from flask_refactor.project import Project
 
 from .support.flask import find_apps
+from ._app_factory_contexts import is_test_file
 from ._app_factory_migration import Migration
 
 
@@ -68,7 +67,11 @@ at import time in a way the factory cannot take over: conditional routes, `app` 
 decorator arguments or default values, values derived from the app at module level,
 unknown `SomeExtension(app)` calls (flask_restful `Api(app)`, Celery), `from app import *`,
 an `extensions.py` or `wsgi.py` that already exists, `url_for(variable)` in Python or a
-template (unless `allow-dynamic-endpoints` is set: then each is a warning to fix by hand).
+template (unless `allow-dynamic-endpoints` is set: then each is a warning to fix by hand);
+and when a function whose `app` would become `current_app` runs outside any app context:
+a console-script entry point (`setup.py`, `setup.cfg`, `pyproject.toml`,
+`entry_points.txt`), or a function called by another module's function that no view,
+hook, command, task or thread reaches (a server script's `main()`).
 Apps already built by a factory are left alone.
 
 Before (app.py):
@@ -107,7 +110,7 @@ After (app.py; plus extensions.py with `db = SQLAlchemy()` and wsgi.py):
         module_level = [a for a in apps if a.kind == "module"]
         if not module_level:
             return changes
-        in_tests = [a for a in module_level if _is_test_file(a.path)]
+        in_tests = [a for a in module_level if is_test_file(a.path)]
         if len(module_level) - len(in_tests) == 1:
             for site in in_tests:  # a test's own throw-away app is not the project's app
                 changes.report(site.path, site.line, f"`{site.var}` in a test module is left as it is",
@@ -127,8 +130,3 @@ After (app.py; plus extensions.py with `db = SQLAlchemy()` and wsgi.py):
         Migration(project, site, changes, self.config["allow_dynamic_endpoints"]).run()
         return changes
 
-
-def _is_test_file(path: str) -> bool:
-    pure = PurePosixPath(path)
-    return (pure.name.startswith("test_") or pure.name.endswith("_test.py") or pure.name == "conftest.py"
-            or any(part in ("tests", "test") for part in pure.parts[:-1]))
