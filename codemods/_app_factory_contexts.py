@@ -23,27 +23,24 @@ from flask_refactor.project import Project
 
 from .support.context import ContextMap, FunctionRef, context_map
 from .support.flask import app_scope, import_map
-from ._app_factory_syntax import functions_using
 
 # Files that name console-script entry points (`name = module:function`).
 ENTRY_POINT_DECLARATIONS = ("entry_points.txt", "setup.cfg", "pyproject.toml", "setup.py")
 
 
-def outside_context(project: Project, modules: list[tuple[str, str]]) -> list[tuple[str, cst.FunctionDef, str]]:
-    """(path, function, why it runs outside any app context) for each module-level
-    function of these (path, name of the app there) modules that uses the app.
+def outside_context(project: Project, using: dict[str, tuple[cst.Module, set[str]]]) -> list[
+        tuple[str, cst.FunctionDef, str]]:
+    """(path, function, why it runs outside any app context) for each of the functions
+    named in `using` (path -> (its module, the names of its functions that use the app)).
 
     The call graph of the app (`context_map`, which parses every module of its scope)
     is asked only when a declaration names such a function or its module, or another
     module imports one or the module (from the index): else nothing outside the module
     calls them, and its `__main__` block gets a context."""
-    using = {}
-    for path, app_var in modules:
-        module = project.parse(path)
-        if module is not None:
-            using[path] = (module, functions_using(module.body, app_var))
+    if not any(names for _, names in using.values()):
+        return []
     declarations = _declarations(project)
-    if not any(names for _, names in using.values()) or not _may_be_called_from_outside(project, using, declarations):
+    if not _may_be_called_from_outside(project, using, declarations):
         return []
     cmap = context_map(project)
     callers = _callers(cmap)

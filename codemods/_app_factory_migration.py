@@ -57,6 +57,9 @@ class Migration:
         self.removed_imports = RemovedImports([])  # their module-level imports, now redundant
         self.templates: dict[str, str] = {}
         self.users: dict[str, tuple[str, str]] = {}
+        # path -> (its tree, its module-level functions that use the app): the app module
+        # and the modules whose functions' `app` becomes current_app
+        self.app_functions: dict[str, tuple[cst.Module, set[str]]] = {}
 
     def problem(self, path: str, node: cst.CSTNode | int, message: str) -> None:
         line = node if isinstance(node, int) else self.project.position_lookup(path)(node)[0]
@@ -92,9 +95,7 @@ class Migration:
     def _check_contexts(self) -> None:
         """Each function whose `app` becomes current_app must run in an app context
         (`outside_context`): else it is a problem, and nothing is migrated."""
-        modules = [(self.site.path, self.site.var)]
-        modules += [(path, local) for path, (local, role) in sorted(self.users.items()) if role in ("views", "inner")]
-        for path, function, why in outside_context(self.project, modules):
+        for path, function, why in outside_context(self.project, self.app_functions):
             self.problem(path, function, f"{function.name.value}() uses the app and runs outside any app context "
                                          f"({why}): as current_app it would fail there; have it build the app "
                                          f"(`app = {FACTORY}()`) and run inside `with app.app_context():`")
@@ -232,6 +233,7 @@ class Migration:
         creation = next(s for s in module.body if (assigned_name(s) or ("",))[0] == app)
         reported = len(self.problems)
         self.splitter = AppModuleSplitter(module, app, import_map(self.project, path), mover)
+        self.app_functions[path] = (module, self.splitter.app_functions)
         split = self.splitter.run(creation)
         if len(self.problems) == reported:
             self.split, self.app_plan = split, plan
@@ -468,7 +470,7 @@ class Migration:
             self.view_plans += view_plans
 
     def _migrate_user(self, path: str, local: str, role: str, bp_name: str | None, ext_vars: set[str]) -> None:
-        module = self.project.parse(path)
+        parsed = module = self.project.parse(path)
         imports = import_map(self.project, path)
         name = self.project.module_name(path)
         module = self._rewrite_imports(path, module, ext_vars, role)
@@ -480,6 +482,7 @@ class Migration:
         body = []
         reported = len(self.problems)
         app_functions = functions_using(module.body, local)
+        self.app_functions[path] = (parsed, app_functions)
         extensions = AppModuleSplitter(module, local, imports, mover, moves_extensions=False)
         for stmt in module.body:
             if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
