@@ -12,7 +12,7 @@ import functools
 import keyword
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import libcst as cst
@@ -54,6 +54,9 @@ class _ServicesFile:
     new_imports: dict[str, list[str]] = field(default_factory=dict)  # "from x" / "import" -> names
     functions: list[cst.FunctionDef] = field(default_factory=list)
     views: list[str] = field(default_factory=list)
+    # service -> (the views module it was extracted from, its code but for its name and
+    # docstring, what it returns, the views that call it)
+    codes: dict[str, tuple[str, str, tuple[str, ...], list[str]]] = field(default_factory=dict)
     futures: set[str] = field(default_factory=set)  # `from __future__` features it has
     # what the views module being extracted read of it and added to it (`_Ledger`)
     ledger: "_Ledger | None" = None
@@ -98,10 +101,27 @@ class _ServicesFile:
         self._log("bind_service", name)
         self.bound[name] = ""
 
-    def add_function(self, function: cst.FunctionDef, views_path: str) -> None:
-        self._log("add_function", function, views_path)
+    def add_function(self, function: cst.FunctionDef, views_path: str, view: str, code: str,
+                     outputs: tuple[str, ...]) -> None:
+        self._log("add_function", function, views_path, view, code, outputs)
         self.functions.append(function)
         self.views.append(views_path)
+        self.codes[function.name.value] = (views_path, code, outputs, [view])
+
+    def same_service(self, views_path: str, code: str) -> str | None:
+        """The service an earlier view of this views module was given with this code
+        (`code` leaves out the name and docstring), if any: views often repeat a few
+        lines (a pagination, a timestamp difference), and one service does for all."""
+        return next((service for service, (path, known, _, _) in self.codes.items()
+                     if path == views_path and known == code), None)
+
+    def share(self, service: str, view: str) -> None:
+        """`view` calls `service` too: its docstring names every view that does."""
+        self._log("share", service, view)
+        _, _, outputs, views = self.codes[service]
+        views.append(view)
+        index = next(i for i, function in enumerate(self.functions) if function.name.value == service)
+        self.functions[index] = _naming_views(self.functions[index], views, outputs)
 
     def _log(self, method: str, *args: Any) -> None:
         if self.ledger is not None:
@@ -171,8 +191,9 @@ the reasons ("early return at line 31", "uses `request.form` inside a loop at li
 
 Services are named after their view (`create_order` -> `services.create_order`), or
 `<view>_service` when that name is taken; set names with
-`names = ["create_order=place_order"]`. A view that already calls its services module
-is not split again.
+`names = ["create_order=place_order"]`. Views of one module that would move the same code
+(the same lines, reading and returning the same names) call one service, whose docstring
+names them all. A view that already calls its services module is not split again.
 
 Before (shop/views.py):
 
@@ -557,6 +578,18 @@ class _ViewsModule:
         wanted = (self.codemod.service_names.get(f"{self.module_name}.{view_name}")
                   or self.codemod.service_names.get(view_name))
         used = set(region.globals) | region.builtins_used
+        is_async = view.asynchronous is not None
+        imports = _grouped_imports([_import_text(stmt, alias, self.module_name, is_package(self.path),
+                                                 services_file.package)
+                                    for stmt, alias in region.local_imports.values()])
+        code = _service_code(region, is_async, services_file.style, imports)
+        shared = None if wanted else services_file.same_service(self.path, code)
+        if shared is not None:
+            services_file.share(shared, view_name)
+            self.report(view, f"view `{view_name}` calls the service `{shared}` extracted from an earlier view "
+                              f"of this module: the moved code is the same")
+            self._replace_region(region, f"{self.alias}.{shared}", is_async)
+            return
         if wanted:
             if not services_file.free(wanted) or wanted in used:
                 self.report(view, f"view `{view_name}` not extracted: the service name `{wanted}` you chose is "
@@ -567,17 +600,17 @@ class _ViewsModule:
             service = next(n for n in [view_name, f"{view_name}_service", *(f"{view_name}_service_{i}" for i in range(2, 100))]
                            if services_file.free(n) and n not in used)
         for name, use in region.globals.items():
-            imports = [_import_text(stmt, alias, self.module_name, is_package(self.path), services_file.package)
-                       for stmt, alias in use.imports]
-            services_file.bind_global(name, use.qualified, imports)
+            lines = [_import_text(stmt, alias, self.module_name, is_package(self.path), services_file.package)
+                     for stmt, alias in use.imports]
+            services_file.bind_global(name, use.qualified, lines)
         services_file.bind_service(service)
-        is_async = view.asynchronous is not None
-        imports = _grouped_imports([_import_text(stmt, alias, self.module_name, is_package(self.path),
-                                                 services_file.package)
-                                    for stmt, alias in region.local_imports.values()])
         services_file.add_function(_service_function(service, view_name, region, is_async, services_file.style,
-                                                     imports), self.path)
-        call = _call_statement(f"{self.alias}.{service}", region, is_async, self.module)
+                                                     imports), self.path, view_name, code, tuple(region.outputs))
+        self._replace_region(region, f"{self.alias}.{service}", is_async)
+
+    def _replace_region(self, region: Region, service: str, is_async: bool) -> None:
+        """The region's statements become the call of `service` (`alias.name`)."""
+        call = _call_statement(service, region, is_async, self.module)
         stmts = region.statements
         call = call.with_changes(leading_lines=_leading_blanks(stmts[0]))
         body = list(region.block.body)
@@ -836,12 +869,8 @@ def _service_function(service: str, view: str, region: Region, is_async: bool,
     """The service: the region's statements after its docstring and the `imports` (the
     lines importing what the view imported for them)."""
     indent = style.default_indent
-    if region.outputs:
-        doc = f"Run the business logic of the {view} view and return {', '.join(region.outputs)}."
-    else:
-        doc = f"Run the business logic of the {view} view."
     header = _arguments(f"{'async ' if is_async else ''}def {service}", region.inputs, ":", indent)
-    code = f'{header}\n{indent}"""{doc}"""\n'
+    code = f'{header}\n{indent}"""{_service_doc([view], region.outputs)}"""\n'
     func = parse_statement(code, config=style.config_for_parsing)
     statements = region.statements
     statements[0] = _without_leading_blanks(statements[0])
@@ -850,6 +879,28 @@ def _service_function(service: str, view: str, region: Region, is_async: bool,
     if region.outputs:
         body.append(parse_statement(f"return {', '.join(region.outputs)}\n", config=style.config_for_parsing))
     return func.with_changes(body=func.body.with_changes(body=body))
+
+
+def _service_doc(views: list[str], outputs: Iterable[str]) -> str:
+    names = views[0] if len(views) == 1 else f"{', '.join(views[:-1])} and {views[-1]}"
+    doc = f"Run the business logic of the {names} view{'s' if len(views) > 1 else ''}"
+    outputs = list(outputs)
+    return f"{doc} and return {', '.join(outputs)}." if outputs else f"{doc}."
+
+
+def _service_code(region: Region, is_async: bool, style: cst.Module, imports: list[str]) -> str:
+    """The code of the service `_service_function` writes for the region, but for its
+    name and docstring: what two views' services must share to be one."""
+    function = _service_function("_", "", region, is_async, style, imports)
+    return style.code_for_node(function.with_changes(body=function.body.with_changes(body=function.body.body[1:])))
+
+
+def _naming_views(function: cst.FunctionDef, views: list[str], outputs: tuple[str, ...]) -> cst.FunctionDef:
+    """The service with its docstring naming these views."""
+    doc = parse_statement(f'"""{_service_doc(views, outputs)}"""\n')
+    body = list(function.body.body)
+    body[0] = body[0].with_changes(body=doc.body)
+    return function.with_changes(body=function.body.with_changes(body=body))
 
 
 def _call_statement(target: str, region: Region, is_async: bool, module: cst.Module) -> cst.BaseStatement:

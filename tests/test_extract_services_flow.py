@@ -817,7 +817,8 @@ def test_views_modules_shared_between_this_process_and_a_worker_come_out_as_in_o
 def test_views_modules_extracted_in_workers_without_a_clash_are_not_redone(monkeypatch):
     """What a module's own earlier views bound in the services module (the service
     names, the imports they share) is no clash: nothing is redone."""
-    second = SAME_NAMED_VIEW.replace("def create(", "def restock(").replace("/order/", "/restock/")
+    second = SAME_NAMED_VIEW.replace("def create(", "def restock(").replace("/order/", "/restock/").replace(
+        "* {n}", "* {n} * 2")  # (not the same code: a service of its own)
     texts = {**SUPPORT, **{f"app/views_{n}.py": HEADER + textwrap.dedent(
         SAME_NAMED_VIEW.replace("def create(", f"def create_{n}(").format(n=n) + second.format(n=n).replace(
             "def restock(", f"def restock_{n}(")) for n in range(4)}}
@@ -849,3 +850,39 @@ def test_the_classes_tested_by_identity_have_no_subclasses():
     from flask_refactor.codemods._extract_services_flow import _BINDING_KINDS, _NESTED_SCOPE_KINDS
 
     assert all(not cls.__subclasses__() for cls in _BINDING_KINDS | _NESTED_SCOPE_KINDS)
+
+
+REPEATED_PAGINATION = """
+@bp.route("/{name}")
+def {name}():
+    page = request.args.get("page", 1, type=int)
+    per_page = 20
+    total = Order.query.count()
+    pages = (total + per_page - 1) // per_page
+    if page > pages:
+        page = pages
+    return jsonify(page=page, pages=pages)
+"""
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_views_repeating_the_same_code_share_one_service(monkeypatch, jobs):
+    """Three views of a module repeat the same lines: one service, whose docstring names
+    them all, called from each; a view of another module with the same lines gets its
+    own (the one service would serve two modules). In workers, as in one process."""
+    views = "".join(REPEATED_PAGINATION.format(name=name) for name in ("orders", "history", "changes"))
+    texts = {**SUPPORT, "app/views.py": HEADER + views,
+             "app/admin.py": HEADER + REPEATED_PAGINATION.format(name="audit")}
+    if jobs == 2:
+        all_work_forked(monkeypatch)
+    outputs, findings = extracted(texts, jobs=jobs)
+    services = outputs["app/services.py"]
+    assert services.count("\ndef ") == 2
+    assert '"""Run the business logic of the orders, history and changes views and return pages, page."""' \
+        in services
+    assert '"""Run the business logic of the audit view and return pages, page."""' in services
+    assert outputs["app/views.py"].count("pages, page = services.orders(page)") == 3
+    assert "pages, page = services.audit(page)" in outputs["app/admin.py"]
+    shared = [message for _, _, message in findings if "calls the service" in message]
+    assert shared == [f"view `{name}` calls the service `orders` extracted from an earlier view of this module: "
+                      "the moved code is the same" for name in ("history", "changes")]
