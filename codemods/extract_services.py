@@ -12,7 +12,7 @@ import functools
 import keyword
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import libcst as cst
@@ -54,9 +54,9 @@ class _ServicesFile:
     new_imports: dict[str, list[str]] = field(default_factory=dict)  # "from x" / "import" -> names
     functions: list[cst.FunctionDef] = field(default_factory=list)
     views: list[str] = field(default_factory=list)
-    # service -> (the views module it was extracted from, its code but for its name and
-    # docstring, what it returns, the views that call it)
-    codes: dict[str, tuple[str, str, tuple[str, ...], list[str]]] = field(default_factory=dict)
+    # service -> (the views module it was extracted from, what it returns, the views that
+    # call it)
+    extracted: dict[str, tuple[str, tuple[str, ...], list[str]]] = field(default_factory=dict)
     futures: set[str] = field(default_factory=set)  # `from __future__` features it has
     # what the views module being extracted read of it and added to it (`_Ledger`)
     ledger: "_Ledger | None" = None
@@ -101,24 +101,28 @@ class _ServicesFile:
         self._log("bind_service", name)
         self.bound[name] = ""
 
-    def add_function(self, function: cst.FunctionDef, views_path: str, view: str, code: str,
-                     outputs: tuple[str, ...]) -> None:
-        self._log("add_function", function, views_path, view, code, outputs)
+    def add_function(self, function: cst.FunctionDef, views_path: str, view: str, outputs: tuple[str, ...]) -> None:
+        self._log("add_function", function, views_path, view, outputs)
         self.functions.append(function)
         self.views.append(views_path)
-        self.codes[function.name.value] = (views_path, code, outputs, [view])
+        self.extracted[function.name.value] = (views_path, outputs, [view])
 
-    def same_service(self, views_path: str, code: str) -> str | None:
-        """The service an earlier view of this views module was given with this code
-        (`code` leaves out the name and docstring), if any: views often repeat a few
-        lines (a pagination, a timestamp difference), and one service does for all."""
-        return next((service for service, (path, known, _, _) in self.codes.items()
-                     if path == views_path and known == code), None)
+    def same_service(self, views_path: str, function: Callable[[], cst.FunctionDef]) -> str | None:
+        """The service an earlier view of this views module was given with the code of
+        `function()` (its name and docstring aside), if any: views often repeat a few lines
+        (a pagination, a timestamp difference), and one service does for all. (Rendered
+        only for a module's second extraction on: most have one.)"""
+        earlier = [service for service, (path, _, _) in self.extracted.items() if path == views_path]
+        if not earlier:
+            return None
+        code = _service_code(function())
+        by_name = {f.name.value: f for f in self.functions}
+        return next((service for service in earlier if _service_code(by_name[service]) == code), None)
 
     def share(self, service: str, view: str) -> None:
         """`view` calls `service` too: its docstring names every view that does."""
         self._log("share", service, view)
-        _, _, outputs, views = self.codes[service]
+        _, outputs, views = self.extracted[service]
         views.append(view)
         index = next(i for i, function in enumerate(self.functions) if function.name.value == service)
         self.functions[index] = _naming_views(self.functions[index], views, outputs)
@@ -582,8 +586,8 @@ class _ViewsModule:
         imports = _grouped_imports([_import_text(stmt, alias, self.module_name, is_package(self.path),
                                                  services_file.package)
                                     for stmt, alias in region.local_imports.values()])
-        code = _service_code(region, is_async, services_file.style, imports)
-        shared = None if wanted else services_file.same_service(self.path, code)
+        shared = None if wanted else services_file.same_service(self.path, lambda: _service_function(
+            "_", view_name, region, is_async, services_file.style, imports))
         if shared is not None:
             services_file.share(shared, view_name)
             self.report(view, f"view `{view_name}` calls the service `{shared}` extracted from an earlier view "
@@ -605,7 +609,7 @@ class _ViewsModule:
             services_file.bind_global(name, use.qualified, lines)
         services_file.bind_service(service)
         services_file.add_function(_service_function(service, view_name, region, is_async, services_file.style,
-                                                     imports), self.path, view_name, code, tuple(region.outputs))
+                                                     imports), self.path, view_name, tuple(region.outputs))
         self._replace_region(region, f"{self.alias}.{service}", is_async)
 
     def _replace_region(self, region: Region, service: str, is_async: bool) -> None:
@@ -888,11 +892,11 @@ def _service_doc(views: list[str], outputs: Iterable[str]) -> str:
     return f"{doc} and return {', '.join(outputs)}." if outputs else f"{doc}."
 
 
-def _service_code(region: Region, is_async: bool, style: cst.Module, imports: list[str]) -> str:
-    """The code of the service `_service_function` writes for the region, but for its
-    name and docstring: what two views' services must share to be one."""
-    function = _service_function("_", "", region, is_async, style, imports)
-    return style.code_for_node(function.with_changes(body=function.body.with_changes(body=function.body.body[1:])))
+def _service_code(function: cst.FunctionDef) -> str:
+    """A service's code but for its name and docstring: what two views' services must
+    share to be one."""
+    body = function.body.with_changes(body=function.body.body[1:])
+    return cst.Module([]).code_for_node(function.with_changes(name=cst.Name("_"), body=body))
 
 
 def _naming_views(function: cst.FunctionDef, views: list[str], outputs: tuple[str, ...]) -> cst.FunctionDef:
