@@ -34,13 +34,13 @@ def outside_context(project: Project, using: dict[str, tuple[cst.Module, set[str
     named in `using` (path -> (its module, the names of its functions that use the app)).
 
     The call graph of the app (`context_map`, which parses every module of its scope)
-    is asked only when a declaration names such a function or its module, or another
+    is asked only when an entry point declared names a function of such a module, or another
     module imports one or the module (from the index): else nothing outside the module
     calls them, and its `__main__` block gets a context."""
     if not any(names for _, names in using.values()):
         return []
-    declarations = _declarations(project)
-    if not _may_be_called_from_outside(project, using, declarations):
+    entry_points = _entry_points(project)
+    if not _may_be_called_from_outside(project, using, entry_points):
         return []
     cmap = context_map(project)
     callers = _callers(cmap)
@@ -49,16 +49,16 @@ def outside_context(project: Project, using: dict[str, tuple[cst.Module, set[str
         module_name = project.module_name(path) or ""
         for stmt in module.body:
             if isinstance(stmt, cst.FunctionDef) and stmt.name.value in names:
-                why = _why_outside(FunctionRef(path, stmt.name.value), module_name, cmap, callers, declarations, set())
+                why = _why_outside(FunctionRef(path, stmt.name.value), module_name, cmap, callers, entry_points, set())
                 if why:
                     found.append((path, stmt, why))
     return found
 
 
 def _may_be_called_from_outside(project: Project, using: dict[str, tuple[cst.Module, set[str]]],
-                                declarations: list[tuple[str, str]]) -> bool:
+                                entry_points: dict[tuple[str, str], str]) -> bool:
     modules = {project.module_name(path): path for path, (_, names) in using.items() if names}
-    if any(name and f"{name}:" in text.replace(" ", "") for name in modules for _, text in declarations):
+    if any(module in modules for module, _ in entry_points):
         return True
     targets = {name: path for name, path in modules.items() if name}
     targets.update({f"{name}.{function}": path for name, path in modules.items() if name
@@ -71,12 +71,11 @@ def _may_be_called_from_outside(project: Project, using: dict[str, tuple[cst.Mod
 
 
 def _why_outside(ref: FunctionRef, module_name: str, cmap: ContextMap, callers: dict[FunctionRef, set[FunctionRef]],
-                 declarations: list[tuple[str, str]], seen: set[FunctionRef]) -> str | None:
+                 entry_points: dict[tuple[str, str], str], seen: set[FunctionRef]) -> str | None:
     seen.add(ref)
-    entry = re.compile(rf"(?<![\w.]){re.escape(module_name)}\s*:\s*{re.escape(ref.qualname)}\b")
-    for path, text in declarations:
-        if entry.search(text):
-            return f"{ref.qualname}() is a console-script entry point in {path}"
+    declared_in = entry_points.get((module_name, ref.qualname))
+    if declared_in is not None:
+        return f"{ref.qualname}() is a console-script entry point in {declared_in}"
     for caller in sorted(callers.get(ref, ()), key=str):
         facts = cmap.facts(caller)
         if cmap.in_request(caller) or (facts is not None and facts.roles) or is_test_file(caller.path):
@@ -84,7 +83,7 @@ def _why_outside(ref: FunctionRef, module_name: str, cmap: ContextMap, callers: 
         if caller.path != ref.path:
             return f"{caller} calls it"
         if caller not in seen:
-            why = _why_outside(caller, module_name, cmap, callers, declarations, seen)
+            why = _why_outside(caller, module_name, cmap, callers, entry_points, seen)
             if why:
                 return f"{caller.qualname}() calls it, and {why}"
     return None
@@ -98,11 +97,19 @@ def _callers(cmap: ContextMap) -> dict[FunctionRef, set[FunctionRef]]:
     return callers
 
 
-def _declarations(project: Project) -> list[tuple[str, str]]:
-    """(path, text) of the files that may declare console scripts."""
+# `module:function` as an entry point names it (`name = pkg.app:main`, `"pkg.app:main"`)
+_ENTRY_POINT = re.compile(r"(?<![\w.])([A-Za-z_][\w.]*)\s*:\s*([A-Za-z_]\w*)\b")
+
+
+def _entry_points(project: Project) -> dict[tuple[str, str], str]:
+    """(module, function) -> the first file that may declare it a console script."""
     paths = project.other_paths(ENTRY_POINT_DECLARATIONS[:-1])
     paths += [path for path in project.paths() if PurePosixPath(path).name == "setup.py"]
-    return [(path, text) for path in paths if (text := project.text(path))]
+    found: dict[tuple[str, str], str] = {}
+    for path in paths:
+        for match in _ENTRY_POINT.finditer(project.text(path) or ""):
+            found.setdefault((match.group(1), match.group(2)), path)
+    return found
 
 
 def is_test_file(path: str) -> bool:

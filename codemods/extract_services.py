@@ -57,6 +57,7 @@ class _ServicesFile:
     # service -> (the views module it was extracted from, what it returns, the views that
     # call it)
     extracted: dict[str, tuple[str, tuple[str, ...], list[str]]] = field(default_factory=dict)
+    codes: dict[str, str] = field(default_factory=dict)  # service -> `_service_code`, once asked
     futures: set[str] = field(default_factory=set)  # `from __future__` features it has
     # what the views module being extracted read of it and added to it (`_Ledger`)
     ledger: "_Ledger | None" = None
@@ -117,7 +118,10 @@ class _ServicesFile:
             return None
         code = _service_code(function())
         by_name = {f.name.value: f for f in self.functions}
-        return next((service for service in earlier if _service_code(by_name[service]) == code), None)
+        for service in earlier:
+            if service not in self.codes:  # (a docstring `share` changes is not part of it)
+                self.codes[service] = _service_code(by_name[service])
+        return next((service for service in earlier if self.codes[service] == code), None)
 
     def share(self, service: str, view: str) -> None:
         """`view` calls `service` too: its docstring names every view that does."""
