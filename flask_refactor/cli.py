@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__, config, git, index, pipeline, registry, report
 from .codemod import Codemod, Severity
@@ -271,7 +270,7 @@ class _progress:
 
     def __init__(self, err) -> None:
         self.err = err
-        self.bar: Progress | None = None
+        self.bar = None  # a rich Progress, imported when first shown (a tenth of the import time)
         self.task = None
 
     def __enter__(self):
@@ -281,6 +280,8 @@ class _progress:
         if total < PROGRESS_MIN_FILES:
             return
         if self.bar is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), console=self.err, transient=True)
             self.bar.start()

@@ -26,7 +26,7 @@ from libcst.metadata import CodePosition, CodeRange
 
 from .walk import WHITESPACE as UNPLACED  # no range is kept for these: nothing is reported at them
 from .walk import SHARED as _SHARED
-from .walk import code_layout
+from .walk import ModuleLayout, code_layout
 
 _NEWLINE = re.compile(r"\r\n?|\n")  # libcst's own definition of a line break
 
@@ -135,7 +135,7 @@ class StatementRanges(Mapping[CSTNode, CodeRange]):
     def __init__(self, module: cst.Module, path: str | None) -> None:
         self._module = module
         self._known = _LAST_RENDERED.get(path, {}) if path is not None else {}
-        self._owners: dict[CSTNode, int] | None = None  # node -> index of its top-level statement
+        self._layout: ModuleLayout | None = None  # which top-level statement holds a node
         self._starts: list[tuple[int, int]] = []  # where statement i starts, for i < len
         self._rendered: dict[int, dict[CSTNode, _Range]] = {}
         self._whole: dict[CSTNode, _Range] | None = None  # the whole render, when needed
@@ -169,9 +169,9 @@ class StatementRanges(Mapping[CSTNode, CodeRange]):
     def _owner(self, node: object) -> int | None:
         if node is self._module:
             return _SHARED  # the module's own range is the whole render's
-        if self._owners is None:
-            self._owners = code_layout(self._module).statement_index
-        return self._owners.get(node)
+        if self._layout is None:
+            self._layout = code_layout(self._module)
+        return self._layout.owner(node)
 
     def _start(self, index: int) -> tuple[int, int]:
         """(line, column) where top-level statement `index` starts rendering."""

@@ -27,6 +27,7 @@ tree: transforms stay with libcst.
 
 from __future__ import annotations
 
+import collections
 import collections.abc
 import dataclasses
 import functools
@@ -37,6 +38,8 @@ from typing import Any
 
 import libcst as cst
 from libcst import CSTNode
+
+from . import memo
 
 
 class _FieldRecorder(cst.CSTVisitor):
@@ -292,10 +295,9 @@ def parent_map(root: CSTNode, skip: frozenset[type] = frozenset()) -> dict[CSTNo
     return parents
 
 
-def _note_parents(root: CSTNode, skip: frozenset[type], parents: dict[CSTNode, CSTNode],
-                  note: Callable[[CSTNode], None] | None = None) -> None:
+def _note_parents(root: CSTNode, skip: frozenset[type], parents: dict[CSTNode, CSTNode]) -> None:
     """Map each node under `root` to its parent in `parents` (not the nodes of the `skip`
-    classes, nor what they hold), calling `note(node)` for each."""
+    classes, nor what they hold)."""
     listed = code_children if skip is WHITESPACE else children
     stack = [root]
     while stack:
@@ -303,42 +305,80 @@ def _note_parents(root: CSTNode, skip: frozenset[type], parents: dict[CSTNode, C
         for child in listed(node):
             if child.__class__ not in skip:
                 parents[child] = node
-                if note is not None:
-                    note(child)
                 stack.append(child)
 
 
-SHARED = -1  # `ModuleLayout.statement_index`: a node held by more than one top-level statement
+SHARED = -1  # `ModuleLayout.owner`: a node held by more than one top-level statement
 
 
-@dataclasses.dataclass(frozen=True)
 class ModuleLayout:
-    """Where each node of a module's code (not whitespace or comments) sits: its parent,
-    and the index of the top-level statement holding it (`SHARED` when a tree reuses
-    one node object in several). Analyses ask both of the same tree (a transform's
-    path to its targets, the positions of what it reports): one walk answers both.
-    (Keyed by the nodes, not their ids: an id is an int object more per node.)"""
+    """Where each node of a module's code (not whitespace or comments) sits: its parent
+    (`parents`), and the top-level statement holding it (`owner`). Analyses ask both of
+    the same tree (a transform's path to its targets, the positions of what it
+    reports). (Keyed by the nodes, not their ids: an id is an int object more per node.)
 
-    parents: dict[CSTNode, CSTNode]
-    statement_index: dict[CSTNode, int]
+    Made of each top-level statement's parents (`_statement_parents`), kept across the
+    module's versions: a codemod replaces a few statements, and the next asks the layout
+    of the new version. (On the benchmark's big app, 396 layouts of 5,015 statements,
+    each walked, were 0.16 s of a 2.7 s run with one job.)"""
+
+    def __init__(self, module: cst.Module) -> None:
+        self._module = module
+
+    @functools.cached_property
+    def parents(self) -> dict[CSTNode, CSTNode]:
+        """Equal to `parent_map(module, WHITESPACE)` as that walk makes it: the statements
+        are walked last to first, as its stack takes them, so a node met twice keeps the
+        parent it would get there."""
+        parents: dict[CSTNode, CSTNode] = dict.fromkeys(self._module.body, self._module)
+        for statement in reversed(self._module.body):
+            parents.update(_statement_parents(statement))
+        return parents
+
+    def owner(self, node: CSTNode) -> int | None:
+        """The index of the top-level statement holding `node` (SHARED when a tree reuses
+        one node object in several), or None if it is not code of the module. A node
+        held by one statement has only ancestors held by it, so its parents lead there."""
+        parents = self.parents
+        if node not in parents:
+            return None
+        if node in self._shared:
+            return SHARED
+        while (parent := parents[node]) is not self._module:
+            node = parent
+        return self._indexes[node]
+
+    @functools.cached_property
+    def _indexes(self) -> dict[CSTNode, int]:
+        return {statement: index for index, statement in enumerate(self._module.body)}
+
+    @functools.cached_property
+    def _shared(self) -> frozenset[CSTNode]:
+        """The nodes held by more than one top-level statement: usually none, which the
+        size of `parents` tells (it would hold each statement's nodes once each)."""
+        body = self._module.body
+        if len(self.parents) == len(body) + sum(len(_statement_parents(statement)) for statement in body):
+            return frozenset()
+        holders: collections.Counter[CSTNode] = collections.Counter(body)
+        for statement in body:
+            holders.update(_statement_parents(statement).keys())
+        return frozenset(node for node, count in holders.items() if count > 1)
 
 
 @functools.lru_cache(maxsize=16)  # only the trees in use (they hash by identity)
 def code_layout(module: cst.Module) -> ModuleLayout:
-    """The module's `ModuleLayout`, once per tree. (Equal to `parent_map(module,
-    WHITESPACE)` as that walk makes it: the statements are walked last to first, as its
-    stack takes them, so a node met twice keeps the parent it would get there.)"""
-    body = module.body
-    parents: dict[CSTNode, CSTNode] = dict.fromkeys(body, module)
-    owners: dict[CSTNode, int] = {}
-    for index in range(len(body) - 1, -1, -1):
-        def held_by_this(node: CSTNode, index: int = index) -> None:
-            if owners.setdefault(node, index) != index:
-                owners[node] = SHARED
+    """The module's `ModuleLayout`, once per tree."""
+    return ModuleLayout(module)
 
-        held_by_this(body[index])
-        _note_parents(body[index], WHITESPACE, parents, held_by_this)
-    return ModuleLayout(parents, owners)
+
+@memo.per_statement
+def _statement_parents(statement: CSTNode) -> dict[CSTNode, CSTNode]:
+    """The parent of each code node under one top-level statement (its own children
+    included). Shared by the layouts of every version holding the statement: not to be
+    changed."""
+    parents: dict[CSTNode, CSTNode] = {}
+    _note_parents(statement, WHITESPACE, parents)
+    return parents
 
 
 _Hook = Callable[[Any, CSTNode], Any] | None

@@ -88,13 +88,22 @@ def _expected_layout(module: cst.Module) -> tuple[dict, dict]:
     return code_parents, owners
 
 
+def _owners(layout: walk.ModuleLayout, module: cst.Module) -> dict:
+    """What the layout says of every node of the module's code."""
+    return {node: layout.owner(node) for node in iter_nodes(module, skip=walk.WHITESPACE) if node is not module}
+
+
 def test_a_module_layout_gives_libcsts_parents_and_each_nodes_statement():
     from helpers import sample_modules
 
     for where, module in sample_modules(("flask", "click")):
         layout = walk.code_layout(module)
-        assert (layout.parents, layout.statement_index) == _expected_layout(module), where
+        expected_parents, expected_owners = _expected_layout(module)
+        assert layout.parents == expected_parents, where
+        assert _owners(layout, module) == expected_owners, where
         assert parent_map(module, walk.WHITESPACE) is layout.parents  # one walk for both questions
+        space = next(node for node in iter_nodes(module) if node.__class__ in walk.WHITESPACE)
+        assert layout.owner(module) is None and layout.owner(space) is None  # not code of the module
 
 
 def test_a_node_held_by_two_statements_is_marked_shared_in_the_layout():
@@ -102,14 +111,34 @@ def test_a_node_held_by_two_statements_is_marked_shared_in_the_layout():
 
     module, shared = module_sharing_nodes()
     layout = walk.code_layout(module)
-    assert layout.statement_index[shared] == walk.SHARED
-    assert layout.statement_index[module.body[2]] == walk.SHARED  # the function, held twice
-    assert layout.statement_index[module.body[0].body[0]] == 0
+    assert layout.owner(shared) == walk.SHARED
+    assert layout.owner(module.body[2]) == walk.SHARED  # the function, held twice
+    assert layout.owner(module.body[2].body.body[0]) == walk.SHARED  # and what it holds
+    assert layout.owner(module.body[0].body[0]) == 0
     # libcst's provider gives a node met twice its last parent; parent_map gives the
     # first statement's, as its stack takes statements last to first
     assert layout.parents[shared] is module.body[0].body[0]
-    assert (layout.parents, layout.statement_index) == (
-        parent_map(module, frozenset(walk.WHITESPACE)), _expected_layout(module)[1])
+    assert layout.parents == parent_map(module, frozenset(walk.WHITESPACE))
+    assert _owners(layout, module) == _expected_layout(module)[1]
+
+
+def test_the_layout_of_a_new_version_reuses_its_kept_statements_and_is_right(monkeypatch):
+    """A codemod replaces a statement, moves others and keeps the rest as the same
+    objects: the new version's layout walks only the new statement, and says of every
+    node what a walk of the whole version would."""
+    module = cst.parse_module("import os\n\ndef f(a):\n    return g(a)\n\nx = [f(1), f(2)]\n")
+    walk.code_layout(module).parents  # noqa: B018 (made for the first version)
+    walked = []
+    monkeypatch.setattr(walk, "_note_parents", lambda root, *rest, _walk=walk._note_parents:
+                        walked.append(root) or _walk(root, *rest))
+    replaced = cst.parse_statement("x = {f(3): None}\n")
+    version = module.with_changes(body=[replaced, module.body[1], module.body[0]])
+    layout = walk.code_layout(version)
+    assert (layout.parents, _owners(layout, version)) == _expected_layout(version)
+    assert walked == [replaced]
+    shared = version.with_changes(body=[*version.body, module.body[1]])  # the function twice now
+    assert _owners(walk.code_layout(shared), shared) == _expected_layout(shared)[1]
+    assert walk.code_layout(shared).owner(module.body[1]) == walk.SHARED
 
 
 def test_visitor_protocol_skips_children_and_leaves_in_order():
