@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
-from flask_refactor.walk import ReadOnlyVisitor
+from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, iter_nodes
 
 from .support.errors import (
     ABORT_FUNCTIONS, JSONIFY, MAKE_RESPONSE, NOT_FOUND_HELPERS, REQUEST_MULTIDICTS, TRANSACTION_METHODS,
@@ -320,6 +320,34 @@ def _broad_handler(stmt: cst.Try, imports: ImportMap) -> str | None:
                 continue
             return f"except {name}"
     return None
+
+
+def catches_around_parameters(func: cst.FunctionDef, imports: ImportMap) -> str | None:
+    """The except clause, as written, that may catch an HTTPException (`_broad_handler`)
+    of a `try`, in a function nested in `func`, whose body calls a parameter of theirs or
+    a callee made from one: a decorator's wrapper calling the view it wraps there
+    (`return view(*args, **kwargs)`, `ensure_sync(view)(...)`) catches what the view
+    raises, an abort() too. None if there is none. (The `try` of `func`'s own body runs
+    when it decorates, not at a request; and any parameter's call counts: a decorator is
+    left out for less, never taken in for more.)"""
+    nodes = list(iter_nodes(func, skip=WHITESPACE))
+    parameters = {param.name.value for node in nodes if isinstance(node, cst.FunctionDef)
+                  for param in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params)}
+    for nested in nodes:
+        if nested is func or not isinstance(nested, cst.FunctionDef):
+            continue
+        for node in iter_nodes(nested.body, skip=WHITESPACE):
+            if isinstance(node, cst.Try) and (broad := _broad_handler(node, imports)) is not None \
+                    and _calls_one_of(node.body, parameters):
+                return broad
+    return None
+
+
+def _calls_one_of(block: cst.BaseSuite, names: set[str]) -> bool:
+    """Whether a call under `block` has one of `names` in its callee."""
+    return any(isinstance(node, cst.Call) and any(isinstance(inner, cst.Name) and inner.value in names
+                                                  for inner in iter_nodes(node.func, skip=WHITESPACE))
+               for node in iter_nodes(block, skip=WHITESPACE))
 
 
 def _with_blocker(stmt: cst.With) -> str:

@@ -24,7 +24,9 @@ from ._error_handling_code import (
     Names, Rewriter, abort_statement, add_imports, bound_names, drop_unused_imports, dropped_comments,
     extend_own_handler, handler_function, insert_unexpected_handler, recognise_own_handler,
 )
-from ._error_handling_sites import ErrorSource, Shape, Site, SourceFinder, analyse_function
+from ._error_handling_sites import (
+    ErrorSource, Shape, Site, SourceFinder, analyse_function, catches_around_parameters,
+)
 from .support.cache import per_tree
 from .support.errors import (
     ABORT_FUNCTIONS, DECORATOR_CODES, DECORATOR_NAME_CODES, WerkzeugMissing, http_errors,
@@ -118,13 +120,15 @@ were already there, CSRF failures, 413 and 429 keep their old pages. A site is l
 (and reported) when abort() cannot reproduce it: a code abort cannot raise (402, 2xx...),
 a 3-tuple with headers, a body with more than one key or not a literal, a string or
 computed status, a message that may be None, a return inside `try/except Exception` or
-a `finally`, a `with` block (transactions roll back on exceptions), a generator, a helper
-whose result its callers inspect, a flask_restful Resource or class-based view method, a
-500 (unexpected exceptions answer 500 too), a view that can also fail with the same code
-in another way (its own abort(), get_or_404, request.get_json(), request.form[...], a
-helper or decorator that aborts, @login_required, CSRF, rate limits, a before_request
-hook), a code an existing handler on the app or blueprint already handles, and views whose
-endpoint name cannot be known (a blueprint registered under another name or nested).
+a `finally`, a view whose own decorator (one of the app's) calls it inside such a
+`try` (the decorator would catch the abort), a `with` block (transactions roll back on
+exceptions), a generator, a helper whose result its callers inspect, a flask_restful
+Resource or class-based view method, a 500 (unexpected exceptions answer 500 too), a
+view that can also fail with the same code in another way (its own abort(),
+get_or_404, request.get_json(), request.form[...], a helper or decorator that aborts,
+@login_required, CSRF, rate limits, a before_request hook), a code an existing handler
+on the app or blueprint already handles, and views whose endpoint name cannot be known
+(a blueprint registered under another name or nested).
 Views whose error responses differ from the others of their app or blueprint are listed
 for a human to decide, and abort() calls that already misbehave are reported: abort(402)
 (a 500), abort(jsonify(...), 404) (a 200), abort(405, "message") (the message is lost).
@@ -220,6 +224,7 @@ After:
                handler_names: set[str]) -> list[View]:
         blueprints = find_blueprints(project)
         apps = _apps_by_name(project)
+        catching = _catching_decorators(project)
         views = []
         for path, module in app_modules(project, self.needles):
             imports = import_map(project, path)
@@ -242,6 +247,7 @@ After:
                     prefix = blueprints.get(local[owner])
                     names = None if prefix is None else [f"{prefix}.{n}" for n in names]
                 sources, yields = _view_sources(func, imports, positions, module, module_name, helper_codes)
+                sources += _catching_sources(func, imports, positions, module, module_name, catching)
                 sites = analyse_function(func, imports, positions, generator=yields)
                 view = View(path, func, container, owner, scope, names, sites, sources)
                 views.append(view)
@@ -597,6 +603,22 @@ def _view_sources(func, imports, positions, module, module_name, helper_codes) -
     return sources, finder.yields
 
 
+def _catching_sources(func, imports, positions, module, module_name, catching: dict[str, str]) -> list[ErrorSource]:
+    """The view's decorators that run it inside a `try` catching what it raises: an
+    abort() there ends in their `except`, not in the error handler, so no site of the
+    view is converted."""
+    found = []
+    for decorator in func.decorators:
+        target = decorator.decorator.func if isinstance(decorator.decorator, cst.Call) else decorator.decorator
+        name = get_full_name_for_node(target)
+        handler = catching.get(_resolve_function(name, imports, module, module_name) or "") if name else None
+        if handler is not None:
+            reason = (f"the view runs inside the decorator @{name} (line {positions(decorator)[0]}), whose "
+                      f"`{handler}` would catch the abort()")
+            found.append(ErrorSource(None, f"the decorator @{name}", decorator, positions, reason))
+    return found
+
+
 def _resolve_function(name: str, imports: ImportMap, module: cst.Module, module_name: str | None) -> str | None:
     if "." not in name and module_name and name in _top_level_functions(module):
         return f"{module_name}.{name}"
@@ -649,6 +671,26 @@ def _helper_error_codes(project: Project) -> dict[str, ErrorSource]:
         return direct
 
     return project.fact("errors.helper-codes", compute)
+
+
+def _catching_decorators(project: Project) -> dict[str, str]:
+    """Module-level functions of the app that run a function they are given inside a
+    `try` whose handler may catch an HTTPException (`catches_around_parameters`):
+    qualified name -> that handler, as written. Decorators of other libraries are not
+    read (Flask-Login's, Flask-Limiter's do not catch)."""
+    def compute(proj: Project) -> dict[str, str]:
+        found = {}
+        for path, module in app_modules(proj, ("except",)):
+            module_name = proj.module_name(path)
+            if not module_name:
+                continue
+            imports = import_map(proj, path)
+            for stmt in module.body:
+                if isinstance(stmt, cst.FunctionDef) and (handler := catches_around_parameters(stmt, imports)):
+                    found[f"{module_name}.{stmt.name.value}"] = handler
+        return found
+
+    return project.fact("errors.catching-decorators", compute)
 
 
 def _union(code_sets) -> frozenset[int] | None:

@@ -245,6 +245,45 @@ def test_enclosing_blocks(wrapper, blocked):
     assert (sites[0].skip is not None) == blocked, sites[0].skip
 
 
+@pytest.mark.parametrize("decorator, handler", [
+    # the wrapped view called inside the try: what it raises, an abort() too, ends there
+    ("def d(view):\n    def w(*a):\n        try:\n            return view(*a)\n        except Exception:\n"
+     "            return 'x', 500\n    return w", "except Exception"),
+    ("def d(view):\n    def w(*a):\n        try:\n            return view(*a)\n        except (KeyError, HTTPException):\n"
+     "            raise\n    return w", "except HTTPException"),
+    # a decorator factory: the view is the parameter of the function it returns
+    ("def d(level):\n    def deco(f):\n        def w(*a):\n            try:\n                result = f(*a)\n"
+     "            except:\n                result = None\n            return result\n        return w\n    return deco",
+     "except:"),
+    # handed on rather than called: `ensure_sync(view)(...)`
+    ("def d(view):\n    def w(*a):\n        try:\n            return ensure_sync(view)(*a)\n        except Exception:\n"
+     "            return 'x', 500\n    return w", "except Exception"),
+    # narrow handlers, or a try that does not hold the call, catch nothing an abort raises
+    ("def d(view):\n    def w(*a):\n        try:\n            return view(*a)\n        except ValueError:\n"
+     "            return view(*a)\n    return w", None),
+    ("def d(view):\n    def w(*a):\n        try:\n            log()\n        except Exception:\n            pass\n"
+     "        return view(*a)\n    return w", None),
+    ("def d(view):\n    def w(*a):\n        try:\n            return view(*a)\n        except IntegrityError:\n"
+     "            return 'x', 409\n    return w", None),
+    # a parameter named, not called: a decorator registering the view in a table
+    ("def d(view):\n    def w(*a):\n        try:\n            TABLE[view.__name__] = view\n        except Exception:\n"
+     "            pass\n        return view(*a)\n    return w", None),
+    # the try runs when the view is decorated, not at a request
+    ("def d(view):\n    try:\n        check(view)\n    except Exception:\n        pass\n    return view", None),
+    # a plain function catching around a call of its argument is no decorator's wrapper
+    ("def parse(text, loads):\n    try:\n        return loads(text)\n    except Exception:\n        return None", None),
+])
+def test_decorators_calling_the_view_inside_a_broad_try_are_found(decorator, handler):
+    import libcst as cst
+
+    from flask_refactor.codemods._error_handling_sites import catches_around_parameters
+    from flask_refactor.codemods.support.imports import ImportMap
+
+    module = cst.parse_module("from sqlalchemy.exc import IntegrityError\n"
+                              f"from werkzeug.exceptions import HTTPException\n\n{decorator}\n")
+    assert catches_around_parameters(module.body[-1], ImportMap.of(module)) == handler
+
+
 def test_without_werkzeug_the_codemod_imports_and_refuses():
     script = textwrap.dedent('''
         import sys
