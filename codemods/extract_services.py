@@ -298,7 +298,7 @@ class _ViewsModule:
     def find_views(self) -> bool:
         """Whether the module has views (kept in `views`)."""
         imports = import_map(self.project, self.path)
-        self.views = [f for f in _functions(self.module) if is_view(f, imports, self.project)]
+        self.views = [f for f in _functions(self.module) if is_view(f, imports, self.project, self.module)]
         return bool(self.views)
 
     @functools.cached_property

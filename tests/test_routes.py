@@ -117,6 +117,68 @@ def test_is_view_given_the_project_ignores_route_like_decorators_of_other_librar
     assert is_view(real, imports, project)
 
 
+def test_routes_on_another_frameworks_objects_are_no_flask_views(tmp_path):
+    """mlflow's server serves FastAPI routers beside its Flask app: `@router.post(...)`
+    looks like a Flask route but runs in no Flask request, so no codemod may treat it as
+    a view (extract-services moved FastAPI endpoints' code, and globals-to-g would have
+    moved their globals to flask.g)."""
+    from helpers import run_codemods
+
+    routers = textwrap.dedent('''\
+        from fastapi import APIRouter
+        from quart import Blueprint as QuartBlueprint
+        from flask import Blueprint
+        from app import make_blueprint
+
+        router = APIRouter(prefix="/api")
+        quart_bp = QuartBlueprint("q", __name__)
+        bp = Blueprint("b", __name__)
+        made = make_blueprint()
+        seen = None
+
+        @router.post("/items")
+        def create_item(item: dict):
+            global seen
+            seen = item
+            total = sum(item.values())
+            label = str(total)
+            name = label.upper()
+            return {"name": name, "seen": seen}
+
+        @quart_bp.before_request
+        def quart_hook():
+            pass
+
+        @quart_bp.route("/q")
+        def quart_view():
+            return "q"
+
+        @bp.route("/flask")
+        def flask_view():
+            return "f"
+
+        @made.route("/made")
+        def made_view():
+            return "m"
+    ''')
+    factory = "from flask import Blueprint\n\ndef make_blueprint():\n    return Blueprint('m', __name__)\n"
+    project = Project.from_texts({"routers.py": routers, "app.py": factory})
+    module, imports = project.parse("routers.py"), import_map(project, "routers.py")
+    views = {s.name.value: is_view(s, imports, project, module) for s in module.body if isinstance(s, cst.FunctionDef)}
+    assert views == {"create_item": False, "quart_hook": False, "quart_view": False, "flask_view": True,
+                     "made_view": True}
+    cmap = context_map(project)
+    for name in ("create_item", "quart_hook", "quart_view"):
+        assert not cmap.in_request(FunctionRef("routers.py", name)), name
+    assert cmap.in_request(FunctionRef("routers.py", "flask_view"))
+    assert cmap.in_request(FunctionRef("routers.py", "made_view"))  # made by the project's code: Flask's
+
+    (tmp_path / "routers.py").write_text(routers)
+    (tmp_path / "app.py").write_text(factory)
+    result = run_codemods(tmp_path, ["globals-to-g", "extract-services"], apply=False)
+    assert not result.outcomes, [o.path for o in result.outcomes]
+
+
 def test_call_form_hooks_and_handlers_run_in_a_request():
     project = Project.from_texts({"app.py": REGISTERING})
     cmap = context_map(project)

@@ -30,7 +30,7 @@ from .flask import app_modules, app_scope, decorator_method, import_map
 from .imports import ImportMap
 from .routes import (
     BEFORE_REQUEST_HOOKS, REQUEST_HOOKS, blueprint_variables, call_registrations, decorator_registration,
-    view_class_methods,
+    of_another_framework, view_class_methods,
 )
 
 THREAD_CLASSES = frozenset({"threading.Thread", "threading.Timer"})
@@ -423,6 +423,11 @@ def _read_module(project: Project, listed: dict[str, list[tuple[str, cst.Functio
     view_methods = view_class_methods(module, imports)
     functions = []
 
+    def foreign(role: tuple[str, str]) -> bool:
+        """A view or hook on another framework's object: no Flask request runs it."""
+        kind, owner = role
+        return (kind == "view" or kind.startswith("hook:")) and of_another_framework(owner, module, imports, project)
+
     def started(call: cst.Call, scope: str | None = None) -> FunctionRef | None:
         """The project function `call` runs in a thread or process, if it starts one."""
         target = call_target(call, imports, executors, process_executors)
@@ -435,10 +440,10 @@ def _read_module(project: Project, listed: dict[str, list[tuple[str, cst.Functio
             callee, thread = resolver.function(call.func, qualname), started(call, qualname)
             if callee or thread:
                 calls.append((callee, thread))
-        functions.append(_FunctionReading(tuple(_decorator_roles(node, imports)), qualname in view_methods,
-                                          body.is_generator, tuple(calls)))
+        roles = tuple(role for role in _decorator_roles(node, imports) if not foreign(role))
+        functions.append(_FunctionReading(roles, qualname in view_methods, body.is_generator, tuple(calls)))
     registered = tuple((ref, role, owner) for role, owner, expr in _call_roles(module)
-                       if (ref := resolver.function(expr)))
+                       if not foreign((role, owner)) and (ref := resolver.function(expr)))
     # module-level thread starts (import time)
     started_on_import = [ref for call in _module_level_calls(module) if (ref := started(call))]
     return _ModuleReading(tuple(functions), registered, tuple(started_on_import), frozenset(resolver.consulted))

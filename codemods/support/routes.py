@@ -7,6 +7,8 @@ under which endpoint names and HTTP methods"; the Flask names it matches (route
 decorators, hooks, view classes) are in `flask.py`. Callers that need a narrower notion
 (only routes with a literal rule, only objects of the project) filter what these
 functions return or pass the documented parameter, instead of matching decorators again.
+A route or hook decorator on an object another framework's class made (FastAPI's
+`APIRouter`, Quart's `Blueprint`: `of_another_framework`) registers nothing with Flask.
 """
 
 from __future__ import annotations
@@ -185,20 +187,66 @@ class _RegistrationFinder(ReadOnlyVisitor):
             self.found.append(registration)
 
 
+# -- whose routes ------------------------------------------------------------------------------
+
+def _flask_package(qualified: str) -> bool:
+    """Whether a class of this qualified name is Flask's or a Flask extension's (named
+    `flask_*`, or APIFlask), whose objects take Flask's route decorators."""
+    top = qualified.split(".", 1)[0]
+    return top == "flask" or top.startswith("flask_") or top == "apiflask"
+
+
+@per_tree
+def _constructed_names(module: cst.Module) -> dict[str, cst.BaseExpression]:
+    """Names the module binds once at its top level, by `name = Callee(...)`: name -> the
+    callee. (A name bound twice is left out: which binding a decorator sees is not known.)"""
+    bound: dict[str, cst.BaseExpression | None] = {}
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else \
+                [small.target] if isinstance(small, cst.AnnAssign) and small.value is not None else []
+            value = getattr(small, "value", None)
+            for target in targets:
+                if isinstance(target, cst.Name):
+                    seen = target.value in bound
+                    bound[target.value] = None if seen or not isinstance(value, cst.Call) else value.func
+    return {name: callee for name, callee in bound.items() if callee is not None}
+
+
+def of_another_framework(owner: str, module: cst.Module, imports: ImportMap, project: Project) -> bool:
+    """Whether the object a route or hook decorator is called on (`owner`, as written) is
+    made at the top of `module` by a class of another package than Flask and its
+    extensions: `router = APIRouter()` (FastAPI), Quart's or Sanic's `Blueprint`. Their
+    `@router.get(...)` looks like Flask's, but registers no Flask view: no request
+    context, no `g`, no Flask error handling. (An object made by the project's own code,
+    or imported, is taken as Flask's, as before.)"""
+    callee = _constructed_names(module).get(owner.split(".", 1)[0])
+    qualified = imports.resolve(callee) if callee is not None else None
+    return qualified is not None and not _flask_package(qualified) and project_module_of(project, qualified) is None
+
+
 # -- views ---------------------------------------------------------------------------------
 
-def is_view(func: cst.FunctionDef, imports: ImportMap | None = None, project: Project | None = None) -> bool:
+def is_view(func: cst.FunctionDef, imports: ImportMap | None = None, project: Project | None = None,
+            module: cst.Module | None = None) -> bool:
     """Whether a route decorator (`@app.route`, `@bp.post`, ...) registers `func` as a view.
 
     Given `imports` and `project`, the decorator's object must also be the module's own or
     come from the project, so that `@mock.patch(...)` or `@responses.get(...)` is not taken
-    for a route (extract-services moves code out of views and must not touch tests')."""
+    for a route (extract-services moves code out of views and must not touch tests');
+    given the `module` too, not one another framework's class made
+    (`of_another_framework`)."""
     for registration in decorator_registrations(func):
         if not registration.is_route:
             continue
         if imports is None or project is None:
             return True
         qualified = imports.names.get(registration.owner.split(".")[0])
+        if qualified is None and module is not None and of_another_framework(registration.owner, module, imports,
+                                                                              project):
+            continue
         if qualified is None or project_module_of(project, qualified) is not None:
             return True
     return False
