@@ -7,9 +7,12 @@ breaks a function that runs in none: a console-script entry point (`main` of
 `sqlite_web = sqlite_web.sqlite_web:main`), or one called by a function of another
 module that no view, hook, command, task or thread reaches (a server script's
 `main()`). Before the migration those worked, reading the module's app; after it they
-would raise "Working outside of application context". Such a function is a problem:
-nothing is migrated. Callers in tests are left to the user's suite (`--verify`), which
-shows them failing.
+would raise "Working outside of application context". So does any function that
+starts the app's server (`app.run(...)`) unless the module's `__main__` block reaches
+it: servers are started from scripts, commands and plugins' entry points, never in a
+request (beets' web plugin starts its app from a method's nested function, which beets
+calls). Such a function is a problem: nothing is migrated. Callers in tests are left to
+the user's suite (`--verify`), which shows them failing.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ import re
 from pathlib import PurePosixPath
 
 import libcst as cst
+from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
+from flask_refactor.walk import WHITESPACE, iter_nodes
 
+from ._app_factory_appmodule import is_main_block
 from .support.context import ContextMap, FunctionRef, context_map
 from .support.flask import app_scope, import_map
 
@@ -53,6 +59,55 @@ def outside_context(project: Project, using: dict[str, tuple[cst.Module, set[str
                 if why:
                     found.append((path, stmt, why))
     return found
+
+
+def servers_outside_context(module: cst.Module, app: str) -> list[cst.FunctionDef]:
+    """The functions of `module`, at any depth (methods, nested functions), that start the
+    server of the module's app (`app.run(...)` on the name `app` they do not bind
+    themselves) and are not reached from the module's `__main__` block by calls of its
+    top-level functions: they run outside any app context."""
+    reached = _reached_from_main(module)
+    found = []
+    for node in iter_nodes(module, skip=WHITESPACE):
+        if isinstance(node, cst.FunctionDef) and _starts_server(node, app) \
+                and not (node in module.body and node.name.value in reached):
+            found.append(node)
+    return found
+
+
+def _starts_server(function: cst.FunctionDef, app: str) -> bool:
+    """Whether `function`'s own body calls `app.run(...)` on the module's app: not on an
+    `app` it binds, and not in a command (`@app.cli.command()`, `@click.command()`), which
+    Flask runs in an app context."""
+    if any((get_full_name_for_node(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator) or "")
+           .endswith("command") for d in function.decorators):
+        return False
+    own = list(iter_nodes(function.body, descend=lambda node: not isinstance(node, (cst.FunctionDef, cst.ClassDef,
+                                                                                    cst.Lambda)),
+                          skip=WHITESPACE))
+    params = function.params
+    if any(param.name.value == app for param in (*params.posonly_params, *params.params, *params.kwonly_params)):
+        return False
+    binds = any(isinstance(node, (cst.AssignTarget, cst.AnnAssign, cst.AugAssign)) and isinstance(node.target, cst.Name)
+                and node.target.value == app for node in own)
+    return not binds and any(
+        isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "run"
+        and isinstance(node.func.value, cst.Name) and node.func.value.value == app for node in own)
+
+
+def _reached_from_main(module: cst.Module) -> set[str]:
+    """The top-level functions the module's `__main__` block calls, and those they call,
+    by name."""
+    functions = {stmt.name.value: stmt for stmt in module.body if isinstance(stmt, cst.FunctionDef)}
+    frontier = [stmt for stmt in module.body if is_main_block(stmt)]
+    reached: set[str] = set()
+    while frontier:
+        for node in iter_nodes(frontier.pop(), skip=WHITESPACE):
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value in functions \
+                    and node.func.value not in reached:
+                reached.add(node.func.value)
+                frontier.append(functions[node.func.value])
+    return reached
 
 
 def _may_be_called_from_outside(project: Project, using: dict[str, tuple[cst.Module, set[str]]],

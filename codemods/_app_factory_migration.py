@@ -22,7 +22,7 @@ from .support.flask import (
 )
 from .support.imports import ImportMap, add_import, binds_module, resolve_relative
 from ._app_factory_appmodule import AppModuleSplit, AppModuleSplitter, is_main_block
-from ._app_factory_contexts import outside_context
+from ._app_factory_contexts import outside_context, servers_outside_context
 from ._app_factory_endpoints import DynamicEndpointFinder, EndpointQualifier
 from ._app_factory_syntax import (
     LINT_PRAGMAS, calls_to, functions_using, import_from_flask, indent_code, name_uses,
@@ -94,11 +94,19 @@ class Migration:
 
     def _check_contexts(self) -> None:
         """Each function whose `app` becomes current_app must run in an app context
-        (`outside_context`): else it is a problem, and nothing is migrated."""
+        (`outside_context`, `servers_outside_context`): else it is a problem, and nothing
+        is migrated."""
         for path, function, why in outside_context(self.project, self.app_functions):
             self.problem(path, function, f"{function.name.value}() uses the app and runs outside any app context "
                                          f"({why}): as current_app it would fail there; have it build the app "
                                          f"(`app = {FACTORY}()`) and run inside `with app.app_context():`")
+        for path, (module, _) in self.app_functions.items():
+            local = self.site.var if path == self.site.path else self.users[path][0]
+            for function in servers_outside_context(module, local):
+                self.problem(path, function, f"{function.name.value}() starts the app's server (`{local}.run()`) "
+                                             "outside any app context (the module's `__main__` block does not "
+                                             "call it), where current_app would fail; have it build the app "
+                                             f"(`app = {FACTORY}()`) and run that")
 
     def _report_double_import(self) -> None:
         """`python app.py` used to import app.py a second time through the view modules."""

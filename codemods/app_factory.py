@@ -70,9 +70,11 @@ an `extensions.py` or `wsgi.py` that already exists, `url_for(variable)` in Pyth
 template (unless `allow-dynamic-endpoints` is set: then each is a warning to fix by hand);
 and when a function whose `app` would become `current_app` runs outside any app context:
 a console-script entry point (`setup.py`, `setup.cfg`, `pyproject.toml`,
-`entry_points.txt`), or a function called by another module's function that no view,
-hook, command, task or thread reaches (a server script's `main()`).
-Apps already built by a factory are left alone.
+`entry_points.txt`), a function called by another module's function that no view,
+hook, command, task or thread reaches (a server script's `main()`), or one that starts
+the app's server (`app.run()`) which the `__main__` block does not reach (a plugin's
+command, called by the program hosting it). Apps already built by a factory are left
+alone.
 
 Before (app.py):
 

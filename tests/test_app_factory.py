@@ -359,6 +359,28 @@ def test_main_block_builds_the_app_and_gives_create_all_a_context():
                         "    with app.app_context():\n        db.create_all()\n    app.run()\n")
 
 
+def test_a_server_started_outside_the_main_block_is_refused_and_one_it_calls_is_not():
+    """Starting the app's server never happens in a request: a function doing it runs in
+    an app context only if the `__main__` block (which gets one) reaches it, directly or
+    through the module's functions; a Flask command gets one from Flask."""
+    reached = ("\ndef main():\n    serve(5001)\n\ndef serve(port):\n    app.config['NAME'] = 'x'\n"
+               "    app.run(port=port)\n\nif __name__ == '__main__':\n    main()\n")
+    app = migrate({"app.py": HEADER + reached})[0]["app.py"]
+    assert "    current_app.run(port=port)\n" in app
+    assert app.endswith("    app = create_app()\n    with app.app_context():\n        main()\n")
+    command = "\n@app.cli.command()\ndef serve():\n    app.run()\n"
+    assert "    current_app.run()\n" in migrate({"app.py": HEADER + command})[0]["app.py"]
+    own_app = "\ndef serve():\n    app = Flask('other')\n    app.run()\n"
+    assert "    app.run()\n" in migrate({"app.py": HEADER + own_app})[0]["app.py"]
+    for unreached in ("\ndef serve():\n    app.run()\n",  # called by nothing here: a plugin host, a script
+                      "\nclass Plugin:\n    def command(self):\n        return lambda: app.run()\n\n"
+                      "    def serve(self):\n        app.run()\n"):
+        messages = refused({"app.py": HEADER + unreached})
+        assert messages == ["serve() starts the app's server (`app.run()`) outside any app context (the "
+                            "module's `__main__` block does not call it), where current_app would fail; have it "
+                            "build the app (`app = create_app()`) and run that"]
+
+
 def test_helpers_the_app_imports_use_current_app():
     outputs, _ = migrate({
         "app.py": HEADER + "import helpers\n\n@app.route('/')\ndef index():\n    return helpers.title()\n",
