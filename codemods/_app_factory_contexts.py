@@ -27,8 +27,9 @@ from flask_refactor.project import Project
 from flask_refactor.walk import WHITESPACE, iter_nodes
 
 from ._app_factory_appmodule import is_main_block
+from ._app_factory_syntax import binds_locally
 from .support.context import ContextMap, FunctionRef, context_map
-from .support.flask import app_scope, import_map
+from .support.flask import app_scope, decorator_callee, import_map
 
 # Files that name console-script entry points (`name = module:function`).
 ENTRY_POINT_DECLARATIONS = ("entry_points.txt", "setup.cfg", "pyproject.toml", "setup.py")
@@ -79,20 +80,15 @@ def _starts_server(function: cst.FunctionDef, app: str) -> bool:
     """Whether `function`'s own body calls `app.run(...)` on the module's app: not on an
     `app` it binds, and not in a command (`@app.cli.command()`, `@click.command()`), which
     Flask runs in an app context."""
-    if any((get_full_name_for_node(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator) or "")
-           .endswith("command") for d in function.decorators):
+    if any((get_full_name_for_node(decorator_callee(d)) or "").endswith("command") for d in function.decorators):
         return False
-    own = list(iter_nodes(function.body, descend=lambda node: not isinstance(node, (cst.FunctionDef, cst.ClassDef,
-                                                                                    cst.Lambda)),
-                          skip=WHITESPACE))
-    params = function.params
-    if any(param.name.value == app for param in (*params.posonly_params, *params.params, *params.kwonly_params)):
+    if binds_locally(function, app):  # as the migration asks: its `app` is not the module's
         return False
-    binds = any(isinstance(node, (cst.AssignTarget, cst.AnnAssign, cst.AugAssign)) and isinstance(node.target, cst.Name)
-                and node.target.value == app for node in own)
-    return not binds and any(
-        isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "run"
-        and isinstance(node.func.value, cst.Name) and node.func.value.value == app for node in own)
+    own = iter_nodes(function.body, descend=lambda node: not isinstance(node, (cst.FunctionDef, cst.ClassDef,
+                                                                               cst.Lambda)),
+                     skip=WHITESPACE)
+    return any(isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "run"
+               and isinstance(node.func.value, cst.Name) and node.func.value.value == app for node in own)
 
 
 def _reached_from_main(module: cst.Module) -> set[str]:

@@ -12,6 +12,7 @@ import libcst as cst
 from flask_refactor.walk import ReadOnlyVisitor, all_calls
 
 from .support.cache import per_tree
+from .support.flask import parameter_names
 from .support.names import names_used
 
 CURRENT_APP = "current_app"
@@ -72,12 +73,7 @@ def uses_name(node: cst.CSTNode, name: str) -> bool:
 @per_tree
 def binds_locally(func: cst.FunctionDef | cst.Lambda, name: str) -> bool:
     """Whether `name` is a parameter of `func` or assigned, imported or declared in it."""
-    params = func.params
-    all_params = [*params.posonly_params, *params.params, *params.kwonly_params]
-    for extra in (params.star_arg, params.star_kwarg):
-        if isinstance(extra, cst.Param):
-            all_params.append(extra)
-    if any(p.name.value == name for p in all_params):
+    if name in parameter_names(func):
         return True
     if isinstance(func, cst.Lambda):
         return False

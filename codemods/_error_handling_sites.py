@@ -15,6 +15,7 @@ from .support.errors import (
     ABORT_FUNCTIONS, JSONIFY, MAKE_RESPONSE, NOT_FOUND_HELPERS, REQUEST_MULTIDICTS, TRANSACTION_METHODS,
     http_errors, status_code,
 )
+from .support.flask import parameter_names
 from .support.imports import ImportMap
 
 # Exceptions an `except` clause may name without catching an HTTPException.
@@ -334,8 +335,7 @@ def catches_around_parameters(func: cst.FunctionDef, imports: ImportMap) -> str 
                  if isinstance(node, cst.FunctionDef)]
     if len(functions) < 2:
         return None  # nothing nested: no wrapper runs at a request
-    parameters = {param.name.value for node in functions
-                  for param in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params)}
+    parameters = set().union(*(parameter_names(function) for function in functions))
     for nested in functions[1:]:
         for node in iter_nodes(nested.body, skip=WHITESPACE):
             if isinstance(node, cst.Try) and (broad := _broad_handler(node, imports)) is not None \

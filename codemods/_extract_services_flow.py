@@ -23,7 +23,7 @@ from flask_refactor.index import records_of
 from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, code_children, iter_nodes
 
 from .support.cache import per_statement
-from .support.flask import is_package
+from .support.flask import is_package, parameter_names
 from .support.imports import ImportMap
 from .support.views import REQUEST_READING_METHODS, is_request_bound
 
@@ -228,15 +228,6 @@ def block_binds(block: cst.BaseSuite) -> set[str]:
         return definitely_binds(block)
     for stmt in block.body:
         names |= definitely_binds(stmt)
-    return names
-
-
-def parameter_names(func: cst.FunctionDef) -> set[str]:
-    params = func.params
-    names = {p.name.value for p in [*params.posonly_params, *params.params, *params.kwonly_params]}
-    for star in (params.star_arg, params.star_kwarg):
-        if isinstance(star, cst.Param):
-            names.add(star.name.value)
     return names
 
 

@@ -32,7 +32,7 @@ from .support.errors import (
     ABORT_FUNCTIONS, DECORATOR_CODES, DECORATOR_NAME_CODES, WerkzeugMissing, http_errors,
     JSONIFY, HandlerRegistration, registrations_in, status_code,
 )
-from .support.flask import RESTFUL_RESOURCES, app_modules, app_paths, find_apps, import_map
+from .support.flask import RESTFUL_RESOURCES, app_modules, app_paths, decorator_callee, find_apps, import_map
 from .support.imports import ImportMap
 from .support.routes import (
     BEFORE_REQUEST_HOOKS, decorator_registrations, endpoints_of, find_blueprints, local_blueprints, route_owner,
@@ -592,10 +592,8 @@ def _view_sources(func, imports, positions, module, module_name, helper_codes) -
         if qualified in helper_codes:
             helper = helper_codes[qualified]
             sources.append(ErrorSource(helper.codes, f"{name}() ({helper.what})", call, positions))
-    for decorator in func.decorators:  # e.g. @login_required, or the project's own @require_key
-        target = decorator.decorator.func if isinstance(decorator.decorator, cst.Call) else decorator.decorator
-        name = get_full_name_for_node(target)
-        qualified = _resolve_function(name, imports, module, module_name) if name else None
+    for decorator, name, qualified in _decorators(func, imports, module, module_name):
+        # e.g. @login_required, or the project's own @require_key
         codes = (helper_codes[qualified].codes if qualified in helper_codes else DECORATOR_CODES.get(qualified)
                  or DECORATOR_NAME_CODES.get((name or "").rsplit(".", 1)[-1]))
         if codes is not None or qualified in helper_codes:
@@ -608,14 +606,22 @@ def _catching_sources(func, imports, positions, module, module_name, catching: d
     abort() there ends in their `except`, not in the error handler, so no site of the
     view is converted."""
     found = []
-    for decorator in func.decorators:
-        target = decorator.decorator.func if isinstance(decorator.decorator, cst.Call) else decorator.decorator
-        name = get_full_name_for_node(target)
-        handler = catching.get(_resolve_function(name, imports, module, module_name) or "") if name else None
+    for decorator, name, qualified in _decorators(func, imports, module, module_name):
+        handler = catching.get(qualified or "")
         if handler is not None:
             reason = (f"the view runs inside the decorator @{name} (line {positions(decorator)[0]}), whose "
                       f"`{handler}` would catch the abort()")
             found.append(ErrorSource(None, f"the decorator @{name}", decorator, positions, reason))
+    return found
+
+
+def _decorators(func, imports, module, module_name) -> list[tuple[cst.Decorator, str | None, str | None]]:
+    """(decorator, the name it is written with, the project function or import that
+    name resolves to) for each decorator of `func` (names None where not known)."""
+    found = []
+    for decorator in func.decorators:
+        name = get_full_name_for_node(decorator_callee(decorator))
+        found.append((decorator, name, _resolve_function(name, imports, module, module_name) if name else None))
     return found
 
 

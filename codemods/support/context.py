@@ -26,7 +26,7 @@ from flask_refactor.project import Project
 from flask_refactor.walk import ReadOnlyVisitor, node_finder
 
 from .cache import per_statement, per_tree
-from .flask import app_modules, app_scope, decorator_method, import_map
+from .flask import app_modules, app_scope, decorator_callee, decorator_method, import_map
 from .imports import ImportMap
 from .routes import (
     BEFORE_REQUEST_HOOKS, REQUEST_HOOKS, blueprint_variables, call_registrations, decorator_registration,
@@ -308,8 +308,7 @@ def _project_executors(project: Project) -> tuple[set[str], set[str]]:
 def _decorator_roles(func: cst.FunctionDef, imports: ImportMap) -> list[tuple[str, str]]:
     roles = []
     for decorator in func.decorators:
-        expr = decorator.decorator.func if isinstance(decorator.decorator, cst.Call) else decorator.decorator
-        qualified = imports.resolve(expr)
+        qualified = imports.resolve(decorator_callee(decorator))
         if qualified in CLICK_COMMANDS:
             roles.append(("cli", qualified))
             continue

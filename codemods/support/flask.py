@@ -102,11 +102,25 @@ def assigned_name(stmt: cst.CSTNode) -> tuple[str, cst.BaseExpression] | None:
     return None
 
 
+def parameter_names(func: cst.FunctionDef) -> set[str]:
+    """The names a function's parameters bind, `*args` and `**kwargs` included."""
+    params = func.params
+    names = {p.name.value for p in [*params.posonly_params, *params.params, *params.kwonly_params]}
+    for star in (params.star_arg, params.star_kwarg):
+        if isinstance(star, cst.Param):
+            names.add(star.name.value)
+    return names
+
+
+def decorator_callee(decorator: cst.Decorator) -> cst.BaseExpression:
+    """What a decorator names: `x.y` for `@x.y` and for `@x.y(...)`."""
+    target = decorator.decorator
+    return target.func if isinstance(target, cst.Call) else target
+
+
 def decorator_method(decorator: cst.Decorator) -> tuple[str, str] | None:
     """For `@obj.method` or `@obj.method(...)`: (`obj` dotted text, `method`)."""
-    target = decorator.decorator
-    if isinstance(target, cst.Call):
-        target = target.func
+    target = decorator_callee(decorator)
     if isinstance(target, cst.Attribute):
         owner = get_full_name_for_node(target.value)
         if owner:

@@ -201,17 +201,8 @@ def _constructed_names(module: cst.Module) -> dict[str, cst.BaseExpression]:
     """Names the module binds once at its top level, by `name = Callee(...)`: name -> the
     callee. (A name bound twice is left out: which binding a decorator sees is not known.)"""
     bound: dict[str, cst.BaseExpression | None] = {}
-    for statement in module.body:
-        if not isinstance(statement, cst.SimpleStatementLine):
-            continue
-        for small in statement.body:
-            targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else \
-                [small.target] if isinstance(small, cst.AnnAssign) and small.value is not None else []
-            value = getattr(small, "value", None)
-            for target in targets:
-                if isinstance(target, cst.Name):
-                    seen = target.value in bound
-                    bound[target.value] = None if seen or not isinstance(value, cst.Call) else value.func
+    for name, value in filter(None, map(assigned_name, module.body)):
+        bound[name] = None if name in bound or not isinstance(value, cst.Call) else value.func
     return {name: callee for name, callee in bound.items() if callee is not None}
 
 
