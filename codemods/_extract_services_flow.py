@@ -17,10 +17,10 @@ from typing import Callable, Iterator
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import BuiltinAssignment, BuiltinScope, CodeRange, GlobalScope, ImportAssignment, Scope
+from libcst.metadata import BuiltinAssignment, BuiltinScope, GlobalScope, ImportAssignment, Scope
 
 from flask_refactor.index import records_of
-from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, code_children, iter_nodes
+from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, SourceOrder, code_children, iter_nodes
 
 from .support.cache import per_statement
 from .support.flask import is_package, parameter_names
@@ -46,10 +46,32 @@ PROXY_OBJECTS = frozenset({"flask.request", "flask.session", "flask.g", "flask.c
                            "flask_login.current_user", "flask_jwt_extended.current_user"})
 
 
-@dataclass(frozen=True)
 class Blocker:
-    line: int
-    reason: str
+    """Why code may not move, naming a line of the view: `make` gives (line, reason) when
+    first asked. The line comes from positions, which render the view, and the blockers
+    of a view whose code moves are never read."""
+
+    __slots__ = ("_make", "_made")
+
+    def __init__(self, make: Callable[[], tuple[int, str]]) -> None:
+        self._make: Callable[[], tuple[int, str]] | None = make
+        self._made: tuple[int, str] | None = None
+
+    def _get(self) -> tuple[int, str]:
+        if self._made is None:
+            self._made, self._make = self._make(), None
+        return self._made
+
+    @property
+    def line(self) -> int:
+        return self._get()[0]
+
+    @property
+    def reason(self) -> str:
+        return self._get()[1]
+
+    def __repr__(self) -> str:
+        return f"Blocker(line={self.line!r}, reason={self.reason!r})"
 
 
 @dataclass
@@ -91,11 +113,14 @@ class Region:
     outputs: list[str]
     globals: dict[str, GlobalUse]
     builtins_used: set[str]
-    first_line: int
-    last_line: int
+    span: Callable[[], tuple[int, int]]  # (first line, last line): asked only to report
     # names the view imported before the run and the run reads: imported again in the
     # service (as the view does, where it runs) rather than passed to it
     local_imports: dict[str, tuple[cst.Import | cst.ImportFrom, cst.ImportAlias]] = field(default_factory=dict)
+
+    @property
+    def first_line(self) -> int:
+        return self.span()[0]
 
     @property
     def statements(self) -> list[cst.BaseStatement]:
@@ -241,6 +266,8 @@ class ViewFlow:
         self.facts = facts
         self._scans: dict[int, _Scan] = {}  # id of a statement of `func` -> its scan
         self.scope: Scope = facts.scopes[func.body]
+        # the order of the view's code, which positions also give, but by rendering it
+        self._order = SourceOrder.of(func)
         self.accesses = {}
         self.view_reads: list[tuple[str, cst.CSTNode, Scope]] = []  # reads of the view's locals
         for scope in self._scopes_within():
@@ -259,12 +286,28 @@ class ViewFlow:
             if _within(scope, self.scope):
                 yield scope
 
-    def _start(self, node: cst.CSTNode) -> tuple[int, int]:
+    def _start(self, node: cst.CSTNode) -> float | tuple[int, int]:
+        """A key that sorts the view's nodes by where they start."""
+        if self._order is not None:
+            start = self._order.start(node)
+            return -1 if start is None else start
         pos = self.facts.positions.get(node)
         return (pos.start.line, pos.start.column) if pos else (0, 0)
 
+    def _ends_before(self, node: cst.CSTNode, statement: cst.CSTNode) -> bool:
+        """Whether `node` ends before `statement` starts (a node outside the view does)."""
+        if self._order is not None:
+            end = self._order.end(node)
+            return end is None or end < self._order.start(statement)
+        pos, first = self.facts.positions.get(node), self.facts.positions[statement]
+        return pos is None or (pos.end.line, pos.end.column) <= (first.start.line, first.start.column)
+
     def line(self, node: cst.CSTNode) -> int:
         return self.facts.positions[node].start.line
+
+    def blocker(self, node: cst.CSTNode, reason: Callable[[int], str]) -> Blocker:
+        """A blocker at `node`'s line, whose `reason` is told that line."""
+        return Blocker(lambda: (self.line(node), reason(self.line(node))))
 
     # -- view-wide refusals ---------------------------------------------------------
     def view_blockers(self) -> list[Blocker]:
@@ -308,8 +351,8 @@ class ViewFlow:
                     start = None
                 if stmt is not None:
                     current |= definitely_binds(stmt)
-        runs.sort(key=lambda c: (-c.weight, self.line(c.block.body[c.start])))
-        return runs, _dedupe(blockers)
+        runs.sort(key=lambda c: (-c.weight, self._start(c.block.body[c.start])))
+        return runs, blockers  # (repeated reasons are dropped where they are reported)
 
     def shrink(self, candidate: _Candidate, min_weight: int) -> list[_Candidate]:
         """The run without its last statement, and without its first: where a region
@@ -365,17 +408,20 @@ class ViewFlow:
         def reads_view_value(name: str, node: cst.CSTNode) -> bool:
             index = next(i for i, ids in enumerate(ids_by_statement) if id(node) in ids)
             return index <= bound_at.get(name, len(stmts))
-        first: CodeRange = self.facts.positions[stmts[0]]
-        last: CodeRange = self.facts.positions[stmts[-1]]
-        lines = f"lines {first.start.line}-{last.end.line}"
+
+        def span() -> tuple[int, int]:
+            return self.line(stmts[0]), self.facts.positions[stmts[-1]].end.line
+
+        def lines() -> str:
+            return "lines {}-{}".format(*span())
+
+        def at_first_line(reason: Callable[[int], str]) -> Blocker:
+            return self.blocker(stmts[0], reason)
 
         def where(node: cst.CSTNode) -> str:
             if id(node) in inside:
                 return "in"
-            pos = self.facts.positions.get(node)
-            if pos is None or (pos.end.line, pos.end.column) <= (first.start.line, first.start.column):
-                return "before"  # parameters have no position inside the body
-            return "after"
+            return "before" if self._ends_before(node, stmts[0]) else "after"
 
         assigned: dict[str, set[str]] = {}
         for name, node in self.assignments:
@@ -388,13 +434,13 @@ class ViewFlow:
                 if name not in reads_in and reads_view_value(name, node):
                     reads_in.append(name)
                 if scope is not self.scope and "after" in assigned.get(name, ()):
-                    return Blocker(self.line(node), f"`{name}` is read by a function or lambda in {lines} "
-                                   "and reassigned later in the view (late binding)")
+                    return self.blocker(node, lambda line: f"`{name}` is read by a function or lambda in "
+                                        f"{lines()} and reassigned later in the view (late binding)")
             elif place == "after":
                 read_after.add(name)
             elif scope is not self.scope and "in" in assigned.get(name, ()):
-                return Blocker(self.line(node), f"`{name}` is assigned in {lines} and read by a function "
-                               f"defined at line {self.line(node)} (a closure)")
+                return self.blocker(node, lambda line: f"`{name}` is assigned in {lines()} and read by a "
+                                    f"function defined at line {line} (a closure)")
         assigned_in = [name for name, node in self.assignments if where(node) == "in"]
         inputs = [n for n in reads_in if assigned.get(n, set()) - {"in"}]
         outputs = list(dict.fromkeys(n for n in assigned_in if n in read_after))
@@ -408,11 +454,11 @@ class ViewFlow:
                 if name not in inputs:
                     inputs.append(name)
                 continue
-            return Blocker(first.start.line, f"`{name}` is assigned only conditionally in {lines} "
-                           "and read after them")
+            return at_first_line(lambda line: f"`{name}` is assigned only conditionally in {lines()} "
+                                 "and read after them")
         for name in inputs:
             if name not in candidate.bound:
-                return Blocker(first.start.line, f"`{name}` may be unbound when line {first.start.line} runs")
+                return at_first_line(lambda line: f"`{name}` may be unbound when line {line} runs")
         # a service that hands back what it imported (a module, the request proxy) or a
         # function or class it defined (a closure over the view's values) moves no work:
         # the view still does it where it uses them
@@ -421,7 +467,7 @@ class ViewFlow:
                        if isinstance(node, _NOT_VALUES) and where(node) == "in"}
         for name in outputs:
             if name in handed_back:
-                return Blocker(first.start.line, f"`{name}` is {handed_back[name]} in {lines} and used after them")
+                return at_first_line(lambda line: f"`{name}` is {handed_back[name]} in {lines()} and used after them")
         globals_used: dict[str, GlobalUse] = {}
         builtins_used: set[str] = set()
         for stmt in stmts:
@@ -431,7 +477,7 @@ class ViewFlow:
         local_imports = self._imported_before(inputs, where)
         inputs = [name for name in inputs if name not in local_imports]
         return Region(candidate.block, candidate.start, candidate.stop, inputs, outputs, globals_used,
-                      builtins_used, first.start.line, last.end.line, local_imports)
+                      builtins_used, span, local_imports)
 
     def _imported_before(self, inputs: list[str], where: Callable[[cst.CSTNode], str]) -> dict:
         """The inputs that the view binds once, by an import before the run, in the
@@ -562,15 +608,6 @@ def _walk_skipping_scopes(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     return nodes
 
 
-def _dedupe(blockers: list[Blocker]) -> list[Blocker]:
-    seen, out = set(), []
-    for blocker in blockers:
-        if blocker.reason not in seen:
-            seen.add(blocker.reason)
-            out.append(blocker)
-    return out
-
-
 class _Scan(ReadOnlyVisitor):
     """Why one statement cannot leave the view (empty `blockers`: it can), and the
     module-level names and builtins it reads."""
@@ -588,9 +625,8 @@ class _Scan(ReadOnlyVisitor):
         self.walk(stmt)
 
     def block(self, node: cst.CSTNode, reason: str, view_wide: bool = False) -> None:
-        line = self.flow.line(node)
         where = " inside a loop" if self.loop_depth else ""
-        blocker = Blocker(line, f"{reason}{where} at line {line}")
+        blocker = self.flow.blocker(node, lambda line: f"{reason}{where} at line {line}")
         self.blockers.append(blocker)
         if view_wide:
             self.view_wide.append(blocker)

@@ -421,9 +421,8 @@ class _ViewsModule:
                 if problem is None:
                     self._apply(view, flow, region)
                     return
-                region = Blocker(region.first_line, problem)
-            if region not in region_blockers:
-                region_blockers.append(region)
+                region = Blocker(lambda region=region, problem=problem: (region.first_line, problem))
+            region_blockers.append(region)  # (`_reasons` drops repeats: comparing now would render positions)
             queue.extend(flow.shrink(candidate, min_weight))
         if not candidates:
             why = (f"no run of {self.config['min_statements']} or more statements is free of request "

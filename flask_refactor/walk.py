@@ -386,6 +386,62 @@ _Hook = Callable[[Any, CSTNode], Any] | None
 # Whitespace and comments: half the nodes of a typical tree, and a closed family (their
 # children are only each other). A visitor with no hook for any of them is not walked
 # through them.
+class SourceOrder:
+    """Where the code nodes under a root start and end, relative to each other, as
+    positions would tell (`positions.code_ranges_of`), without rendering anything: ranks
+    in libcst's visiting order, which is the order it renders in. Keyed by identity:
+    asked while the root lives.
+
+    `start(a) < start(b)` when `a` starts before `b`; `end(a) < start(b)` when `a` ends
+    where `b` starts or before. A function or class starts at its `async`, `def` or `class`, after
+    its decorators, as its range does. Parentheses and brackets (which render before the
+    syntactic start of what they enclose) and whitespace are not ordered; an indented block
+    starts where its first statement does. `of` gives
+    None for a root that holds one node object twice: positions give such a node the
+    range of one of its places, by rules this does not follow."""
+
+    def __init__(self, starts: dict[int, float], ends: dict[int, int]) -> None:
+        self._starts, self._ends = starts, ends
+
+    @classmethod
+    def of(cls, root: CSTNode) -> "SourceOrder | None":
+        starts: dict[int, float] = {}
+        ends: dict[int, int] = {}
+        later: list[CSTNode] = []  # functions, classes and blocks: they start later than their rank
+        rank = 0
+        stack: list[tuple[CSTNode, bool]] = [(root, False)]
+        while stack:
+            node, left = stack.pop()
+            if left:
+                ends[id(node)] = rank - 1  # the last rank in its subtree
+                continue
+            if id(node) in starts:
+                return None
+            starts[id(node)] = rank
+            rank += 1
+            if node.__class__ in _STARTS_LATER:
+                later.append(node)
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(code_children(node)))
+        for node in later:
+            if node.__class__ is not cst.IndentedBlock:  # after its decorators, at its `async`, `def` or `class`
+                first = getattr(node, "asynchronous", None) or node.name
+                starts[id(node)] = starts[id(first)] - 0.5
+        for node in later:
+            if node.__class__ is cst.IndentedBlock and node.body:
+                starts[id(node)] = starts[id(node.body[0])]  # libcst's range of a block is its statements'
+        return cls(starts, ends)
+
+    def start(self, node: CSTNode) -> float | None:
+        return self._starts.get(id(node))
+
+    def end(self, node: CSTNode) -> int | None:
+        return self._ends.get(id(node))
+
+
+_STARTS_LATER = frozenset({cst.FunctionDef, cst.ClassDef, cst.IndentedBlock})
+
+
 WHITESPACE = frozenset({cst.SimpleWhitespace, cst.ParenthesizedWhitespace, cst.TrailingWhitespace, cst.EmptyLine,
                         cst.Newline, cst.Comment})  # concrete classes: compared by identity
 

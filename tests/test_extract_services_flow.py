@@ -18,7 +18,7 @@ from flask_refactor.codemod import Severity
 from flask_refactor.project import Project
 from flask_refactor.registry import get
 from flask_refactor.walk import iter_nodes
-from helpers import all_work_forked, sample_modules, take_turns
+from helpers import all_work_forked, rendered_for_positions, sample_modules, take_turns
 
 HEADER = """\
 from flask import Blueprint, flash, g, jsonify, redirect, request, url_for
@@ -719,21 +719,39 @@ def test_existing_services_module_with_import_time_work_is_not_imported_newly():
     assert "would run its module-level code (line 3)" in only_finding(findings).message
 
 
+RETRIED_VIEW = """
+@bp.post("/x")
+def x():
+    n = request.json["n"]
+    order = Order(n=n)
+    db.session.add(order)
+    db.session.commit()
+    if n > 1:
+        note = "bulk"
+    return jsonify(id=order.id, note=note)
+"""
+
+
 def test_a_region_that_fails_is_retried_smaller():
-    source = """
-    @bp.post("/x")
-    def x():
-        n = request.json["n"]
-        order = Order(n=n)
-        db.session.add(order)
-        db.session.commit()
-        if n > 1:
-            note = "bulk"
-        return jsonify(id=order.id, note=note)
-    """
-    outputs, findings = run(source, min_statements=3)
+    outputs, findings = run(RETRIED_VIEW, min_statements=3)
     assert findings == []
     assert "    order = services.x(n)\n    if n > 1:\n        note = \"bulk\"\n" in outputs["app/views.py"]
+
+
+def test_a_view_whose_code_moves_is_not_rendered_for_the_lines_its_blockers_name(monkeypatch):
+    # every statement the run leaves behind, and the larger region that failed first,
+    # has a reason naming its line: positions render the view for them, but only a view
+    # that keeps its code shows them
+    rendered = rendered_for_positions(monkeypatch)
+    outputs, findings = run(RETRIED_VIEW, min_statements=3)
+    assert findings == [] and "services.x(n)" in outputs["app/views.py"]
+    assert rendered == []
+    kept = RETRIED_VIEW.replace("db.session.commit()", "return db.session.commit()")
+    _, findings = run(kept, min_statements=3)
+    message = only_finding(findings).message
+    assert f"early return at line {view_line(kept, 'return db.session')}" in message
+    assert f"reads `request.json` at line {view_line(kept, 'request.json')}" in message
+    assert rendered
 
 
 def test_crlf_and_tab_indentation_are_kept_in_both_files():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from flask_refactor import positions
 from flask_refactor.positions import UNPLACED, code_of, code_ranges_of
 
 from helpers import sample_modules
@@ -28,6 +29,23 @@ def test_corner_syntax_and_real_packages_have_libcsts_positions():
 def test_trailing_newline_and_crlf_are_counted_like_libcst():
     for source in ("", "\n", "x = 1", "x = 1\n", "x = (\r\n  1)\r\n", "if x:\r    y\r", "# c\n\n\n"):
         _assert_same_ranges(cst.parse_module(source), repr(source))
+
+
+def test_parentheses_render_as_libcsts_own_context_manager_renders_them(monkeypatch):
+    """`positions` replaces how libcst renders an expression's parentheses (and records its
+    position) in every render: texts and libcst's own positions must not change."""
+    def renders(module: cst.Module) -> tuple[str, str, list]:
+        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        ranges = wrapper.resolve(PositionProvider)
+        return module.code, code_of(module), list(ranges.items())
+
+    samples = sample_modules(("flask",)) + [("parentheses", cst.parse_module(
+        "x = ((a) + (b))\nf((yield), (lambda: (1)))\nprint(((x)), [(y) for (y) in ((z))])\n"))]
+    ours = [renders(module) for _, module in samples]
+    assert positions._BaseParenthesizedNode._parenthesize is positions._parenthesize
+    monkeypatch.setattr(positions._BaseParenthesizedNode, "_parenthesize", positions.LIBCST_PARENTHESIZE)
+    for (where, module), (code, fast_code, ranges) in zip(samples, ours):
+        assert renders(module) == (code, fast_code, ranges), where
 
 
 def test_ranges_read_as_code_ranges():

@@ -384,3 +384,53 @@ def test_a_targeted_transform_given_the_code_parents_builds_no_map_of_its_own(mo
     assert module.visit(Rename(module, [id(target)], parents)).code == "def f():\n    return a + c\n"
     assert built == []
     assert module.visit(Rename(module, [id(target)])).code == "def f():\n    return a + c\n" and len(built) == 1
+
+
+def _check_source_order(module: cst.Module, where: str) -> int:
+    """`SourceOrder` against positions on one module: starts in the same order, and a
+    node that ends before another's start by rank ends before it by position, and only
+    then. Returns how many nodes were compared."""
+    from bisect import bisect_right
+
+    from flask_refactor.positions import code_ranges_of
+
+    ranges = code_ranges_of(module)
+    order = walk.SourceOrder.of(module)
+    assert order is not None, where
+    nodes = [node for node in ranges if type(node) not in (cst.LeftParen, cst.RightParen)]
+    nodes.sort(key=order.start)
+    starts = [(ranges[node].start.line, ranges[node].start.column) for node in nodes]
+    assert starts == sorted(starts), where
+    keys = [order.start(node) for node in nodes]
+    later_starts = starts[:]  # the earliest start among the nodes from index i on
+    for index in range(len(nodes) - 2, -1, -1):
+        later_starts[index] = min(later_starts[index], later_starts[index + 1])
+    statements = [node for node in nodes if isinstance(node, cst.BaseStatement)]
+    for node in nodes:
+        end = (ranges[node].end.line, ranges[node].end.column)
+        after = bisect_right(keys, order.end(node))
+        assert after == len(nodes) or later_starts[after] >= end, f"{where}: {type(node).__name__}"
+        for statement in statements if len(statements) < 60 else ():
+            by_rank = order.end(node) < order.start(statement)
+            by_position = end <= (ranges[statement].start.line, ranges[statement].start.column)
+            inside = order.start(statement) <= order.start(node) <= order.end(statement)
+            assert inside or by_rank == by_position, f"{where}: {type(node).__name__} {type(statement).__name__}"
+    return len(nodes)
+
+
+def test_source_order_is_the_order_of_positions_without_rendering():
+    decorated = cst.parse_module("@(x := deco)\nclass C:\n    @d(y := 1)\n    def f(self, z=(w := 2)):\n"
+                                 "        return (v := [a for a in (b, c)])\n")
+    compared = _check_source_order(decorated, "decorated")
+    compared += _check_source_order(cst.parse_module(CORNER_SYNTAX), "corners")
+    for path in installed_package_sources(("flask", "click")):
+        compared += _check_source_order(cst.parse_module(path.read_bytes()), str(path))
+    assert compared > 50_000
+
+
+def test_source_order_refuses_a_tree_holding_a_node_twice():
+    from helpers import module_sharing_nodes
+
+    module, _ = module_sharing_nodes()
+    assert walk.SourceOrder.of(module) is None
+    assert walk.SourceOrder.of(module.body[2]) is not None  # one statement: each node once
