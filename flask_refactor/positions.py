@@ -306,7 +306,18 @@ def _parenthesize(node: CSTNode, state: CodegenState) -> object:
 
 
 LIBCST_PARENTHESIZE = _BaseParenthesizedNode._parenthesize  # kept for the test that compares renders
-_BaseParenthesizedNode._parenthesize = _parenthesize  # for every render in this process, libcst's own too
+
+
+def _is_libcsts_known_parenthesize(method: object) -> bool:
+    """Whether libcst's method still names what it did when `_parenthesize` was written
+    after it (libcst 1.8 and 1.9): a libcst that renders parentheses otherwise keeps its own."""
+    code = getattr(getattr(method, "__wrapped__", None), "__code__", None)
+    return code is not None and code.co_names == ("lpar", "_codegen", "record_syntactic_position", "rpar") \
+        and code.co_varnames[:code.co_argcount] == ("self", "state")
+
+
+if _is_libcsts_known_parenthesize(LIBCST_PARENTHESIZE):
+    _BaseParenthesizedNode._parenthesize = _parenthesize  # for every render in this process, libcst's own too
 
 
 def code_of(module: cst.Module, path: str | None = None) -> str:
