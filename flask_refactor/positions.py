@@ -409,6 +409,16 @@ def statement_line_count(module: cst.Module, statement: CSTNode, path: str | Non
     return len(_NEWLINE.findall(_statement_text(module, statement, kept)))
 
 
+def lines_spanned(module: cst.Module, node: CSTNode, first: CSTNode) -> int:
+    """How many lines `node` spans from the line where `first` (a node in it) starts to
+    its end, as positions count them; rendered alone, not with the top-level statement
+    that holds it (a method, with its whole class): which lines a node's parts take, one
+    from another, does not depend on where it sits (indentation adds none)."""
+    state = _PositionState(module)
+    node._codegen(state)
+    return state.ranges[node][2] - state.ranges[first][0] + 1
+
+
 def _statement_text(module: cst.Module, statement: CSTNode, kept: dict[int, tuple[CSTNode, str, str, str]]) -> str:
     """A top-level statement's text: the `kept` one (a `_LAST_RENDERED` entry), else rendered."""
     text = _kept_text(kept, statement, module.default_indent, module.default_newline)

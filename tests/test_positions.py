@@ -8,6 +8,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from flask_refactor import positions
 from flask_refactor.positions import UNPLACED, code_of, code_ranges_of
+from flask_refactor.walk import iter_nodes
 
 from helpers import sample_modules
 
@@ -268,3 +269,18 @@ def test_a_change_sent_back_from_a_worker_brings_its_statement_texts(monkeypatch
     new = received.new.with_changes(body=[*received.new.body[:-1], cst.parse_statement("g = 2\n")])
     assert code_of(new, "sent.py") == "import os\n\n\ndef f():\n    return os.sep\ng = 2\n"
     assert "".join(tokens) == "g = 2\n"  # the kept statements were not rendered again
+
+
+def test_the_lines_a_function_spans_rendered_alone_are_those_of_the_whole_render():
+    from flask_refactor.positions import lines_spanned
+
+    compared = 0
+    for where, module in sample_modules(("flask", "click")) + [("crlf", cst.parse_module(
+            "class C:\r\n    @d\r\n    def f(self):\r\n\r\n        # c\r\n        return (\r\n            1)\r\n"))]:
+        ranges = code_ranges_of(module)
+        for node in iter_nodes(module):
+            if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+                expected = ranges[node].end.line - ranges[node.name].start.line + 1
+                assert lines_spanned(module, node, node.name) == expected, where
+                compared += 1
+    assert compared > 1000
