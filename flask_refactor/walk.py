@@ -381,11 +381,6 @@ def _statement_parents(statement: CSTNode) -> dict[CSTNode, CSTNode]:
     return parents
 
 
-_Hook = Callable[[Any, CSTNode], Any] | None
-
-# Whitespace and comments: half the nodes of a typical tree, and a closed family (their
-# children are only each other). A visitor with no hook for any of them is not walked
-# through them.
 class SourceOrder:
     """Where the code nodes under a root start and end, relative to each other, as
     positions would tell (`positions.code_ranges_of`), without rendering anything: ranks
@@ -393,12 +388,12 @@ class SourceOrder:
     asked while the root lives.
 
     `start(a) < start(b)` when `a` starts before `b`; `end(a) < start(b)` when `a` ends
-    where `b` starts or before. A function or class starts at its `async`, `def` or `class`, after
-    its decorators, as its range does. Parentheses and brackets (which render before the
-    syntactic start of what they enclose) and whitespace are not ordered; an indented block
-    starts where its first statement does. `of` gives
-    None for a root that holds one node object twice: positions give such a node the
-    range of one of its places, by rules this does not follow."""
+    where `b` starts or before. A function or class starts at its `async`, `def` or
+    `class`, after its decorators, and an indented block where its first statement does,
+    as their ranges do. Parentheses and brackets (which render before the syntactic start
+    of what they enclose) and whitespace are not ordered. `of` gives None for a root that
+    holds one node object twice: positions give such a node the range of one of its
+    places, by rules this does not follow."""
 
     def __init__(self, starts: dict[int, float], ends: dict[int, int]) -> None:
         self._starts, self._ends = starts, ends
@@ -442,6 +437,11 @@ class SourceOrder:
 _STARTS_LATER = frozenset({cst.FunctionDef, cst.ClassDef, cst.IndentedBlock})
 
 
+_Hook = Callable[[Any, CSTNode], Any] | None
+
+# Whitespace and comments: half the nodes of a typical tree, and a closed family (their
+# children are only each other). A visitor with no hook for any of them is not walked
+# through them.
 WHITESPACE = frozenset({cst.SimpleWhitespace, cst.ParenthesizedWhitespace, cst.TrailingWhitespace, cst.EmptyLine,
                         cst.Newline, cst.Comment})  # concrete classes: compared by identity
 
