@@ -27,7 +27,7 @@ from flask_refactor.project import Project
 from flask_refactor.walk import WHITESPACE, iter_nodes
 
 from ._app_factory_appmodule import is_main_block
-from ._app_factory_syntax import binds_locally
+from ._app_factory_syntax import binds_locally, calls_to
 from .support.context import ContextMap, FunctionRef, context_map
 from .support.flask import app_scope, decorator_callee, import_map
 
@@ -98,11 +98,10 @@ def _reached_from_main(module: cst.Module) -> set[str]:
     frontier = [stmt for stmt in module.body if is_main_block(stmt)]
     reached: set[str] = set()
     while frontier:
-        for node in iter_nodes(frontier.pop(), skip=WHITESPACE):
-            if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value in functions \
-                    and node.func.value not in reached:
-                reached.add(node.func.value)
-                frontier.append(functions[node.func.value])
+        for call in calls_to(frontier.pop(), set(functions) - reached):
+            if call.func.value not in reached:
+                reached.add(call.func.value)
+                frontier.append(functions[call.func.value])
     return reached
 
 

@@ -415,9 +415,6 @@ class ViewFlow:
         def lines() -> str:
             return "lines {}-{}".format(*span())
 
-        def at_first_line(reason: Callable[[int], str]) -> Blocker:
-            return self.blocker(stmts[0], reason)
-
         def where(node: cst.CSTNode) -> str:
             if id(node) in inside:
                 return "in"
@@ -454,11 +451,11 @@ class ViewFlow:
                 if name not in inputs:
                     inputs.append(name)
                 continue
-            return at_first_line(lambda line: f"`{name}` is assigned only conditionally in {lines()} "
-                                 "and read after them")
+            return self.blocker(stmts[0], lambda line: f"`{name}` is assigned only conditionally in "
+                                f"{lines()} and read after them")
         for name in inputs:
             if name not in candidate.bound:
-                return at_first_line(lambda line: f"`{name}` may be unbound when line {line} runs")
+                return self.blocker(stmts[0], lambda line: f"`{name}` may be unbound when line {line} runs")
         # a service that hands back what it imported (a module, the request proxy) or a
         # function or class it defined (a closure over the view's values) moves no work:
         # the view still does it where it uses them
@@ -467,7 +464,8 @@ class ViewFlow:
                        if isinstance(node, _NOT_VALUES) and where(node) == "in"}
         for name in outputs:
             if name in handed_back:
-                return at_first_line(lambda line: f"`{name}` is {handed_back[name]} in {lines()} and used after them")
+                return self.blocker(stmts[0], lambda line: f"`{name}` is {handed_back[name]} in {lines()} "
+                                    "and used after them")
         globals_used: dict[str, GlobalUse] = {}
         builtins_used: set[str] = set()
         for stmt in stmts:

@@ -258,11 +258,12 @@ def _imports_flask(entry) -> bool:
         return False
     if entry.error:
         return True
-    return any(record.level == 0 and _is_flask_module((record.module or record.name).split(".")[0])
+    return any(record.level == 0 and is_flask_package((record.module or record.name).split(".")[0])
                for record in entry.imports)
 
 
-def _is_flask_module(top: str) -> bool:
+def is_flask_package(top: str) -> bool:
+    """Whether a top-level package is Flask or a Flask extension (`flask_*`, `flaskext`)."""
     return top in ("flask", "flaskext") or top.startswith("flask_")
 
 

@@ -25,7 +25,7 @@ from flask_refactor.walk import ReadOnlyVisitor
 from .cache import per_statement, per_tree
 from .flask import (
     APP_HOOKS, BLUEPRINT_CLASSES, ROUTE_DECORATORS, VIEW_CLASSES, app_modules, assigned_name, decorator_method,
-    import_map, import_reach, is_call_to, project_module_of,
+    import_map, import_reach, is_call_to, is_flask_package, project_module_of,
 )
 from .imports import ImportMap
 
@@ -190,10 +190,10 @@ class _RegistrationFinder(ReadOnlyVisitor):
 # -- whose routes ------------------------------------------------------------------------------
 
 def _flask_package(qualified: str) -> bool:
-    """Whether a class of this qualified name is Flask's or a Flask extension's (named
-    `flask_*`, or APIFlask), whose objects take Flask's route decorators."""
+    """Whether a class of this qualified name is Flask's or a Flask extension's, or
+    APIFlask's: their objects take Flask's route decorators."""
     top = qualified.split(".", 1)[0]
-    return top == "flask" or top.startswith("flask_") or top == "apiflask"
+    return is_flask_package(top) or top == "apiflask"
 
 
 @per_tree
