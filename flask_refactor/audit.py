@@ -192,6 +192,7 @@ def run_on_project(project: Project, rules: list[Rule]) -> AuditResult:
             kept.append(finding)
     result.findings = sorted(kept, key=lambda f: (f.path, f.line, f.column, f.rule, f.message))
     result.files_scanned = len(project.paths())
+    forking.reap_exited()  # none of the rules' workers outlives the audit
     return result
 
 

@@ -32,6 +32,7 @@ from typing import Iterable
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
+from .memo import per_statement
 from .source import SourceError, decode
 
 INDEX_VERSION = 4  # bump when FileIndex or the scan changes
@@ -95,10 +96,18 @@ def scan_tree(module: cst.Module, text: str) -> FileIndex:
     """`scan_text(text)` for a text rendered from `module`, read off the tree instead of
     parsing the text again: a codemod's new version of a file is indexed this way. Only
     statements are walked, never expressions, which is a fraction of an `ast` parse. The
-    import records carry no line (0): nothing asks where an import of rewritten code is."""
-    imports: list[ImportRecord] = []
-    _collect_tree_imports(module.body, imports, module_level=True)
+    import records carry no line (0): nothing asks where an import of rewritten code is.
+    Each top-level statement's records are kept while it is in a tree: the next version
+    of the file, which a codemod made by replacing a few, has only those walked."""
+    imports = [record for statement in module.body for record in _statement_imports(statement)]
     return FileIndex(tuple(imports), _dotted_strings(text))
+
+
+@per_statement
+def _statement_imports(statement: cst.CSTNode) -> tuple[ImportRecord, ...]:
+    imports: list[ImportRecord] = []
+    _collect_tree_imports([statement], imports, module_level=True)
+    return tuple(imports)
 
 
 def _collect_tree_imports(body, out: list[ImportRecord], module_level: bool) -> None:

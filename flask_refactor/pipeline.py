@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import sys
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -32,7 +31,7 @@ from . import memo, transfer
 from .codemod import ChangeSet, Codemod, FileCodemod, FileContext, Finding, Severity, render_changes
 from .diffs import unified_diff
 from .discovery import Discovery, discover
-from .forking import can_fork, run_here_then_fork, where_raised
+from .forking import can_fork, reap_exited, run_here_then_fork, where_raised
 from .index import IndexCache, default_cache, scan_item
 from .positions import forget_rendered
 from .project import ErrorLog, Project, describe_syntax_error, position_lookup
@@ -200,6 +199,7 @@ def run_on_project(
         project.freeze_parsed = False
         forget_rendered()
         memo.clear()
+        reap_exited()  # the last round's workers, gone by now: none outlives the run
     return result
 
 
@@ -331,14 +331,17 @@ def collect_outcomes(project: Project, touched: dict[str, list[tuple[str, str]]]
     A file that fails validation is not written; neither is any file of a unit change
     set (files that only make sense together) that it belongs to."""
     invalid = set()
-    changed = [(path, project.file(path).text, project.file(path).python)
-               for path in sorted(touched) if project.file(path).changed]
-    # compiling grows with the text
-    checked = run_here_then_fork(changed, _validate, _validate, jobs, [len(text) for _, text, _ in changed])
-    for (path, _, _), problem in zip(changed, checked):
+    changed = [_Output(path, None if file.created else file.original_text, file.text, file.python,
+                       "\ufeff" if file.encoding.bom else "")
+               for path in sorted(touched) if (file := project.file(path)).changed]
+    # compiling and diffing grow with the text
+    checked = run_here_then_fork(changed, _checked, _checked, jobs, [len(output.new) for output in changed])
+    diffs = {}
+    for output, (problem, diff) in zip(changed, checked):
+        diffs[output.path] = diff
         if problem:
-            project.errors.add(path, problem)
-            invalid.add(path)
+            project.errors.add(output.path, problem)
+            invalid.add(output.path)
     for unit in units:
         broken = sorted(unit & invalid)
         if not broken:
@@ -355,15 +358,28 @@ def collect_outcomes(project: Project, touched: dict[str, list[tuple[str, str]]]
         old = None if file.created else file.original_text
         outcome = FileOutcome(path, old, file.text, file.created,
                               [name for name, _ in touched[path]], [reason for _, reason in touched[path]])
-        # the diff is of the bytes on disk: a BOM is part of the first line
-        bom = "\ufeff" if file.encoding.bom else ""
-        outcome.diff = unified_diff(path, None if old is None else bom + old, bom + file.text)
+        outcome.diff = diffs[path]
         outcomes.append(outcome)
     return outcomes
 
 
-def _validate(item: tuple[str, str, bool]) -> str | None:
-    return validate(*item)
+@dataclass(frozen=True)
+class _Output:
+    """A changed file's text to validate and diff against the original (None: created)."""
+
+    path: str
+    old: str | None
+    new: str
+    python: bool
+    bom: str  # the diff is of the bytes on disk: a BOM is part of the first line
+
+
+def _checked(output: _Output) -> tuple[str | None, str]:
+    """Why the output must not be written (or None), and its diff: both made where the
+    work is shared out, in workers for a large app."""
+    problem = validate(output.path, output.new, output.python)
+    old = None if output.old is None else output.bom + output.old
+    return problem, unified_diff(output.path, old, output.bom + output.new)
 
 
 def apply(result: RunResult) -> None:
@@ -473,6 +489,8 @@ def _map(tasks, prepared, jobs: int, progress: Progress | None, label: str):
             if progress:
                 progress(label, done, total)
         return out
+    from concurrent.futures import ProcessPoolExecutor  # (and logging: 4 ms a run that never needs them)
+
     chunk = max(1, total // (jobs * 8))
     out = []
     with ProcessPoolExecutor(jobs, mp_context=_pool_context(), initializer=_init_worker, initargs=(prepared,)) as pool:

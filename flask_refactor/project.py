@@ -124,6 +124,9 @@ class Project:
         self._rewritten: dict[str, int] = {}
         # a question (`_select`) -> {rewritten file: (the version of its text asked, its answer)}
         self._text_hits: dict[tuple, dict[str, tuple[int, bool]]] = {}
+        # a question (`_select`) -> ((revision, failures) it was answered at, the files)
+        self._selected: dict[tuple, tuple[tuple[int, int], tuple[str, ...]]] = {}
+        self._failures = 0  # files marked failed so far: a failed file leaves every answer
         self._memo: dict[Any, Any] = {}
         # every question put to the disk beyond the files of the run (is there an
         # __init__.py, would a new file clobber one), with its answer: a cached result
@@ -174,7 +177,8 @@ class Project:
     def matching(self, pattern: str, needles: tuple[str, ...]) -> list[str]:
         """Python files whose text the regular expression matches somewhere: `candidates`
         for when a plain substring would match too much. Every match must contain one of
-        the `needles`: only files holding one are searched with the pattern."""
+        the `needles`: only files holding one are searched with the pattern (rewritten
+        files too: a pattern that fails scans the whole text, 40 us for an app's module)."""
         key = (pattern, *needles)
         on_disk = self._pattern_hits.get(key)
         if on_disk is None:
@@ -182,14 +186,21 @@ class Project:
             on_disk = self._pattern_hits[key] = {
                 path for path in self._files_holding(needles)
                 if (data := self._peek(self._files[path])) is not None and compiled.search(data)}
-        return self._select(on_disk, ("re", *key), lambda text: re.search(pattern, text) is not None)
+        return self._select(on_disk, ("re", *key), lambda text: any(needle in text for needle in needles)
+                            and re.search(pattern, text) is not None)
 
     def _select(self, on_disk: set[str], key: tuple, in_text: Callable[[str], bool]) -> list[str]:
         """Python files, sorted: those still as on disk if they are among the `on_disk`
         hits, the others (rewritten or created by a codemod) if `in_text` says so. (Only
         the hits and the rewritten files are looked at: asked again after every codemod,
         a pass over every file of a library tree added up.) `in_text`'s answer is kept
-        per question (`key`) and version of a text: codemods ask the same ones many times."""
+        per question (`key`) and version of a text: codemods ask the same ones many times,
+        and the whole answer while no file has changed (extract-services asks each views
+        module's question, the same one, of all the rewritten files of a large app)."""
+        state = (self.revision, self._failures)
+        known = self._selected.get(key)
+        if known is not None and known[0] == state:
+            return list(known[1])
         found = [path for path in on_disk if (file := self._files.get(path)) is not None and file.as_on_disk]
         answers = self._text_hits.setdefault(key, {})
         for path, version in self._rewritten.items():
@@ -201,7 +212,9 @@ class Project:
                 known = answers[path] = (version, in_text(file.text))
             if known[1]:
                 found.append(path)
-        return sorted(path for path in found if (file := self._files[path]).python and not file.failed)
+        found = sorted(path for path in found if (file := self._files[path]).python and not file.failed)
+        self._selected[key] = (state, tuple(found))
+        return found
 
     def mentions(self, path: str, needles: Iterable[str]) -> bool:
         """Whether one file's current text contains a needle (any file, if no needles):
@@ -526,6 +539,7 @@ class Project:
         worker's others): so it is not tried again here."""
         file = self._files[path]
         file.failed, file.tree = True, None
+        self._failures += 1
 
     def _fail(self, file: ProjectFile, message: str) -> None:
         self.mark_failed(file.path)

@@ -349,6 +349,26 @@ def test_per_module_work_in_forked_workers_comes_back_as_if_run_here(tmp_path, m
     assert counts["helper.py"] >= 1  # once per worker that needed it
 
 
+@pytest.mark.skipif(not forking.can_fork(2), reason="work goes to forked workers only where processes fork")
+def test_workers_are_reaped_before_the_next_are_forked_and_when_the_run_ends(tmp_path, monkeypatch):
+    """A worker that has sent all it will is not waited for at once (its exit takes a few
+    milliseconds this process would spend idle), but none outlives the run."""
+    all_work_forked(monkeypatch)
+    assert forking.work_with_forks(lambda i: i, lambda i: -i, list(range(8)), 2) == [-i for i in range(8)]
+    left = list(forking._EXITING)
+    assert left  # not waited for yet
+    forking.work_with_forks(lambda i: i, lambda i: -i, list(range(8)), 2)
+    assert not set(left) & set(forking._EXITING)  # reaped before the next were forked
+    forking.reap_exited()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no child left, zombie or not
+    files = {f"m{i}.py": f"x = {i}\n" for i in range(12)} | {"helper.py": "y = 1\n"}
+    assert len(run_in(write(tmp_path, files), [PerModule()], jobs=2).outcomes) == 12  # through workers
+    assert forking._EXITING == []
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
 def test_prefilter_keeps_unrelated_files_unparsed(tmp_path):
     write(tmp_path, {"a.py": "old = 1\n", "b.py": "this is not python at all (\n"})
     result = run_in(tmp_path, [RenameOld()])
@@ -816,8 +836,11 @@ def test_candidates_follow_what_codemods_rewrote_created_and_dropped():
     project.update("new.py", "from flask import g\n", created=True)
     assert project.candidates(["flask"]) == ["b.py", "c.py", "new.py"]
     assert project.matching(r"\bimport flask\b", ("flask",)) == ["b.py"]
-    project.mark_failed("c.py")
+    project.mark_failed("c.py")  # (an answer is kept until a file changes or fails)
+    assert project.candidates(["flask"]) == ["b.py", "new.py"]
     project.forget_created("new.py")
+    assert project.candidates(["flask"]) == ["b.py"]
+    project.candidates(["flask"]).append("mutated.py")  # each caller gets its own list
     assert project.candidates(["flask"]) == ["b.py"]
 
 

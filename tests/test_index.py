@@ -504,6 +504,10 @@ def test_a_rewritten_file_is_indexed_off_its_tree_as_its_text_would_be():
                               "def o():\n    import p\nmatch q:\n    case 1:\n        import r\n")
     assert without_lines(scan_tree(module, module.code)) == without_lines(scan_text(module.code))
     assert [record.module_level for record in scan_tree(module, module.code).imports] == [True] * 8 + [False] * 4
+    # a new version keeping most statements (whose records are kept) and replacing two
+    changed = module.with_changes(body=[cst.parse_statement("import z\n"), *module.body[1:-1],
+                                        cst.parse_statement("from .y import v\n")])
+    assert without_lines(scan_tree(changed, changed.code)) == without_lines(scan_text(changed.code))
 
 
 def test_a_rewritten_file_with_a_tree_is_not_parsed_again_to_be_indexed(monkeypatch):

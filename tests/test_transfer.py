@@ -79,6 +79,35 @@ def test_within_sharing_the_statements_of_known_trees_are_sent_by_reference():
     assert len(data) < len(bytes(ForkingPickler.dumps(changed, pickle.HIGHEST_PROTOCOL))) / 2
 
 
+def test_the_table_of_shared_statements_is_every_statement_of_the_trees_kept_or_new():
+    """The table is made of each top-level statement's list, kept while the statement is
+    in a tree (`memo.per_statement`): a new version of a module gets only its new
+    statements walked, and the table holds the same nodes as a walk of every tree."""
+    from flask_refactor import memo
+    from flask_refactor.walk import iter_nodes
+
+    def walked(trees):  # what `sharing` is to hold: the trees and their statement-level nodes
+        return {id(node) for tree in trees for node in [tree, *transfer._statements(tree)]}
+
+    def table(trees):
+        with transfer.sharing(trees):
+            return set(transfer._SHARED), list(transfer._SHARED_NODES)
+
+    trees = [module for _, module in sample_modules(("flask",))]
+    ids, nodes = table(trees)
+    assert ids == walked(trees) and {id(node) for node in nodes} == ids
+    first = trees[1]
+    kept, replaced = first.body[0], first.body[-1]
+    trees[1] = first.with_changes(body=[*first.body[:-1], cst.parse_statement("def late():\n    return 1\n")])
+    ids, _ = table(trees)
+    assert ids == walked(trees)
+    assert id(kept) in ids and id(replaced) not in ids and id(trees[1].body[-1].body) in ids
+    memo.clear()
+    assert table(trees)[0] == walked(trees)
+    # nothing inside a line of small statements, nor inside expressions
+    assert not any(isinstance(node, (cst.Assign, cst.Call)) for node in iter_nodes(trees[0]) if id(node) in ids)
+
+
 def test_sharing_ends_with_its_block():
     module = cst.parse_module("x = 1\n")
     with transfer.sharing([module]):
