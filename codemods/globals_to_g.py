@@ -226,9 +226,9 @@ After:
     def run(self, project: Project) -> ChangeSet:
         changes = self.new_changeset()
         cmap = context_map(project)
-        external = external_references(project)
         modules = [(path, module) for path, module in app_modules(project, self.needles)
                    if _may_hold_state(project, path, module)]  # no `global`, no module-level container: nothing to do
+        external = external_references(project, [name for path, _ in modules if (name := project.module_name(path))])
 
         def one_module(item: tuple[str, cst.Module], changes: ChangeSet) -> None:
             _move_globals(project, *item, cmap, external, changes)
@@ -308,29 +308,55 @@ class References:
         return None if found is None else (found[0], found[2](found[1])[0])
 
 
-def external_references(project: Project) -> References:
+def external_references(project: Project, modules: list[str]) -> References:
     """Qualified names (`pkg.state.current_user`) other modules import, read as module
-    attributes, or name in strings (`monkeypatch.setattr("pkg.state.x", ...)`)."""
-    def compute(proj: Project) -> References:
-        found = References()
-        for path, module in proj.parsed(_referencing_paths(proj)):
-            imports = import_map(proj, path) or ImportMap()
-            positions = proj.position_lookup(path)
-            collector = _ReferenceCollector(imports, path, positions, found)
-            collector.module_name, collector.package = proj.module_name(path), path.endswith("__init__.py")
-            collector.walk(module)
-        return found
-    return project.fact("globals-to-g.external", compute)
+    attributes, or name in strings (`monkeypatch.setattr("pkg.state.x", ...)`): all those
+    of the globals of `modules` (dotted names), and maybe others."""
+    found = References()
+    for path, module in project.parsed(_referencing_paths(project, frozenset(modules))):
+        imports = import_map(project, path) or ImportMap()
+        positions = project.position_lookup(path)
+        collector = _ReferenceCollector(imports, path, positions, found)
+        collector.module_name, collector.package = project.module_name(path), path.endswith("__init__.py")
+        collector.walk(module)
+    return found
 
 
-def _referencing_paths(project: Project) -> list[str]:
-    """Files that may refer to a global of the app: the app's import-connected files
-    (an import or attribute use needs an import), and any other file naming one of
-    their modules in a string (`monkeypatch.setattr("pkg.state.x", ...)`)."""
+def _referencing_paths(project: Project, modules: frozenset[str]) -> list[str]:
+    """Files that may refer to a global of these modules: those of the app's
+    import-connected files whose imports lead to one (an import or attribute use needs
+    an import), and any file naming one in a string (`monkeypatch.setattr("pkg.state.x",
+    ...)`). Every file was walked before: on the benchmark's big app, 299 files for the
+    98 that an app module imports views from."""
     scope = app_scope(project)
-    modules = {name: path for path in scope if (name := project.module_name(path)) is not None}
-    outside = set(files_naming(project, *modules)) - set(scope)
-    return sorted({*scope, *(path for path in outside if _may_name_a_global(project, path, modules))})
+    paths = {name: path for name in modules if (path := project.path_of_module(name)) is not None}
+    naming = set(files_naming(project, *modules))
+    above = frozenset(module.rsplit(".", depth)[0] for module in modules for depth in range(1, module.count(".") + 1))
+    importing = [path for path in scope if path in naming or _imports_toward(project, path, modules, above)]
+    outside = naming - set(scope)
+    return sorted({*importing, *(path for path in outside if _may_name_a_global(project, path, paths))})
+
+
+def _imports_toward(project: Project, path: str, modules: frozenset[str], above: frozenset[str]) -> bool:
+    """Whether an import of the file, at any depth, names one of the modules, a package
+    above one (`above`: `import pkg` reaches `pkg.state.x`) or something in one (`from
+    pkg.state import x`): the only ways its code can spell a global of theirs but in a string."""
+    entry = project.index(path)
+    if entry is None or entry.error:
+        return True  # its imports are unknown: walked
+    module_name, package = project.module_name(path), path.endswith("__init__.py")
+    for record in entry.imports:
+        if record.level == 0 and record.module is None:  # `import a.b` binds `a`; `import a.b as c`, `a.b`
+            bound = record.name if record.asname else record.name.partition(".")[0]
+        else:  # `from a import b` binds `a.b` (and is in module `a`, which the loop below asks)
+            source = resolve_relative(module_name, record.level, record.module, package)
+            if source is None:
+                continue
+            bound = f"{source}.{record.name}"
+        parts = bound.split(".")
+        if bound in above or any(".".join(parts[:end]) in modules for end in range(1, len(parts) + 1)):
+            return True
+    return False
 
 
 def _may_name_a_global(project: Project, path: str, modules: dict[str, str]) -> bool:

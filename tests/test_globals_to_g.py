@@ -148,6 +148,45 @@ def test_global_imported_by_another_module_is_left_alone():
     assert "imported or patched by another module (mailer.py:2)" in findings[0].message
 
 
+# Each way another module can reach `pkg.state.user`: what `external_references` must
+# still find once it walks only the files whose imports lead to the globals' modules.
+REACHING = {
+    "pkg/via_package.py": "import pkg.state\n\ndef who():\n    return pkg.state.user\n",
+    "pkg/via_parent.py": "from pkg import state\n\ndef who():\n    return state.user\n",
+    "pkg/via_alias.py": "import pkg.state as s\n\ndef who():\n    return s.user\n",
+    "pkg/via_relative.py": "from .state import user\n",
+    "pkg/via_function.py": "def who():\n    from pkg.state import user\n    return user\n",
+    "pkg/via_setattr.py": "from pkg import state\n\ndef reset():\n    setattr(state, 'user', None)\n",
+    "pkg/via_string.py": "from pkg import helpers\n\nPATCHED = 'pkg.state.user'\n",
+}
+
+
+@pytest.mark.parametrize("path", sorted(REACHING))
+def test_global_reached_from_another_module_of_its_package_is_left_alone(path):
+    files = {"pkg/__init__.py": "", "pkg/state.py": USER_APP, "pkg/helpers.py": "from pkg import state\n",
+             path: REACHING[path]}
+    out, findings = rewrite(files)
+    assert out == {}
+    assert f"imported or patched by another module ({path}:" in findings[0].message
+
+
+def test_external_references_walk_only_files_whose_imports_lead_to_the_modules():
+    """A file importing other parts of the package (`from pkg import db`, `pkg.other`)
+    cannot spell a global of `pkg.state` but in a string: it is not walked."""
+    from flask_refactor.codemods.globals_to_g import _referencing_paths
+
+    files = {"pkg/__init__.py": "db = None\n", "pkg/state.py": USER_APP, "pkg/other.py": "from pkg import db\n",
+             "pkg/deeper.py": "from pkg.other import db\nfrom . import other\n",
+             "pkg/whole.py": "import pkg.other\n", **REACHING}
+    project = Project.from_texts(files)
+    walked = _referencing_paths(project, frozenset({"pkg.state"}))
+    assert set(REACHING) <= set(walked)
+    assert "pkg/other.py" not in walked and "pkg/deeper.py" not in walked
+    # `import pkg.other` binds `pkg`, through which `pkg.state.user` can be read too
+    assert "pkg/whole.py" in walked
+    assert {"pkg/deeper.py", "pkg/whole.py"} <= set(_referencing_paths(project, frozenset({"pkg.other"})))
+
+
 def test_global_named_in_a_string_by_an_unconnected_file_is_left_alone():
     """A file that imports nothing of the app can still patch a global by its dotted
     name; one whose strings only look alike ("app_six.users", "app_six.user.x") is not
