@@ -372,6 +372,20 @@ def test_name_already_used_on_g_is_left_alone():
     assert "g.user is already used (clash_app.py)" in findings[0].message
 
 
+@pytest.mark.parametrize("use", ["from flask import g\n\ndef who():\n    return g.user\n",
+                                 "from flask import g as flask_g2\n\ndef who():\n    return flask_g2.user\n",
+                                 "from flask import g\n\ndef who():\n    return g.get( 'user')\n"])
+def test_name_used_on_g_by_another_module_is_left_alone(use):
+    """Each module's work asks only the files that read some attribute of `g` (found
+    once, before the work is shared out) whether they read this one."""
+    files = {"user_app.py": USER_APP, "helpers.py": use, "other.py": "from flask import g\nuser = g.other\n"}
+    out, findings = rewrite(files)
+    assert out == {}
+    assert "g.user is already used (helpers.py)" in findings[0].message
+    out, _ = rewrite({"user_app.py": USER_APP, "other.py": files["other.py"]})
+    assert "g.user = request.headers" in out["user_app.py"]
+
+
 def test_default_read_inside_an_f_string_uses_the_other_quote():
     source = APP_HEAD + (
         'tenant = "public"\n\n'
