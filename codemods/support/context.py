@@ -95,8 +95,10 @@ def context_map(project: Project) -> ContextMap:
 
 # -- walking functions -----------------------------------------------------------------
 
-def iter_functions(module: cst.Module) -> list[tuple[str, cst.FunctionDef, str | None]]:
-    """Every function of a module as (qualname, node, enclosing function qualname)."""
+@per_tree
+def iter_functions(module: cst.Module) -> tuple[tuple[str, cst.FunctionDef, str | None], ...]:
+    """Every function of a module as (qualname, node, enclosing function qualname). (Asked
+    of every module of the app by each build of the map, most of them unchanged since.)"""
     found: list[tuple[str, cst.FunctionDef, str | None]] = []
 
     def walk(body, prefix: str, enclosing: str | None) -> None:
@@ -112,7 +114,7 @@ def iter_functions(module: cst.Module) -> list[tuple[str, cst.FunctionDef, str |
                     walk(block, prefix, enclosing)
 
     walk(module.body, "", None)
-    return found
+    return tuple(found)
 
 
 def _block(body: cst.BaseSuite) -> list:
@@ -413,7 +415,7 @@ def _build(project: Project, previous: ContextMap | None = None) -> ContextMap:
     return ContextMap(functions, request, background, blueprints, modules)
 
 
-def _read_module(project: Project, listed: dict[str, list[tuple[str, cst.FunctionDef, str | None]]],
+def _read_module(project: Project, listed: dict[str, tuple[tuple[str, cst.FunctionDef, str | None], ...]],
                  module_functions: dict[str, frozenset[str]], path: str) -> _ModuleReading:
     module = project.parse(path)
     imports = import_map(project, path) or ImportMap()
@@ -448,7 +450,7 @@ def _read_module(project: Project, listed: dict[str, list[tuple[str, cst.Functio
     return _ModuleReading(tuple(functions), registered, tuple(started_on_import), frozenset(resolver.consulted))
 
 
-def _apply(reading: _ModuleReading, path: str, listed: list[tuple[str, cst.FunctionDef, str | None]],
+def _apply(reading: _ModuleReading, path: str, listed: tuple[tuple[str, cst.FunctionDef, str | None], ...],
            positions: Callable, functions: dict[FunctionRef, FunctionFacts]) -> None:
     """Add what a module's code says to `functions`, in the order it says it: a function
     is first met as a callee or where it is defined, whichever comes first."""
