@@ -374,7 +374,9 @@ def test_name_already_used_on_g_is_left_alone():
 
 @pytest.mark.parametrize("use", ["from flask import g\n\ndef who():\n    return g.user\n",
                                  "from flask import g as flask_g2\n\ndef who():\n    return flask_g2.user\n",
-                                 "from flask import g\n\ndef who():\n    return g.get( 'user')\n"])
+                                 "from flask import g\n\ndef who():\n    return g.get( 'user')\n",
+                                 # an alias ending in a digit that is not ASCII (found in the file's bytes too)
+                                 "from flask import g as flask_g\u0663\n\ndef who():\n    return flask_g\u0663.user\n"])
 def test_name_used_on_g_by_another_module_is_left_alone(use):
     """Each module's work asks only the files that read some attribute of `g` (found
     once, before the work is shared out) whether they read this one."""
