@@ -33,7 +33,7 @@ from .support.context import (
 from .support.flask import (
     EXTENSIONS, app_modules, app_scope, assigned_name, decorator_method, files_naming, import_map, import_reach,
 )
-from .support.imports import ImportMap, last_name, resolve_relative
+from .support.imports import ImportMap, bound_name, last_name, resolve_relative
 from .support.names import flask_name, import_from_flask, names_used, preferred_quote
 
 MUTATING_METHODS = frozenset({
@@ -346,16 +346,13 @@ def _imports_toward(project: Project, path: str, modules: frozenset[str], above:
     if entry is None or entry.error:
         return True  # its imports are unknown: walked
     module_name, package = project.module_name(path), path.endswith("__init__.py")
-    for record in entry.imports:
-        if record.level == 0 and record.module is None:  # `import a.b` binds `a`; `import a.b as c`, `a.b`
-            bound = record.name if record.asname else record.name.partition(".")[0]
-        else:  # `from a import b` binds `a.b` (and is in module `a`, which the loop below asks)
-            source = resolve_relative(module_name, record.level, record.module, package)
-            if source is None:
-                continue
-            bound = f"{source}.{record.name}"
-        parts = bound.split(".")
-        if bound in above or any(".".join(parts[:end]) in modules for end in range(1, len(parts) + 1)):
+    for record in entry.imports:  # at any depth: a function's import is read by the walk too
+        bound = bound_name(record, module_name, package)
+        if bound is None:
+            continue
+        # `from a import b` binds `a.b`, which is in module `a` (asked below with its prefixes)
+        parts = bound[1].split(".")
+        if bound[1] in above or any(".".join(parts[:end]) in modules for end in range(1, len(parts) + 1)):
             return True
     return False
 

@@ -65,6 +65,24 @@ def imported_modules(record, module_name: str | None, is_package: bool = False) 
     return [".".join(parts[:cut]) for cut in range(len(parts), 0, -1)]
 
 
+def bound_name(record, module_name: str | None, is_package: bool = False) -> tuple[str, str] | None:
+    """(the local name an index import record binds, the qualified name it stands for):
+    `import a.b` -> (`a`, `a`), `import a.b as c` -> (`c`, `a.b`), `from .x import y as z`
+    in `pkg.m` -> (`z`, `pkg.x.y`); a star import gives (`*`, the module); None when a
+    relative import reaches above the top package."""
+    if record.level == 0 and record.module is None:  # `import a.b [as c]`
+        if record.asname:
+            return record.asname, record.name
+        top = record.name.split(".")[0]
+        return top, top
+    source = resolve_relative(module_name, record.level, record.module, is_package)
+    if source is None:
+        return None
+    if record.name == "*":
+        return "*", source
+    return record.asname or record.name, f"{source}.{record.name}"
+
+
 def binds_module(record, module_name: str | None, is_package: bool, target: str) -> bool:
     """Whether an index import record binds a local name to the module `target` or to a
     name in it: `import target [as t]`, `import target.sub` (binds `target`), `from
@@ -140,22 +158,14 @@ class ImportMap:
         """The map of a file's import records (from the project index: no libcst parse)."""
         result = cls()
         for record in records:
-            if not record.module_level:
+            bound = bound_name(record, module_name, is_package) if record.module_level else None
+            if bound is None:
                 continue
-            if record.level == 0 and record.module is None:  # `import a.b [as c]`
-                if record.asname:
-                    result.names[record.asname] = record.name
-                else:
-                    top = record.name.split(".")[0]
-                    result.names[top] = top
-                continue
-            source = resolve_relative(module_name, record.level, record.module, is_package)
-            if source is None:
-                continue
-            if record.name == "*":
-                result.star_modules.append(source)
+            local, qualified = bound
+            if local == "*":
+                result.star_modules.append(qualified)
             else:
-                result.names[record.asname or record.name] = f"{source}.{record.name}"
+                result.names[local] = qualified
         return result
 
     def resolve(self, node: cst.BaseExpression | None) -> str | None:
