@@ -217,6 +217,8 @@ def replace_head(expr: cst.BaseExpression, new_head: str, new_attr: str | None =
 
 def _string_continuation_rows(code: str) -> set[int]:
     """1-based rows that are inside a multi-line string (must not be re-indented)."""
+    if '"""' not in code and "'''" not in code and "\\\n" not in code and "\\\r" not in code:
+        return set()  # a string spans lines only triple-quoted or continued by a backslash
     rows: set[int] = set()
     for tok in tokenize.generate_tokens(io.StringIO(code).readline):
         if tok.type == tokenize.STRING and tok.end[0] > tok.start[0]:

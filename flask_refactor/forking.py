@@ -49,6 +49,10 @@ transfer.install()  # workers send libcst trees back through its faster pickling
 # on the benchmark's trees; against 0.05 s and 0.025 s, 1-2% off both trees' runs.)
 RUN_HERE_FIRST_SECONDS = 0.012
 FORK_WORTHWHILE_SECONDS = 0.15
+# The same for light work, whose workers read little of this process's memory (validating
+# texts), where work on trees has a worker copy each page of them it reads: a fork pays
+# sooner. (The benchmark's big app validates its 200 new files in 57 ms this way, not 75.)
+LIGHT_WORK_WORTHWHILE_SECONDS = 0.03
 LARGE_ITEM = 4  # times the median size: an item the sample of the pace stops before
 # Forking a worker, its first message and reaping it: 3-4 ms measured from a process
 # holding 35 MB of trees; taken a little above for larger ones.
@@ -66,16 +70,18 @@ def can_fork(jobs: int) -> bool:
 
 def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[[Any], Any], jobs: int,
                        sizes: list[int] | None = None,
-                       shared: Callable[[], Iterable[cst.Module]] | None = None, here_too: bool = True) -> list:
+                       shared: Callable[[], Iterable[cst.Module]] | None = None, here_too: bool = True,
+                       light: bool = False) -> list:
     """`here(item)` or `there(item)` for each item, in the items' order. The first items
     run in this process until RUN_HERE_FIRST_SECONDS have passed, which gives their pace
     (per item, or per unit of `sizes` when the work grows with them) and the cost of
     pickling a result; the rest is shared with forked workers (`work_with_forks`, which
     runs `there` in them) if, at that pace, that is clearly sooner (pickling and loading
     results included, and no item is split) and the rest would take
-    FORK_WORTHWHILE_SECONDS here. Else it runs here too. The statements of the `shared`
-    trees come back by reference (`transfer.sharing`). `here_too=False`: once forked,
-    `jobs` workers do the rest and this process only loads their results.
+    FORK_WORTHWHILE_SECONDS here (LIGHT_WORK_WORTHWHILE_SECONDS for `light` work). Else
+    it runs here too. The statements of the `shared` trees come back by reference
+    (`transfer.sharing`). `here_too=False`: once forked, `jobs` workers do the rest and
+    this process only loads their results.
 
     The items done here are the first ones (see the module's docstring). But the sample
     stops before a large item (LARGE_ITEM times the median size): taken here before the
@@ -95,7 +101,8 @@ def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[
     pace = (time.perf_counter() - start) / max(1, sum(sizes[:done])) if done else float("inf")
     # Work too small to fork is told apart first: it needs no pickling weighed, nor the
     # table of shared statements built (a walk of every tree held: 5 ms on a large app).
-    if rest and can_fork(jobs) and (not done or pace * sum(sizes[done:]) >= FORK_WORTHWHILE_SECONDS):
+    worthwhile = LIGHT_WORK_WORTHWHILE_SECONDS if light else FORK_WORTHWHILE_SECONDS
+    if rest and can_fork(jobs) and (not done or pace * sum(sizes[done:]) >= worthwhile):
         with transfer.sharing(shared() if shared else ()):
             if _forking_pays(list(zip(results, sizes)), pace, sizes[done:], jobs, here_too):
                 try:

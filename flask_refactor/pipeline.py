@@ -334,8 +334,9 @@ def collect_outcomes(project: Project, touched: dict[str, list[tuple[str, str]]]
     changed = [_Output(path, None if file.created else file.original_text, file.text, file.python,
                        "\ufeff" if file.encoding.bom else "")
                for path in sorted(touched) if (file := project.file(path)).changed]
-    # compiling and diffing grow with the text
-    checked = run_here_then_fork(changed, _checked, _checked, jobs, [len(output.new) for output in changed])
+    # compiling and diffing grow with the text; their workers read only texts (`light`)
+    checked = run_here_then_fork(changed, _checked, _checked, jobs, [len(output.new) for output in changed],
+                                 light=True)
     diffs = {}
     for output, (problem, diff) in zip(changed, checked):
         diffs[output.path] = diff

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from flask_refactor import pipeline
+from flask_refactor.codemods._app_factory_syntax import indent_code
 from flask_refactor.project import Project
 from flask_refactor.registry import get
 from helpers import FIXTURES, copy_tree, serve_requests
@@ -532,3 +533,21 @@ def test_gunicorn_loads_the_migrated_app_by_every_usual_name(case, module, path,
         answers.update(json.loads(result.stdout.splitlines()[-1]))
     legacy = answers.pop(f"{module}:app")
     assert legacy[0] == 200 and answers == dict.fromkeys(answers, legacy)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_moved_code_is_indented_except_inside_strings_that_span_lines(newline):
+    code = ('x = 1\n'
+            'doc = """first\nsecond"""\n'
+            "other = '''a\nb'''\n"
+            "joined = 'a\\\nb'\n"
+            'y = "one line"\n').replace("\n", newline)
+    expected = ('    x = 1\n'
+                '    doc = """first\nsecond"""\n'
+                "    other = '''a\nb'''\n"
+                "    joined = 'a\\\nb'\n"
+                '    y = "one line"\n').replace("\n", newline)
+    assert indent_code(code, "    ") == expected
+    # with none of those strings, every line is indented
+    plain = 'a = "x"\nif a:\n    b = \'y\'\n'.replace("\n", newline)
+    assert indent_code(plain, "  ") == '  a = "x"\n  if a:\n      b = \'y\'\n'.replace("\n", newline)

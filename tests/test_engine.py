@@ -177,6 +177,33 @@ def test_quick_work_is_not_forked_and_slow_work_is(monkeypatch):
     assert not forked
 
 
+def test_light_work_is_forked_sooner_than_work_on_trees(monkeypatch):
+    """Work whose workers read only texts (validation) is worth a fork at a smaller size:
+    a worker reading trees copies each page of them it reads."""
+    forked = _forks_run_here(monkeypatch)
+
+    def work(item):
+        time.sleep(0.002)
+        return item
+
+    items = list(range(40))  # 80 ms: under FORK_WORTHWHILE_SECONDS, over the light one
+    assert pipeline.run_here_then_fork(items, work, lambda i: -i, jobs=2) == items
+    assert not forked
+    results = pipeline.run_here_then_fork(items, work, lambda i: -i, jobs=2, light=True)
+    assert forked and results[-1] == -39
+
+
+def test_validation_is_light_work(tmp_path, monkeypatch):
+    calls = []
+    real = pipeline.run_here_then_fork
+    monkeypatch.setattr(pipeline, "run_here_then_fork",
+                        lambda items, here, *args, **kwargs: calls.append((here, kwargs)) or real(items, here, *args,
+                                                                                                   **kwargs))
+    (tmp_path / "a.py").write_text("old = 1\n")
+    result = pipeline.run([str(tmp_path / "a.py")], [RenameOld()], jobs=2, index_cache=None)
+    assert result.outcomes and [kwargs for here, kwargs in calls if here is pipeline._checked] == [{"light": True}]
+
+
 def test_work_too_small_to_fork_builds_no_table_of_shared_statements(monkeypatch):
     # a table of every statement of the trees held costs milliseconds: only work that
     # may be forked needs it, to weigh what sending results back would cost

@@ -23,19 +23,25 @@ def total(rows, tax=20):
 '''
 
 
-def test_a_text_is_parsed_once_and_each_caller_gets_its_own_equal_tree(monkeypatch):
+def test_a_text_asked_for_again_is_copied_and_each_caller_gets_its_own_equal_tree(monkeypatch):
+    """Parsed the first two times (most texts are asked for once: their trees are not
+    pickled), copied from the second parse's pickle after that."""
     monkeypatch.setattr(snippets, "_PARSED", OrderedDict())
-    parsed = []
-    real = cst.parse_statement
+    parsed, pickled = [], []
+    real, real_dumps = cst.parse_statement, snippets.transfer.dumps
     monkeypatch.setattr(cst, "parse_statement", lambda code, config: parsed.append(code) or real(code, config))
+    monkeypatch.setattr(snippets.transfer, "dumps", lambda tree: pickled.append(tree) or real_dumps(tree))
 
-    first, second, third = (snippets.parse_statement(HELPER) for _ in range(3))
-    assert parsed == [HELPER]
-    assert first.deep_equals(real(HELPER)) and second.deep_equals(first) and third.deep_equals(first)
+    first = snippets.parse_statement(HELPER)
+    assert parsed == [HELPER] and not pickled
+    second, third, fourth = (snippets.parse_statement(HELPER) for _ in range(3))
+    assert parsed == [HELPER, HELPER] and pickled == [second]
+    trees = (first, second, third, fourth)
+    assert all(tree.deep_equals(real(HELPER)) for tree in trees)
     # no node object in two trees: analyses keyed by node (parents, positions) tell them apart
-    seen = [{id(node) for node in iter_nodes(tree)} for tree in (first, second, third)]
-    assert not seen[0] & seen[1] and not seen[1] & seen[2] and not seen[0] & seen[2]
-    assert cst.Module(body=[second]).code == HELPER
+    seen = [{id(node) for node in iter_nodes(tree)} for tree in trees]
+    assert all(not seen[i] & seen[j] for i in range(4) for j in range(i + 1, 4))
+    assert cst.Module(body=[fourth]).code == HELPER
 
 
 def test_the_parser_settings_are_part_of_the_text(monkeypatch):
