@@ -13,7 +13,7 @@ from libcst.helpers import get_full_name_for_node
 from flask_refactor.codemod import ChangeSet, FileChange, Severity
 from flask_refactor.positions import code_of
 from flask_refactor.project import Project
-from flask_refactor.snippets import parse_statement
+from flask_refactor.snippets import parse_statement, parsing_config
 from flask_refactor.walk import all_calls, node_finder
 
 from .support.flask import (
@@ -256,7 +256,7 @@ class Migration:
         if split.extensions:
             names = ", ".join(e.var for e in split.extensions)
             source = f".{EXTENSIONS_MODULE}" if "." in self.ext_module else self.ext_module
-            ext_import = parse_statement(f"from {source} import {names}\n", config=module.config_for_parsing)
+            ext_import = parse_statement(f"from {source} import {names}\n", config=parsing_config(module))
         self.removed_imports = drop_module_imports(split.body, self._redundant_imports(split), self.app_module,
                                                    is_package(path))
         for item in self.removed_imports.body:
@@ -339,7 +339,7 @@ class Migration:
     def _blueprint_statement(self, module: cst.Module, plan: BlueprintPlan, leading) -> cst.SimpleStatementLine:
         cli = ", cli_group=None" if plan.uses_cli else ""
         stmt = parse_statement(f'{plan.bp_var} = Blueprint("{plan.bp_name}", __name__{cli})\n',
-                               config=module.config_for_parsing)
+                               config=parsing_config(module))
         return stmt.with_changes(leading_lines=[line for line in leading if line.comment is None])
 
     def _main_block(self, block: cst.If) -> cst.If:
@@ -395,7 +395,7 @@ class Migration:
             hooks += self._hooks(other, local)
         parts += [f"{indent}{app}.{method}({target})\n" for method, target in hooks]
         parts.append(f"{indent}return {app}\n")
-        return parse_statement("".join(parts), config=module.config_for_parsing)
+        return parse_statement("".join(parts), config=parsing_config(module))
 
     def _import_in_factory(self, plan: BlueprintPlan, indent: str, imported: set[str]) -> str:
         """The import of a module inside create_app, once."""
@@ -681,13 +681,13 @@ class Migration:
             keep[-1] = keep[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
             out.append(stmt.with_changes(body=[node.with_changes(names=keep)]))
         for line in lines:
-            out.append(parse_statement(line + "\n", config=module.config_for_parsing))
+            out.append(parse_statement(line + "\n", config=parsing_config(module)))
         if to_app and role == "wsgi":
             # the server's name for the app, and `app` for scripts and tests importing it from here
             app = self.site.var
             aliases = {a.asname.name.value if a.asname else app for a in to_app} - {app}
             code = f"\n{app} = {FACTORY}()\n" + "".join(f"{alias} = {app}\n" for alias in sorted(aliases))
-            created = list(cst.parse_module(code, config=module.config_for_parsing).body)
+            created = list(cst.parse_module(code, config=parsing_config(module)).body)
             out += [created[0].with_changes(leading_lines=[cst.EmptyLine()]), *created[1:]]
         if not out:  # the line imported only the app
             return []

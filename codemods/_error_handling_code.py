@@ -9,7 +9,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
-from flask_refactor.snippets import parse_statement
+from flask_refactor.snippets import parse_statement, parsing_config
 from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, iter_nodes
 
 from ._error_handling_sites import Shape, Site
@@ -227,7 +227,7 @@ def _parse_at_depth(code: str, module: cst.Module, depth: int) -> cst.BaseStatem
         lines.append(indent * (depth + (len(line) - len(stripped)) // 4) + stripped)
     header = "".join(indent * level + "if True:\n" for level in range(depth))
     text = (header + "".join(lines)).replace("\n", module.default_newline)
-    statement = parse_statement(text, config=module.config_for_parsing)
+    statement = parse_statement(text, config=parsing_config(module))
     for _ in range(depth):
         statement = statement.body.body[0]
     return statement

@@ -23,7 +23,7 @@ from flask_refactor.codemod import ChangeSet, Codemod, Option, Severity
 from flask_refactor.positions import code_ranges, lines_spanned, statement_line_count
 from flask_refactor.project import Project
 from flask_refactor.scopes import scope_map
-from flask_refactor.snippets import parse_statement
+from flask_refactor.snippets import parse_statement, parsing_config
 from flask_refactor.walk import TargetedTransformer, all_calls, node_finder
 
 from ._extract_services_flow import Blocker, ModuleFacts, Region, ViewFlow, count_statements, routine
@@ -579,7 +579,7 @@ class _ViewsModule:
         else:
             source = "." if _uses_relative_imports(self.module) else package
             code = f"from {source} import {last}{suffix}\n"
-        return parse_statement(code, config=self.module.config_for_parsing)
+        return parse_statement(code, config=parsing_config(self.module))
 
     # -- rewriting ---------------------------------------------------------------------------
     def _apply(self, view: cst.FunctionDef, flow: ViewFlow, region: Region) -> None:
@@ -806,7 +806,7 @@ def _render_services(services_file: _ServicesFile) -> cst.Module:
         merged = key.startswith("from ") and _merge_into_existing(body, key, sorted(names))
         if not merged:
             line = key if key.startswith("import ") else f"{key} {', '.join(sorted(names))}"
-            new_imports.append(parse_statement(line + newline, config=module.config_for_parsing))
+            new_imports.append(parse_statement(line + newline, config=parsing_config(module)))
     _insert_imports(body, index, new_imports)
     return module.with_changes(body=[*body, *functions])
 
@@ -881,13 +881,13 @@ def _service_function(service: str, view: str, region: Region, is_async: bool,
     indent = style.default_indent
     header = _arguments(f"{'async ' if is_async else ''}def {service}", region.inputs, ":", indent)
     code = f'{header}\n{indent}"""{_service_doc([view], region.outputs)}"""\n'
-    func = parse_statement(code, config=style.config_for_parsing)
+    func = parse_statement(code, config=parsing_config(style))
     statements = region.statements
     statements[0] = _without_leading_blanks(statements[0])
-    imported = [parse_statement(line + "\n", config=style.config_for_parsing) for line in imports]
+    imported = [parse_statement(line + "\n", config=parsing_config(style)) for line in imports]
     body = [*func.body.body, *imported, *statements]
     if region.outputs:
-        body.append(parse_statement(f"return {', '.join(region.outputs)}\n", config=style.config_for_parsing))
+        body.append(parse_statement(f"return {', '.join(region.outputs)}\n", config=parsing_config(style)))
     return func.with_changes(body=func.body.with_changes(body=body))
 
 
@@ -918,7 +918,7 @@ def _call_statement(target: str, region: Region, is_async: bool, module: cst.Mod
     if region.outputs:
         prefix = f"{', '.join(region.outputs)} = {prefix}"
     code = _arguments(prefix, region.inputs, "", module.default_indent)
-    return parse_statement(code + "\n", config=module.config_for_parsing)
+    return parse_statement(code + "\n", config=parsing_config(module))
 
 
 class _ReplaceBlocks(TargetedTransformer):

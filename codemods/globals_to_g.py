@@ -24,7 +24,7 @@ from libcst.metadata import ComprehensionScope, FunctionScope, GlobalScope
 from flask_refactor.codemod import ChangeSet, Codemod, Severity
 from flask_refactor.project import Project
 from flask_refactor.scopes import scope_map
-from flask_refactor.snippets import parse_statement
+from flask_refactor.snippets import parse_statement, parsing_config
 from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, TargetedTransformer, parent_map
 
 from .support.context import (
@@ -1214,7 +1214,7 @@ class _Rewriter(TargetedTransformer):
     def __init__(self, plans: list[Plan], g_text: str, wrap_text: str | None, analysis: ModuleAnalysis) -> None:
         self.g = cst.parse_expression(g_text)
         self.g_text = g_text
-        self.config = analysis.module.config_for_parsing
+        self.config = parsing_config(analysis.module)
         self.names = {p.candidate.name for p in plans}
         self.plain: set = set()
         self.defaulted: dict = {}

@@ -14,7 +14,7 @@ from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.codemod import ChangeSet, Codemod, Severity
 from flask_refactor.project import Project
-from flask_refactor.snippets import parse_statement
+from flask_refactor.snippets import parse_statement, parsing_config
 from flask_refactor.walk import ReadOnlyVisitor
 
 from .support.flask import (
@@ -232,7 +232,7 @@ After (app.py):
             func_name, counter = f"{FUNCTION_NAME}_{counter}", counter + 1
         code = (f"@{app.var}.teardown_appcontext\n"
                 f"def {func_name}(exception=None):\n" + "".join(f"    {line}\n" for line in body_lines))
-        function = parse_statement(code, config=module.config_for_parsing)
+        function = parse_statement(code, config=parsing_config(module))
         if app.kind == "factory":
             new = _insert_in_factory(module, app, function)
         else:

@@ -17,7 +17,7 @@ from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.codemod import ChangeSet, Codemod, Severity
 from flask_refactor.project import Project
-from flask_refactor.snippets import parse_statement
+from flask_refactor.snippets import parse_statement, parsing_config
 from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, node_finder
 
 from .support.context import (
@@ -523,7 +523,7 @@ def _insert_helper(module: cst.Module, helper: str, current_app: str, wraps: str
         f"    return run\n"
     )
     # the docstring's line breaks are part of the string token: give them the file's own
-    function = parse_statement(code.replace("\n", module.default_newline), config=module.config_for_parsing)
+    function = parse_statement(code.replace("\n", module.default_newline), config=parsing_config(module))
     body = list(module.body)
     index = next((i for i, stmt in enumerate(body) if isinstance(stmt, (cst.FunctionDef, cst.ClassDef))), len(body))
     blank = cst.EmptyLine()

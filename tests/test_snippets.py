@@ -62,3 +62,14 @@ def test_what_is_kept_is_bounded(monkeypatch):
     for number in range(5):
         snippets.parse_statement(f"x = {number}\n")
     assert [code for code, _ in snippets._PARSED] == ["x = 2\n", "x = 3\n", "x = 4\n"]
+
+
+def test_a_modules_parsing_config_is_libcsts_made_once_per_settings():
+    spaces = cst.parse_module("if x:\n    pass\n")
+    again = cst.parse_module("y = 1\n")
+    tabs = cst.parse_module("if x:\n\tpass\n")
+    windows = cst.parse_module("if x:\r\n    pass\r\n")
+    assert snippets.parsing_config(spaces) is snippets.parsing_config(again)
+    for module in (spaces, tabs, windows):
+        assert snippets.parsing_config(module) == module.config_for_parsing
+    assert len({id(snippets.parsing_config(m)) for m in (spaces, tabs, windows)}) == 3

@@ -13,7 +13,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.index import ImportRecord, records_of
-from flask_refactor.snippets import parse_statement
+from flask_refactor.snippets import parse_statement, parsing_config
 from flask_refactor.walk import ReadOnlyVisitor
 
 
@@ -230,7 +230,7 @@ def add_imports(module: cst.Module, wanted: list[tuple[str, str | None, str | No
         first = after[0]
         if not first.leading_lines or first.leading_lines[0].comment is not None:
             after[0] = first.with_changes(leading_lines=(cst.EmptyLine(), *first.leading_lines))
-    config = module.config_for_parsing
+    config = parsing_config(module)
     futures, others = plan.new_lines()
     return module.with_changes(body=(
         *body[:start],

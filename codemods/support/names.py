@@ -7,7 +7,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.scopes import scope_map
-from flask_refactor.snippets import parse_statement
+from flask_refactor.snippets import parse_statement, parsing_config
 from flask_refactor.walk import ReadOnlyVisitor
 
 from .cache import per_statement, per_tree
@@ -133,7 +133,7 @@ def import_module(module: cst.Module, name: str) -> cst.Module:
             break
     if not plain:
         return add_import(module, name)
-    new = parse_statement(f"import {name}\n", config=module.config_for_parsing)
+    new = parse_statement(f"import {name}\n", config=parsing_config(module))
     for index in plain:
         first = get_full_name_for_node(body[index].body[0].names[0].name) or ""
         if first > name:
