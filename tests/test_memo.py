@@ -7,7 +7,8 @@ import libcst as cst
 
 from flask_refactor import memo
 from flask_refactor.codemods.extract_services import _functions, _functions_in
-from flask_refactor.codemods.support.context import _calls_outside_functions, _module_level_calls
+from flask_refactor.codemods.support.calls import call_survey
+from flask_refactor.codemods.support.context import _module_level_calls
 from flask_refactor.codemods.support.names import _NamesAndQuotes, names_used, preferred_quote
 from flask_refactor.codemods.support.routes import _registrations_in, registrations
 from helpers import sample_modules
@@ -36,7 +37,7 @@ def test_module_answers_made_of_statement_answers_are_the_whole_walks():
         whole.walk(module)
         assert names_used(module) == frozenset(whole.names), where
         assert registrations(module) == _registrations_in(module), where
-        assert _module_level_calls(module) == _calls_outside_functions(module), where
+        assert _module_level_calls(module) == call_survey(module).outside_functions, where
         assert _functions(module) == _functions_in(module), where
         assert preferred_quote(module) == ("'" if whole.quotes["'"] > whole.quotes['"'] else '"'), where
     memo.clear()

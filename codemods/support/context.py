@@ -23,9 +23,10 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
-from flask_refactor.walk import ReadOnlyVisitor, node_finder
+from flask_refactor.walk import ReadOnlyVisitor
 
-from .cache import per_statement, per_tree
+from .cache import per_tree
+from .calls import BodyCalls, call_survey, statement_survey
 from .flask import app_modules, app_scope, decorator_callee, decorator_method, import_map
 from .imports import ImportMap
 from .routes import (
@@ -139,41 +140,9 @@ def _compound_blocks(stmt: cst.CSTNode) -> list[list]:
     return blocks
 
 
-class _BodyCalls(ReadOnlyVisitor):
-    """Calls made by one function body (not by functions nested in it), and whether it yields."""
-
-    def __init__(self) -> None:
-        self.calls: list[cst.Call] = []
-        self.is_generator = False
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False
-
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        return False
-
-    def visit_Call(self, node: cst.Call) -> None:
-        self.calls.append(node)
-
-    def visit_Yield(self, node: cst.Yield) -> None:
-        self.is_generator = True
-
-
-@dataclass(frozen=True)
-class BodyCalls:
-    calls: tuple[cst.Call, ...]
-    is_generator: bool
-
-
 @per_tree
 def body_calls(func: cst.FunctionDef) -> BodyCalls:
-    visitor = _BodyCalls()
-    for stmt in _block(func.body):
-        visitor.walk(stmt)
-    return BodyCalls(tuple(visitor.calls), visitor.is_generator)
+    return call_survey(func).bodies[func]
 
 
 # -- resolving what a name refers to ----------------------------------------------------
@@ -434,8 +403,11 @@ def _read_module(project: Project, listed: dict[str, tuple[tuple[str, cst.Functi
         target = call_target(call, imports, executors, process_executors)
         return resolver.function(target[1].value, scope) if target else None
 
+    # each function's own calls: from the survey of its top-level statement, kept per statement
+    bodies = {function: calls for statement in module.body
+              for function, calls in statement_survey(statement).bodies.items()}
     for qualname, node, _ in listed[path]:
-        body = body_calls(node)
+        body = bodies[node]
         calls = []
         for call in body.calls:
             callee, thread = resolver.function(call.func, qualname), started(call, qualname)
@@ -483,10 +455,7 @@ def _line_of(positions, node: cst.CSTNode) -> int:
 
 @per_tree
 def _module_level_calls(module: cst.Module) -> tuple[cst.Call, ...]:
-    return tuple(call for statement in module.body for call in _calls_outside_functions(statement))
-
-
-_calls_outside_functions = per_statement(node_finder(cst.Call, stop_at=(cst.FunctionDef,)))
+    return tuple(call for statement in module.body for call in statement_survey(statement).outside_functions)
 
 
 def _request_reason(facts: FunctionFacts) -> str | None:

@@ -23,6 +23,7 @@ from flask_refactor.project import Project
 from flask_refactor.walk import ReadOnlyVisitor
 
 from .cache import per_statement, per_tree
+from .calls import CallSurvey, call_survey, statement_survey
 from .flask import (
     APP_HOOKS, BLUEPRINT_CLASSES, ROUTE_DECORATORS, VIEW_CLASSES, app_modules, assigned_name, decorator_method,
     import_map, import_reach, is_call_to, is_flask_package, project_module_of,
@@ -166,25 +167,24 @@ def registrations(module: cst.CSTNode) -> tuple[Registration, ...]:
 
 
 def _registrations_in(node: cst.CSTNode) -> tuple[Registration, ...]:
-    finder = _RegistrationFinder()
-    finder.walk(node)
-    return tuple(finder.found)
+    return _registrations_of(call_survey(node))
 
 
-_statement_registrations = per_statement(_registrations_in)
+@per_statement
+def _statement_registrations(statement: cst.CSTNode) -> tuple[Registration, ...]:
+    return _registrations_of(statement_survey(statement))
 
 
-class _RegistrationFinder(ReadOnlyVisitor):
-    def __init__(self) -> None:
-        self.found: list[Registration] = []
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.found.extend(decorator_registrations(node))
-
-    def visit_Call(self, node: cst.Call) -> None:
-        registration = call_registration(node)
-        if registration is not None:
-            self.found.append(registration)
+def _registrations_of(survey: CallSurvey) -> tuple[Registration, ...]:
+    """A function's decorators register it where the function starts, before the calls
+    in them: in the survey's order."""
+    found: list[Registration] = []
+    for node in survey.order:
+        if isinstance(node, cst.FunctionDef):
+            found.extend(decorator_registrations(node))
+        elif (registration := call_registration(node)) is not None:
+            found.append(registration)
+    return tuple(found)
 
 
 # -- whose routes ------------------------------------------------------------------------------
