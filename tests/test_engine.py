@@ -181,12 +181,15 @@ def test_light_work_is_forked_sooner_than_work_on_trees(monkeypatch):
     """Work whose workers read only texts (validation) is worth a fork at a smaller size:
     a worker reading trees copies each page of them it reads."""
     forked = _forks_run_here(monkeypatch)
+    # 80 ms of work: under the first threshold, over the second, however slow the machine
+    monkeypatch.setattr(forking, "FORK_WORTHWHILE_SECONDS", 60.0)
+    monkeypatch.setattr(forking, "LIGHT_WORK_WORTHWHILE_SECONDS", 0.01)
 
     def work(item):
         time.sleep(0.002)
         return item
 
-    items = list(range(40))  # 80 ms: under FORK_WORTHWHILE_SECONDS, over the light one
+    items = list(range(40))
     assert pipeline.run_here_then_fork(items, work, lambda i: -i, jobs=2) == items
     assert not forked
     results = pipeline.run_here_then_fork(items, work, lambda i: -i, jobs=2, light=True)

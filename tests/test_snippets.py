@@ -1,4 +1,4 @@
-"""Generated code is parsed once per text and copied after (`flask_refactor.snippets`):
+"""Generated code is copied from a pickle once a text is asked for again (`flask_refactor.snippets`):
 each caller gets a tree of its own, equal to a parse, sharing no node with another."""
 
 from __future__ import annotations
