@@ -32,6 +32,7 @@ from .support.context import (
 )
 from .support.flask import (
     EXTENSIONS, app_modules, app_scope, assigned_name, decorator_method, files_naming, import_map, import_reach,
+    is_package,
 )
 from .support.imports import ImportMap, bound_name, last_name, resolve_relative
 from .support.names import flask_name, import_from_flask, names_used, preferred_quote
@@ -318,7 +319,7 @@ def external_references(project: Project, modules: list[str]) -> References:
         imports = import_map(project, path) or ImportMap()
         positions = project.position_lookup(path)
         collector = _ReferenceCollector(imports, path, positions, found)
-        collector.module_name, collector.package = project.module_name(path), path.endswith("__init__.py")
+        collector.module_name, collector.package = project.module_name(path), is_package(path)
         collector.walk(module)
     return found
 
@@ -345,7 +346,7 @@ def _imports_toward(project: Project, path: str, modules: frozenset[str], above:
     entry = project.index(path)
     if entry is None or entry.error:
         return True  # its imports are unknown: walked
-    module_name, package = project.module_name(path), path.endswith("__init__.py")
+    module_name, package = project.module_name(path), is_package(path)
     for record in entry.imports:  # at any depth: a function's import is read by the walk too
         bound = bound_name(record, module_name, package)
         if bound is None:

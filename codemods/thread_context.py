@@ -306,11 +306,12 @@ class ModuleSites:
 
     def rewrite(self) -> cst.Module | None:
         wraps: dict[cst.Arg, Wrap] = {}
+        bodies = body_calls(self.module)
         for qualname, func, _ in iter_functions(self.module):
             ref = FunctionRef(self.path, qualname)
             if ref not in self.cmap.request:
                 continue  # import time, CLI commands, tasks: no request to take a context from
-            for call in body_calls(func).calls:
+            for call in bodies[func].calls:
                 target = call_target(call, self.imports, self.executors, self.process_executors)
                 if target:
                     wrap = self._site(func, qualname, call, *target)

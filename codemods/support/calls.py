@@ -1,7 +1,7 @@
 """The calls of a top-level statement, found in one walk for the three questions asked
 of them: what the statement registers (`routes.registrations`: its functions and calls,
 in order), which calls run when the module is imported (those outside any function), and
-which calls each function's own body makes (`context.body_calls`).
+which calls each function's own body makes (`context.body_calls`, per module).
 
 Each question had its own walk, and the call graph (`context.context_map`) asks all three
 of every module of an app, in the process that shares out the work: on the benchmark's

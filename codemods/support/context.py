@@ -26,7 +26,7 @@ from flask_refactor.project import Project
 from flask_refactor.walk import ReadOnlyVisitor
 
 from .cache import per_tree
-from .calls import BodyCalls, call_survey, statement_survey
+from .calls import BodyCalls, statement_survey
 from .flask import app_modules, app_scope, decorator_callee, decorator_method, import_map
 from .imports import ImportMap
 from .routes import (
@@ -141,8 +141,12 @@ def _compound_blocks(stmt: cst.CSTNode) -> list[list]:
 
 
 @per_tree
-def body_calls(func: cst.FunctionDef) -> BodyCalls:
-    return call_survey(func).bodies[func]
+def body_calls(module: cst.Module) -> dict[cst.FunctionDef, BodyCalls]:
+    """Each function of the module (at any depth) -> the calls its own body makes: from
+    the surveys of its top-level statements, kept per statement, which the call graph's
+    reading of the module has usually made already. Not to be changed."""
+    return {function: calls for statement in module.body
+            for function, calls in statement_survey(statement).bodies.items()}
 
 
 # -- resolving what a name refers to ----------------------------------------------------
@@ -403,9 +407,7 @@ def _read_module(project: Project, listed: dict[str, tuple[tuple[str, cst.Functi
         target = call_target(call, imports, executors, process_executors)
         return resolver.function(target[1].value, scope) if target else None
 
-    # each function's own calls: from the survey of its top-level statement, kept per statement
-    bodies = {function: calls for statement in module.body
-              for function, calls in statement_survey(statement).bodies.items()}
+    bodies = body_calls(module)
     for qualname, node, _ in listed[path]:
         body = bodies[node]
         calls = []
