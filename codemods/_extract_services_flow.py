@@ -312,8 +312,9 @@ class ViewFlow:
     # -- view-wide refusals ---------------------------------------------------------
     def view_blockers(self) -> list[Blocker]:
         """What rules out every part of the view: `global`/`nonlocal` change what its
-        names mean, `yield` makes it a generator whose body runs lazily."""
-        return _Scan(self, self.func.body).view_wide
+        names mean, `yield` makes it a generator whose body runs lazily. Read from the
+        scans of its statements, which `candidates` asks for next."""
+        return [blocker for stmt in self.func.body.body for blocker in self.scan(stmt).view_wide]
 
     # -- statements -----------------------------------------------------------------
     def scan(self, stmt: cst.CSTNode) -> "_Scan":

@@ -25,7 +25,7 @@ from flask_refactor.codemod import ChangeSet, Codemod, Severity
 from flask_refactor.project import Project
 from flask_refactor.scopes import scope_map
 from flask_refactor.snippets import parse_statement, parsing_config
-from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, TargetedTransformer, parent_map
+from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, TargetedTransformer, iter_nodes, parent_map
 
 from .support.context import (
     ContextMap, FunctionRef, context_map, is_before_request_hook, iter_functions, view_blueprint,
@@ -230,7 +230,7 @@ After:
         modules = [(path, module) for path, module in app_modules(project, self.needles)
                    if _may_hold_state(project, path, module)]  # no `global`, no module-level container: nothing to do
         external = external_references(project, [name for path, _ in modules if (name := project.module_name(path))])
-        _g_users(project)  # asked by every module's work
+        _g_users(project), _template_paths(project)  # asked by every module's work
 
         def one_module(item: tuple[str, cst.Module], changes: ChangeSet) -> None:
             _move_globals(project, *item, cmap, external, changes)
@@ -414,13 +414,20 @@ def g_attribute_user(project: Project, name: str) -> str | None:
     """The first file (Python or template) that already uses `g.<name>`, if any. Python
     files that can use Flask's `g` import it, from Flask or through the app's modules:
     only the import reach is searched, and in it the files that use any `g.` attribute."""
-    pattern = re.compile(rf"\b(?:g|flask_g\d*)\.{re.escape(name)}\b|\bg\.get\(\s*['\"]{re.escape(name)}['\"]")
+    # (the pattern is compiled by `re` only for a text holding the name: most names have none)
+    pattern = rf"\b(?:g|flask_g\d*)\.{re.escape(name)}\b|\bg\.get\(\s*['\"]{re.escape(name)}['\"]"
     python = [path for path in _g_users(project) if project.mentions(path, (name,))]
-    for path in [*python, *project.other_paths((".html", ".htm", ".jinja", ".jinja2", ".j2", ".txt"))]:
+    for path in [*python, *_template_paths(project)]:
         text = project.text(path) or ""
-        if name in text and pattern.search(text):  # (a search for the name alone is many times faster)
+        if name in text and re.search(pattern, text):  # (a search for the name alone is many times faster)
             return path
     return None
+
+
+def _template_paths(project: Project) -> list[str]:
+    """The files besides Python's that may use `g.<name>`: templates and text."""
+    return project.fact("globals-to-g.template-paths",
+                        lambda proj: proj.other_paths((".html", ".htm", ".jinja", ".jinja2", ".j2", ".txt")))
 
 
 def _g_users(project: Project) -> list[str]:
@@ -1052,15 +1059,7 @@ def _body(function: cst.FunctionDef) -> list:
 
 
 def _mentions(node: cst.CSTNode, name: str) -> bool:
-    class Finder(ReadOnlyVisitor):
-        found = False
-
-        def visit_Name(self, n: cst.Name) -> None:
-            if n.value == name:
-                Finder.found = True
-    finder = Finder()
-    finder.walk(node)
-    return Finder.found
+    return any(n.__class__ is cst.Name and n.value == name for n in iter_nodes(node, skip=WHITESPACE))
 
 
 def _is_global_statement(stmt: cst.CSTNode) -> bool:

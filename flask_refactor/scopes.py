@@ -113,11 +113,24 @@ class _ScopeVisitor(ScopeVisitor, _DirectWalk):
         self._string_depth = 0  # inside an annotation parsed from a string: no contexts there
         self._typing_named = False  # whether a name met so far has "typing" in it
 
-    def _visit(self, node: cst.CSTNode) -> bool:
-        first = _BEFORE_HOOKS.get(node.__class__)
-        if first is not None:
-            first(self, node)
-        return _DirectWalk._visit(self, node)
+    def walk(self, node: cst.CSTNode) -> None:
+        self.on_visit(node)
+        self.on_leave(node)
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        # _DirectWalk's entry with this visitor's steps in one place, each node class's
+        # hooks looked up once (`_steps_for`): the walk's own steps were a third of a
+        # scope map. Also asked by libcst's `visit` when a hook visits a child itself.
+        before, visit, _, _, by_field = _STEPS.get(node.__class__) or _steps_for(node.__class__)
+        if before is not None:
+            before(self, node)
+        if visit is None or visit(self, node) is not False:
+            if by_field:
+                self._descend(node)
+            else:
+                for child in code_children(node):
+                    self.walk(child)
+        return False
 
     def visit_Call(self, node: cst.Call) -> bool | None:
         if self._typing_named:
@@ -145,10 +158,25 @@ class _ScopeVisitor(ScopeVisitor, _DirectWalk):
     def on_leave(self, original_node: cst.CSTNode) -> None:
         # ScopeVisitor.on_leave, with its test of every node against a tuple of about 15
         # ABC classes (each a slow ABCMeta check when it fails) answered once per class
-        self.provider.set_metadata(original_node, self.scope)
-        if _counts_as_assignment(original_node.__class__):
+        _, _, leave, assigns, _ = _STEPS.get(original_node.__class__) or _steps_for(original_node.__class__)
+        self.provider._computed[original_node] = self.scope  # what set_metadata does
+        if assigns:
             self.scope._assignment_count += 1
-        _DirectWalk.on_leave(self, original_node)
+        if leave is not None:
+            leave(self, original_node)
+
+
+_StepsT = tuple[Any, Any, Any, bool, bool]
+_STEPS: dict[type, _StepsT] = {}  # node class -> (before hook, visit hook, leave hook, assignment-like, hooked by field)
+
+
+def _steps_for(node_class: type) -> _StepsT:
+    name = node_class.__name__
+    steps = _STEPS[node_class] = (
+        _BEFORE_HOOKS.get(node_class), getattr(_ScopeVisitor, f"visit_{name}", None),
+        getattr(_ScopeVisitor, f"leave_{name}", None), _counts_as_assignment(node_class),
+        name in _ScopeVisitor._attribute_hooked)
+    return steps
 
 
 _counts_as_assignment = subclass_test(_ASSIGNMENT_LIKE_NODES)
@@ -221,12 +249,26 @@ def _mark_stores(target: cst.CSTNode, stores: dict[cst.CSTNode, ExpressionContex
 _LOADED_BELOW = frozenset({cst.Attribute, cst.Subscript, cst.Del})
 
 
+class _ScopeProvider(ScopeProvider):
+    """Answers ScopeVisitor's one question about expression contexts (is this Name a
+    STORE?) from the walk's own table, without libcst's general lookup: checking the
+    declared dependencies and the metadata present costs more than the answer."""
+
+    stores: dict[cst.CSTNode, ExpressionContext]
+
+    def get_metadata(self, key: Any, node: cst.CSTNode, *default: Any) -> Any:
+        if key is ExpressionContextProvider and default:  # (ScopeVisitor.visit_Name's call)
+            return self.stores.get(node, default[0])
+        return super().get_metadata(key, node, *default)
+
+
 def scopes_of(module: cst.Module) -> Mapping[cst.CSTNode, Scope | None]:
     """node -> its scope, as `MetadataWrapper(module).resolve(ScopeProvider)` gives it."""
     # what ScopeProvider's visit_Module does, with the visitor walking directly
-    scopes = ScopeProvider()
+    scopes = _ScopeProvider()
     visitor = _ScopeVisitor(scopes)
-    scopes.metadata = {ExpressionContextProvider: visitor.stores}  # filled as the walk goes
+    scopes.stores = visitor.stores  # filled as the walk goes
+    scopes.metadata = {ExpressionContextProvider: visitor.stores}
     visitor.walk(module)
     visitor.infer_accesses()
     return MappingProxyType(dict(scopes._computed))

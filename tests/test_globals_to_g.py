@@ -388,6 +388,33 @@ def test_name_used_on_g_by_another_module_is_left_alone(use):
     assert "g.user = request.headers" in out["user_app.py"]
 
 
+def test_name_used_on_g_by_a_template_is_left_alone():
+    files = {"user_app.py": USER_APP, "templates/base.html": "<p>{{ g.user }}</p>\n",
+             "templates/other.html": "<p>{{ user }}</p>\n"}
+    out, findings = rewrite(files)
+    assert out == {}
+    assert "g.user is already used (templates/base.html)" in findings[0].message
+    del files["templates/base.html"]
+    out, _ = rewrite(files)
+    assert "g.user = request.headers" in out["user_app.py"]
+
+
+def test_global_computed_from_its_previous_value_is_left_alone():
+    source = APP_HEAD + (
+        "hits = 0\n\n"
+        "@app.route('/')\n"
+        "def index():\n"
+        "    global hits\n"
+        "    hits = hits + 1\n"
+        "    return str(hits)\n"
+    )
+    out, findings = rewrite({"counter_app.py": source})
+    assert out == {}
+    assert "index() computes it from its previous value (line 9)" in findings[0].message
+    out, findings = rewrite({"counter_app.py": source.replace("hits = hits + 1", "hits = len(request.args)")})
+    assert findings == [] and "g.hits = len(request.args)" in out["counter_app.py"]
+
+
 def test_default_read_inside_an_f_string_uses_the_other_quote():
     source = APP_HEAD + (
         'tenant = "public"\n\n'
