@@ -230,7 +230,8 @@ After:
         modules = [(path, module) for path, module in app_modules(project, self.needles)
                    if _may_hold_state(project, path, module)]  # no `global`, no module-level container: nothing to do
         external = external_references(project, [name for path, _ in modules if (name := project.module_name(path))])
-        _g_users(project), _template_paths(project)  # asked by every module's work
+        _g_users(project)  # both asked by every module's work: known before it is shared out
+        _template_paths(project)
 
         def one_module(item: tuple[str, cst.Module], changes: ChangeSet) -> None:
             _move_globals(project, *item, cmap, external, changes)
