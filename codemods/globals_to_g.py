@@ -25,7 +25,7 @@ from flask_refactor.codemod import ChangeSet, Codemod, Severity
 from flask_refactor.project import Project
 from flask_refactor.scopes import scope_map
 from flask_refactor.snippets import parse_statement, parsing_config
-from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, TargetedTransformer, iter_nodes, parent_map
+from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, TargetedTransformer, parent_map
 
 from .support.context import (
     ContextMap, FunctionRef, context_map, is_before_request_hook, iter_functions, view_blueprint,
@@ -833,7 +833,7 @@ class ModuleAnalysis:
         """The consecutive statements of `hook` that assign `name` and then set it up, when
         nothing else in the hook mentions it and they use no local of the hook; else why not."""
         body = _body(hook)
-        mentions = [i for i, stmt in enumerate(body) if _mentions(stmt, name) and not _is_global_statement(stmt)]
+        mentions = [i for i, stmt in enumerate(body) if name in names_used(stmt) and not _is_global_statement(stmt)]
         run = body[mentions[0]:mentions[-1] + 1] if mentions else []
         if (not run or len(run) != len(mentions) or not _assigns_name(run[0], name)
                 or not all(_sets_up(stmt, name) for stmt in run[1:])):
@@ -841,7 +841,7 @@ class ModuleAnalysis:
                     f"(`{name}.attr = ...`, `{name}.method(...)`) in consecutive statements")
         scope = self.scopes.get(run[0].body[0])
         local = {a.name for a in scope.assignments} if isinstance(scope, FunctionScope) else set()
-        used = sorted(other for other in local - {name} if any(_mentions(stmt, other) for stmt in run))
+        used = sorted(other for other in local - {name} if any(other in names_used(stmt) for stmt in run))
         if used:  # the getter, at module level, would not see them
             return f"opening it uses {', '.join(used)}, local to {hook.name.value}()"
         return run
@@ -870,7 +870,7 @@ class ModuleAnalysis:
         for write in writes:
             assign = self.parents.get(self.parents.get(write.node))
             value = getattr(assign, "value", None)
-            if value is not None and _mentions(value, c.name):
+            if value is not None and c.name in names_used(value):
                 raise Rejected(f"{function}() computes it from its previous value (line {write.line}): "
                                "a value carried between requests")
 
@@ -1059,10 +1059,6 @@ def _body(function: cst.FunctionDef) -> list:
     return list(function.body.body) if isinstance(function.body, cst.IndentedBlock) else []
 
 
-def _mentions(node: cst.CSTNode, name: str) -> bool:
-    return any(n.__class__ is cst.Name and n.value == name for n in iter_nodes(node, skip=WHITESPACE))
-
-
 def _is_global_statement(stmt: cst.CSTNode) -> bool:
     return isinstance(stmt, cst.SimpleStatementLine) and all(isinstance(s, cst.Global) for s in stmt.body)
 
@@ -1081,7 +1077,7 @@ def _assigns_name(stmt: cst.CSTNode, name: str) -> bool:
     """`name = value` (value not using name)."""
     small = _single(stmt)
     return (isinstance(small, cst.Assign) and len(small.targets) == 1 and _is_name(small.targets[0].target, name)
-            and not _mentions(small.value, name))
+            and name not in names_used(small.value))
 
 
 def _sets_up(stmt: cst.CSTNode, name: str) -> bool:
@@ -1097,7 +1093,7 @@ def _sets_up(stmt: cst.CSTNode, name: str) -> bool:
 
 def _closes(teardown: cst.FunctionDef, name: str) -> bool:
     """Whether the teardown's only mention of `name` is `if name [is not None]: name.close()`."""
-    closing = [stmt for stmt in _body(teardown) if _mentions(stmt, name)]
+    closing = [stmt for stmt in _body(teardown) if name in names_used(stmt)]
     if len(closing) != 1 or not isinstance(closing[0], cst.If) or closing[0].orelse is not None:
         return False
     test, body = closing[0].test, _body(closing[0])

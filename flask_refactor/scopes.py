@@ -39,7 +39,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
@@ -50,54 +50,78 @@ from libcst.metadata.scope_provider import _ASSIGNMENT_LIKE_NODES, ScopeVisitor
 from .walk import WHITESPACE, code_children, iter_nodes, visited_fields
 
 
+class _Steps(NamedTuple):
+    """What a direct walk does for a node of one class."""
+
+    before: Callable[[Any, Any], None] | None  # a subclass's step before the visit hook
+    visit: Callable[[Any, Any], bool | None] | None  # visit_<Class>
+    leave: Callable[[Any, Any], None] | None  # leave_<Class>
+    by_field: bool  # has visit_<Class>_<field> hooks: walked field by field
+    counts: bool  # a subclass's own question about the class (`_counts`)
+
+
 class _DirectWalk(cst.CSTVisitor):
     """Mixed in after a libcst visitor class (so that its `super().on_leave()` lands
-    here): replaces CSTVisitor's walk and hook dispatch, keeping the protocol."""
+    here): replaces CSTVisitor's walk and hook dispatch, keeping the protocol. What is
+    done for a node of a class (`_Steps`) is looked up once per class: the walk's own
+    steps were a fifth of a scope map (the big app's view modules: 88 ms, 70 after)."""
 
-    _visit_hooks: dict[type, Any] = {}
-    _leave_hooks: dict[type, Any] = {}
+    _steps: dict[type, tuple] = {}  # per subclass: node class -> its `_Steps`, as a plain tuple
     _attribute_hooked: frozenset[str] = frozenset()  # node classes with visit_<Class>_<field> hooks
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._visit_hooks, cls._leave_hooks = {}, {}
+        cls._steps = {}
         own = [k for k in cls.__mro__ if k not in cst.CSTVisitor.__mro__ and k is not _DirectWalk]
         cls._attribute_hooked = frozenset(
             parts[1] for k in own for name in vars(k)
             if (parts := name.split("_"))[0] in ("visit", "leave") and len(parts) >= 3 and parts[1][:1].isupper())
 
+    @classmethod
+    def _steps_for(cls, node_class: type) -> tuple:
+        name = node_class.__name__
+        steps = cls._steps[node_class] = tuple(_Steps(  # (unpacked for every node: a tuple's is faster)
+            cls._before_hook(node_class), getattr(cls, f"visit_{name}", None), getattr(cls, f"leave_{name}", None),
+            name in cls._attribute_hooked, cls._counts(node_class)))
+        return steps
+
+    @classmethod
+    def _before_hook(cls, node_class: type) -> Callable[[Any, Any], None] | None:
+        """What a subclass does as it enters a node of this class, before its visit hook."""
+        return None
+
+    @classmethod
+    def _counts(cls, node_class: type) -> bool:
+        """A subclass's own question about each node class, asked once (see `_Steps`)."""
+        return False
+
     def walk(self, node: cst.CSTNode) -> None:
-        if self._visit(node):
-            self._descend(node)
+        self.on_visit(node)
         self.on_leave(node)
 
     def on_visit(self, node: cst.CSTNode) -> bool:
-        # asked by libcst's `visit` when a hook visits a child itself: walk it here instead
-        if self._visit(node):
-            self._descend(node)
+        # also asked by libcst's `visit` when a hook visits a child itself: walked here
+        # instead (libcst's `visit` then asks `on_leave`)
+        before, visit, _, by_field, _ = self._steps.get(node.__class__) or self._steps_for(node.__class__)
+        if before is not None:
+            before(self, node)
+        if visit is None or visit(self, node) is not False:
+            if by_field:
+                self._descend_by_field(node)
+            else:
+                for child in code_children(node):
+                    self.walk(child)
         return False
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
-        node_class = original_node.__class__
-        hook = self._leave_hooks.get(node_class, 0)
-        if hook == 0:
-            hook = self._leave_hooks[node_class] = getattr(type(self), f"leave_{node_class.__name__}", None)
-        if hook is not None:
-            hook(self, original_node)
+        _, _, leave, _, _ = self._steps.get(original_node.__class__) or self._steps_for(original_node.__class__)
+        if leave is not None:
+            leave(self, original_node)
 
-    def _visit(self, node: cst.CSTNode) -> bool:
-        node_class = node.__class__
-        hook = self._visit_hooks.get(node_class, 0)
-        if hook == 0:
-            hook = self._visit_hooks[node_class] = getattr(type(self), f"visit_{node_class.__name__}", None)
-        return hook is None or hook(self, node) is not False
-
-    def _descend(self, node: cst.CSTNode) -> None:
-        if node.__class__.__name__ not in self._attribute_hooked:
-            for child in code_children(node):
-                self.walk(child)
-            return
-        for field in visited_fields(node):  # rare (class bases): field by field, with its hooks
+    def _descend_by_field(self, node: cst.CSTNode) -> None:
+        """The children of a node whose class has visit_<Class>_<field> hooks (rare:
+        class bases), field by field, with those hooks."""
+        for field in visited_fields(node):
             self.on_visit_attribute(node, field)
             value = getattr(node, field)
             for child in value if isinstance(value, (tuple, list)) else (value,):
@@ -109,29 +133,18 @@ class _DirectWalk(cst.CSTVisitor):
 class _ScopeVisitor(ScopeVisitor, _DirectWalk):
     def __init__(self, provider: ScopeProvider) -> None:
         super().__init__(provider)
+        self._steps = type(self)._steps  # read for every node: found faster on the instance
         self.stores: dict[cst.CSTNode, ExpressionContext] = {}  # what ScopeVisitor reads as expression contexts
         self._string_depth = 0  # inside an annotation parsed from a string: no contexts there
         self._typing_named = False  # whether a name met so far has "typing" in it
 
-    def walk(self, node: cst.CSTNode) -> None:
-        self.on_visit(node)
-        self.on_leave(node)
+    @classmethod
+    def _before_hook(cls, node_class: type) -> Callable[[Any, Any], None] | None:
+        return _BEFORE_HOOKS.get(node_class)
 
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        # _DirectWalk's entry with this visitor's steps in one place, each node class's
-        # hooks looked up once (`_steps_for`): the big app's view modules took 70 ms of
-        # scope maps instead of 88. Also asked by libcst's `visit` when a hook visits a
-        # child itself, which then asks `on_leave`.
-        before, visit, _, _, by_field = _STEPS.get(node.__class__) or _steps_for(node.__class__)
-        if before is not None:
-            before(self, node)
-        if visit is None or visit(self, node) is not False:
-            if by_field:
-                self._descend(node)
-            else:
-                for child in code_children(node):
-                    self.walk(child)
-        return False
+    @classmethod
+    def _counts(cls, node_class: type) -> bool:
+        return issubclass(node_class, _ASSIGNMENT_LIKE_NODES)  # what ScopeVisitor.on_leave counts
 
     def visit_Call(self, node: cst.Call) -> bool | None:
         if self._typing_named:
@@ -157,28 +170,15 @@ class _ScopeVisitor(ScopeVisitor, _DirectWalk):
             self._string_depth -= 1
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
-        # ScopeVisitor.on_leave, with its test of every node against a tuple of about 15
-        # ABC classes (each a slow ABCMeta check when it fails) answered once per class,
-        # and `set_metadata` written out
-        _, _, leave, assigns, _ = _STEPS.get(original_node.__class__) or _steps_for(original_node.__class__)
-        self.provider._computed[original_node] = self.scope  # what set_metadata does
-        if assigns:
+        # ScopeVisitor.on_leave, with `set_metadata` written out and its test of every
+        # node against a tuple of about 15 ABC classes (each a slow ABCMeta check when it
+        # fails) answered once per class
+        _, _, leave, _, counts = self._steps.get(original_node.__class__) or self._steps_for(original_node.__class__)
+        self.provider._computed[original_node] = self.scope
+        if counts:
             self.scope._assignment_count += 1
         if leave is not None:
             leave(self, original_node)
-
-
-_StepsT = tuple[Any, Any, Any, bool, bool]
-_STEPS: dict[type, _StepsT] = {}  # node class -> (before hook, visit hook, leave hook, assignment-like, hooked by field)
-
-
-def _steps_for(node_class: type) -> _StepsT:
-    name = node_class.__name__
-    steps = _STEPS[node_class] = (
-        _BEFORE_HOOKS.get(node_class), getattr(_ScopeVisitor, f"visit_{name}", None),
-        getattr(_ScopeVisitor, f"leave_{name}", None), issubclass(node_class, _ASSIGNMENT_LIKE_NODES),
-        name in _ScopeVisitor._attribute_hooked)
-    return steps
 
 
 # The targets that libcst's ExpressionContextVisitor visits in the STORE context, by the
