@@ -21,6 +21,7 @@ import libcst as cst
 from . import index as project_index
 from .codemod import ChangeSet
 from .index import FileIndex, IndexCache
+from .parsing import unchecked
 from .positions import code_of, code_ranges
 from .source import Encoding, SourceError, decode
 
@@ -295,7 +296,8 @@ class Project:
                    if (file := self._files[path]).tree is None and not file.failed and self.text(path) is not None]
         if len(pending) < 2:
             return
-        with collection_paused():  # collections while parsing would find nothing
+        # (no collection while parsing would find anything; nothing here builds a node by hand)
+        with collection_paused(), unchecked():
             # Parsed in workers, this process only loading the trees: a tree parsed here
             # holds an object per whitespace leaf where a loaded one shares them, and
             # parsing here leaves this process's memory fragmented for the whole run (on
