@@ -30,7 +30,9 @@ def view(limit=default()):
         yield
     return last(nested_arg())
 
-def one_line(): return not_counted()
+def one_line(): return on_the_line()
+
+def one_line_producer(): yield produced_on_the_line()
 
 def producer():
     yield produced()
@@ -53,8 +55,8 @@ def test_the_survey_answers_each_question_as_its_own_walk_did():
     assert [_text(n) if isinstance(n, cst.Call) else f"def {n.name.value}" for n in survey.order] == [
         "setup(config())", "config()", "def view", 'route(path("/"))', 'path("/")', "default()", "first()",
         "inside_lambda()", "class_body()", "def method", "in_method()", "def nested", "decorate(deco_arg())",
-        "deco_arg()", "in_nested()", "last(nested_arg())", "nested_arg()", "def one_line", "not_counted()",
-        "def producer", "produced()", "outer_body()", "module_lambda()"]
+        "deco_arg()", "in_nested()", "last(nested_arg())", "nested_arg()", "def one_line", "on_the_line()",
+        "def one_line_producer", "produced_on_the_line()", "def producer", "produced()", "outer_body()", "module_lambda()"]
     # calls run when the module is imported: none in a function, its decorators or defaults
     assert [_text(call) for call in survey.outside_functions] == [
         "setup(config())", "config()", "outer_body()", "module_lambda()"]
@@ -65,7 +67,8 @@ def test_the_survey_answers_each_question_as_its_own_walk_did():
         "view": (["first()", "last(nested_arg())", "nested_arg()"], False),
         "method": (["in_method()"], False),
         "nested": (["in_nested()"], True),
-        "one_line": ([], False),  # no indented body: read as making no calls, as always
+        "one_line": (["on_the_line()"], False),  # a body on the `def` line is the function's body too
+        "one_line_producer": (["produced_on_the_line()"], True),
         "producer": (["produced()"], True),
     }
     # a survey of one function gives it the same answer
@@ -127,7 +130,7 @@ def test_the_survey_agrees_with_a_walk_per_question_on_real_packages():
             for node in iter_nodes(statement, skip=WHITESPACE):
                 if isinstance(node, cst.FunctionDef):
                     own = _OwnBodyCalls()
-                    for inner in node.body.body if isinstance(node.body, cst.IndentedBlock) else ():
+                    for inner in node.body.body:  # indented, or on the `def` line
                         own.walk(inner)
                     assert survey.bodies[node].calls == tuple(own.calls), where
                     assert survey.bodies[node].is_generator == own.yields, where

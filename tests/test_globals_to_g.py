@@ -354,6 +354,32 @@ def test_globals_of_tasks_cli_commands_and_clients_are_left_alone():
     assert "holds a Session object" in reasons["http"]
 
 
+def test_a_global_read_by_a_thread_target_written_on_one_line_is_left_alone():
+    """`def report(): print(describe())`, on the `def` line, calls describe() from a
+    thread: on `g` the thread would fail outside any app context."""
+    source = (
+        "import threading\n"
+        "from flask import Flask, jsonify\n\n"
+        "app = Flask(__name__)\n"
+        "current_user = None\n\n"
+        "@app.before_request\n"
+        "def load_user():\n"
+        "    global current_user\n"
+        "    current_user = 'alice'\n\n"
+        "def describe():\n"
+        "    return f'user={current_user}'\n\n"
+        "def report(): print(describe())\n\n"
+        "@app.route('/')\n"
+        "def index():\n"
+        "    threading.Thread(target=report).start()\n"
+        "    return jsonify(text=describe())\n"
+    )
+    out, [finding] = rewrite({"app.py": source})
+    assert out == {}
+    assert finding.message == ("current_user left as a module global: used in describe() (line 13), called from "
+                               "report() (a thread target), which runs outside any request")
+
+
 def test_name_already_used_on_g_is_left_alone():
     source = APP_HEAD + (
         "from flask import g\n"

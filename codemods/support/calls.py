@@ -50,10 +50,9 @@ statement_survey = per_statement(call_survey)  # a top-level statement's, kept w
 
 class _Survey(ReadOnlyVisitor):
     """`owners[-1]` is the function whose own body the walk is in, or None: it changes
-    where a function's indented body starts and ends, and is None inside lambdas and
-    classes, whose calls are no function's own. A function written on one line (`def
-    f(): return g()`) has no indented body: as `body_calls` has always read it, its body
-    makes no calls."""
+    where a function's body starts and ends (indented, or on the `def` line: `def f():
+    return g()`), and is None inside lambdas and classes, whose calls are no function's
+    own."""
 
     def __init__(self) -> None:
         self.order: list[cst.FunctionDef | cst.Call] = []
@@ -80,6 +79,9 @@ class _Survey(ReadOnlyVisitor):
     def leave_IndentedBlock(self, node: cst.IndentedBlock) -> None:
         if self.functions and node is self.functions[-1].body:
             self.owners.pop()
+
+    visit_SimpleStatementSuite = visit_IndentedBlock  # a body on the `def` line
+    leave_SimpleStatementSuite = leave_IndentedBlock
 
     def visit_Lambda(self, node: cst.Lambda) -> None:
         self.owners.append(None)
