@@ -22,6 +22,7 @@ from flask_refactor.walk import ReadOnlyVisitor, TargetedTransformer, node_finde
 
 from .support.context import (
     ContextMap, FunctionRef, Resolver, body_calls, call_target, context_map, executors_in, iter_functions,
+    partial_function,
 )
 from .support.flask import EXTENSIONS, app_modules, assigned_name, import_map
 from .support.imports import ImportMap
@@ -362,9 +363,7 @@ class ModuleSites:
         `functools.partial` of one; None when it cannot be followed."""
         if isinstance(target, cst.Lambda):
             return self.analyser.needs_of_code(self.path, target.body, qualname)
-        if isinstance(target, cst.Call) and self.imports.resolve(target.func) == "functools.partial" and target.args:
-            target = target.args[0].value
-        ref = self.resolver.function(target, qualname)
+        ref = self.resolver.function(partial_function(target, self.imports), qualname)
         return self.analyser.needs(ref) if ref is not None else None
 
     def _already_wrapped(self, expr: cst.BaseExpression) -> bool:

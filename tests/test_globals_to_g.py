@@ -354,10 +354,16 @@ def test_globals_of_tasks_cli_commands_and_clients_are_left_alone():
     assert "holds a Session object" in reasons["http"]
 
 
-def test_a_global_read_by_a_thread_target_written_on_one_line_is_left_alone():
-    """`def report(): print(describe())`, on the `def` line, calls describe() from a
-    thread: on `g` the thread would fail outside any app context."""
+@pytest.mark.parametrize("target, reason", [
+    # a function written on one line (`def report(): ...`) calls what its line calls
+    ("report", "called from report() (a thread target)"),
+    ("lambda: print(describe())", "a thread target"),
+    ("functools.partial(report_to, print)", "called from report_to() (a thread target)"),
+])
+def test_a_global_read_in_a_thread_is_left_alone_whatever_spells_the_target(target, reason):
+    """On `g`, the global would fail in the thread, outside any app context."""
     source = (
+        "import functools\n"
         "import threading\n"
         "from flask import Flask, jsonify\n\n"
         "app = Flask(__name__)\n"
@@ -369,15 +375,17 @@ def test_a_global_read_by_a_thread_target_written_on_one_line_is_left_alone():
         "def describe():\n"
         "    return f'user={current_user}'\n\n"
         "def report(): print(describe())\n\n"
+        "def report_to(write):\n"
+        "    write(describe())\n\n"
         "@app.route('/')\n"
         "def index():\n"
-        "    threading.Thread(target=report).start()\n"
+        f"    threading.Thread(target={target}).start()\n"
         "    return jsonify(text=describe())\n"
     )
     out, [finding] = rewrite({"app.py": source})
     assert out == {}
-    assert finding.message == ("current_user left as a module global: used in describe() (line 13), called from "
-                               "report() (a thread target), which runs outside any request")
+    assert finding.message == (f"current_user left as a module global: used in describe() (line 14), {reason}, "
+                               "which runs outside any request")
 
 
 def test_name_already_used_on_g_is_left_alone():

@@ -4,7 +4,8 @@ A function runs in a request context when it is a view (route decorator, `add_ur
 a `MethodView` method), a request hook (`before_request`, `after_request`, error
 handlers, context processors, ... in decorator or call form, on an app or a blueprint),
 or a project function called from one of those. A function runs *outside* any request
-when it is a thread target, a task, a CLI command, or is called from one of those.
+when it is a thread target (named, wrapped in `functools.partial`, or called by a
+`lambda` target), a task, a CLI command, or is called from one of those.
 
 Calls are followed between modules of the project through their imports (`from .mail
 import send_welcome`, `helpers.load_user()`), and into functions nested in a function.
@@ -23,7 +24,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
-from flask_refactor.walk import ReadOnlyVisitor
+from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, iter_nodes
 
 from .cache import per_tree
 from .calls import BodyCalls, statement_survey
@@ -220,6 +221,26 @@ def call_target(call: cst.Call, imports: ImportMap, executors: set[str] = frozen
     return None
 
 
+def run_by(target: cst.BaseExpression, resolver: Resolver, imports: ImportMap,
+           scope: str | None = None) -> tuple[FunctionRef, ...]:
+    """The project functions a started thread or process runs, from inside function `scope`:
+    the one its target names, the one a `functools.partial` target wraps, or those a
+    `lambda` target calls (`Thread(target=lambda: work(user_id))`)."""
+    if isinstance(target, cst.Lambda):
+        calls = (node for node in iter_nodes(target.body, descend=lambda node: not isinstance(node, cst.Lambda),
+                                             skip=WHITESPACE) if isinstance(node, cst.Call))
+        return tuple(dict.fromkeys(ref for call in calls if (ref := resolver.function(call.func, scope))))
+    ref = resolver.function(partial_function(target, imports), scope)
+    return (ref,) if ref else ()
+
+
+def partial_function(target: cst.BaseExpression, imports: ImportMap) -> cst.BaseExpression:
+    """The function a `functools.partial(f, ...)` target wraps; any other target itself."""
+    if isinstance(target, cst.Call) and imports.resolve(target.func) == "functools.partial" and target.args:
+        return target.args[0].value
+    return target
+
+
 def executor_names(module: cst.Module, imports: ImportMap, classes: frozenset[str] = EXECUTOR_CLASSES) -> set[str]:
     """Names bound anywhere in the module to a new executor of the given classes
     (`pool = ThreadPoolExecutor(...)`, `with ThreadPoolExecutor() as pool`)."""
@@ -324,12 +345,12 @@ def _call_roles(module: cst.Module) -> list[tuple[str, str, cst.BaseExpression]]
 class _FunctionReading:
     """What one function of a module says (one per function, in `iter_functions`' order):
     its decorators' roles, whether it is a view class's method, whether it yields, and per
-    call, the project function called and the one started in a thread (either may be None)."""
+    call, the project function called (or None) and those it starts in a thread."""
 
     roles: tuple[tuple[str, str], ...]
     view_method: bool
     is_generator: bool
-    calls: tuple[tuple[FunctionRef | None, FunctionRef | None], ...]
+    calls: tuple[tuple[FunctionRef | None, tuple[FunctionRef, ...]], ...]
 
 
 @dataclass(frozen=True)
@@ -402,25 +423,25 @@ def _read_module(project: Project, listed: dict[str, tuple[tuple[str, cst.Functi
         kind, owner = role
         return (kind == "view" or kind.startswith("hook:")) and of_another_framework(owner, module, imports, project)
 
-    def started(call: cst.Call, scope: str | None = None) -> FunctionRef | None:
-        """The project function `call` runs in a thread or process, if it starts one."""
+    def started(call: cst.Call, scope: str | None = None) -> tuple[FunctionRef, ...]:
+        """The project functions `call` runs in a thread or process, if it starts one."""
         target = call_target(call, imports, executors, process_executors)
-        return resolver.function(target[1].value, scope) if target else None
+        return run_by(target[1].value, resolver, imports, scope) if target else ()
 
     bodies = body_calls(module)
     for qualname, node, _ in listed[path]:
         body = bodies[node]
         calls = []
         for call in body.calls:
-            callee, thread = resolver.function(call.func, qualname), started(call, qualname)
-            if callee or thread:
-                calls.append((callee, thread))
+            callee, threads = resolver.function(call.func, qualname), started(call, qualname)
+            if callee or threads:
+                calls.append((callee, threads))
         roles = tuple(role for role in _decorator_roles(node, imports) if not foreign(role))
         functions.append(_FunctionReading(roles, qualname in view_methods, body.is_generator, tuple(calls)))
     registered = tuple((ref, role, owner) for role, owner, expr in _call_roles(module)
                        if not foreign((role, owner)) and (ref := resolver.function(expr)))
     # module-level thread starts (import time)
-    started_on_import = [ref for call in _module_level_calls(module) if (ref := started(call))]
+    started_on_import = [ref for call in _module_level_calls(module) for ref in started(call)]
     return _ModuleReading(tuple(functions), registered, tuple(started_on_import), frozenset(resolver.consulted))
 
 
@@ -441,8 +462,8 @@ def _apply(reading: _ModuleReading, path: str, listed: tuple[tuple[str, cst.Func
         for callee, started in found.calls:
             if callee:
                 facts.calls.add(callee)
-            if started:
-                functions.setdefault(started, FunctionFacts(started)).roles.add("thread-target")
+            for target in started:
+                functions.setdefault(target, FunctionFacts(target)).roles.add("thread-target")
     for ref, role, owner in reading.registered:
         facts = functions.setdefault(ref, FunctionFacts(ref))
         facts.roles.add(role)
