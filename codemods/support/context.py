@@ -5,7 +5,8 @@ a `MethodView` method), a request hook (`before_request`, `after_request`, error
 handlers, context processors, ... in decorator or call form, on an app or a blueprint),
 or a project function called from one of those. A function runs *outside* any request
 when it is a thread target (named, wrapped in `functools.partial`, or called by a
-`lambda` target), a task, a CLI command, or is called from one of those.
+`lambda` target; the `run` method of a Thread subclass), a task, a CLI command, or is
+called from one of those.
 
 Calls are followed between modules of the project through their imports (`from .mail
 import send_welcome`, `helpers.load_user()`), and into functions nested in a function.
@@ -32,7 +33,7 @@ from .flask import app_modules, app_scope, decorator_callee, decorator_method, i
 from .imports import ImportMap
 from .routes import (
     BEFORE_REQUEST_HOOKS, REQUEST_HOOKS, blueprint_variables, call_registrations, decorator_registration,
-    of_another_framework, view_class_methods,
+    of_another_framework, view_class_methods, view_classes,
 )
 
 THREAD_CLASSES = frozenset({"threading.Thread", "threading.Timer"})
@@ -416,6 +417,7 @@ def _read_module(project: Project, listed: dict[str, tuple[tuple[str, cst.Functi
     resolver = Resolver(project, path, module_functions)
     executors, process_executors = executors_in(project, path, module)
     view_methods = view_class_methods(module, imports)
+    thread_runs = _thread_run_methods(module, imports)
     functions = []
 
     def foreign(role: tuple[str, str]) -> bool:
@@ -437,12 +439,20 @@ def _read_module(project: Project, listed: dict[str, tuple[tuple[str, cst.Functi
             if callee or threads:
                 calls.append((callee, threads))
         roles = tuple(role for role in _decorator_roles(node, imports) if not foreign(role))
+        if qualname in thread_runs:
+            roles += (("thread-target", qualname.rpartition(".")[0]),)
         functions.append(_FunctionReading(roles, qualname in view_methods, body.is_generator, tuple(calls)))
     registered = tuple((ref, role, owner) for role, owner, expr in _call_roles(module)
                        if not foreign((role, owner)) and (ref := resolver.function(expr)))
     # module-level thread starts (import time)
     started_on_import = [ref for call in _module_level_calls(module) for ref in started(call)]
     return _ModuleReading(tuple(functions), registered, tuple(started_on_import), frozenset(resolver.consulted))
+
+
+def _thread_run_methods(module: cst.Module, imports: ImportMap) -> frozenset[str]:
+    """Qualnames (`Mailer.run`) of the `run` methods of module-level subclasses of Thread
+    or Process: what `Mailer().start()` runs in the new thread or process."""
+    return frozenset(f"{cls.name.value}.run" for cls in view_classes(module, imports, THREAD_CLASSES | PROCESS_CLASSES))
 
 
 def _apply(reading: _ModuleReading, path: str, listed: tuple[tuple[str, cst.FunctionDef, str | None], ...],
