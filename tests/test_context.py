@@ -71,7 +71,8 @@ def test_the_map_follows_calls_hooks_and_thread_targets():
 def test_a_thread_started_with_a_lambda_a_partial_or_a_subclass_runs_what_it_calls():
     source = ("import functools\nimport threading\n\nimport flask\n\ndef a():\n    pass\n\ndef b(x):\n    pass\n\n"
               "def later():\n    pass\n\ndef c():\n    pass\n\n"
-              "class Mailer(threading.Thread):\n    def run(self):\n        c()\n\n    def other(self):\n        pass\n\n"
+              "class Mailer(threading.Thread):\n    def run(self):\n        c()\n\n"
+              "    def other(self):\n        pass\n\n"
               "def start():\n"
               "    threading.Thread(target=lambda: a() or b(lambda: later())).start()\n"
               "    threading.Thread(target=functools.partial(b, 1)).start()\n"
@@ -80,5 +81,6 @@ def test_a_thread_started_with_a_lambda_a_partial_or_a_subclass_runs_what_it_cal
     # not later(): the lambda passed to b() runs only if b() calls it
     assert cmap.background == {FunctionRef("jobs.py", "a"): "a thread target",
                                FunctionRef("jobs.py", "b"): "a thread target",
-                               FunctionRef("jobs.py", "Mailer.run"): "a thread target",
-                               FunctionRef("jobs.py", "c"): "called from Mailer.run() (a thread target)"}
+                               FunctionRef("jobs.py", "Mailer.run"): "the run method of a thread or process class",
+                               FunctionRef("jobs.py", "c"): "called from Mailer.run() (the run method of a thread or "
+                                                            "process class)"}

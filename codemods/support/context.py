@@ -64,7 +64,8 @@ class FunctionFacts:
     # its line, looked up only when asked: positions cost more than a parse, and most
     # functions of a project are never reported on
     locate: Callable[[], int] = lambda: 0
-    roles: set[str] = field(default_factory=set)  # "view", "hook:<method>", "cli", "task", "thread-target"
+    # "view", "hook:<method>", "cli", "task", "thread-target", "run-method" (a Thread subclass's run)
+    roles: set[str] = field(default_factory=set)
     owners: dict[str, str] = field(default_factory=dict)  # role -> the registering object's text
     calls: set[FunctionRef] = field(default_factory=set)
     nested_in: str | None = None  # qualname of the enclosing function
@@ -440,7 +441,7 @@ def _read_module(project: Project, listed: dict[str, tuple[tuple[str, cst.Functi
                 calls.append((callee, threads))
         roles = tuple(role for role in _decorator_roles(node, imports) if not foreign(role))
         if qualname in thread_runs:
-            roles += (("thread-target", qualname.rpartition(".")[0]),)
+            roles += (("run-method", qualname.rpartition(".")[0]),)
         functions.append(_FunctionReading(roles, qualname in view_methods, body.is_generator, tuple(calls)))
     registered = tuple((ref, role, owner) for role, owner, expr in _call_roles(module)
                        if not foreign((role, owner)) and (ref := resolver.function(expr)))
@@ -499,7 +500,9 @@ def _request_reason(facts: FunctionFacts) -> str | None:
 
 
 def _background_reason(facts: FunctionFacts) -> str | None:
-    for role, text in (("thread-target", "a thread target"), ("task", "a task"), ("cli", "a CLI command")):
+    for role, text in (("thread-target", "a thread target"),
+                       ("run-method", "the run method of a thread or process class"),
+                       ("task", "a task"), ("cli", "a CLI command")):
         if role in facts.roles:
             return text
     return None
