@@ -15,7 +15,7 @@ from flask_refactor.walk import iter_nodes
 
 from .context import iter_functions
 from .flask import RESTFUL_RESOURCES, VIEW_CLASSES, app_modules, import_map
-from .routes import HTTP_METHOD_HANDLERS, call_registrations, decorator_registration, view_classes
+from .routes import HTTP_METHOD_HANDLERS, call_registrations, decorator_registration, module_subclasses
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Web frameworks whose route decorators look like Flask's: their modules are not Flask views.
@@ -113,7 +113,7 @@ def _class_views(project: Project, path: str, module: cst.Module, known: dict) -
     """Handler methods of MethodView / Flask-RESTful Resource subclasses (`get` is GET)."""
     imports = import_map(project, path)
     found = []
-    for stmt in view_classes(module, imports, CLASS_VIEW_BASES) if imports is not None else ():
+    for stmt in module_subclasses(module, imports, CLASS_VIEW_BASES) if imports is not None else ():
         for key in [k for k in known if k.path == path and k.qualname.startswith(stmt.name.value + ".")]:
             method = key.qualname[len(stmt.name.value) + 1:]
             if method in HTTP_METHOD_HANDLERS:

@@ -33,7 +33,7 @@ from .flask import app_modules, app_scope, decorator_callee, decorator_method, i
 from .imports import ImportMap
 from .routes import (
     BEFORE_REQUEST_HOOKS, REQUEST_HOOKS, blueprint_variables, call_registrations, decorator_registration,
-    of_another_framework, view_class_methods, view_classes,
+    module_subclasses, of_another_framework, view_class_methods,
 )
 
 THREAD_CLASSES = frozenset({"threading.Thread", "threading.Timer"})
@@ -223,7 +223,7 @@ def call_target(call: cst.Call, imports: ImportMap, executors: set[str] = frozen
     return None
 
 
-def run_by(target: cst.BaseExpression, resolver: Resolver, imports: ImportMap,
+def _run_by(target: cst.BaseExpression, resolver: Resolver, imports: ImportMap,
            scope: str | None = None) -> tuple[FunctionRef, ...]:
     """The project functions a started thread or process runs, from inside function `scope`:
     the one its target names, the one a `functools.partial` target wraps, or those a
@@ -429,7 +429,7 @@ def _read_module(project: Project, listed: dict[str, tuple[tuple[str, cst.Functi
     def started(call: cst.Call, scope: str | None = None) -> tuple[FunctionRef, ...]:
         """The project functions `call` runs in a thread or process, if it starts one."""
         target = call_target(call, imports, executors, process_executors)
-        return run_by(target[1].value, resolver, imports, scope) if target else ()
+        return _run_by(target[1].value, resolver, imports, scope) if target else ()
 
     bodies = body_calls(module)
     for qualname, node, _ in listed[path]:
@@ -453,7 +453,8 @@ def _read_module(project: Project, listed: dict[str, tuple[tuple[str, cst.Functi
 def _thread_run_methods(module: cst.Module, imports: ImportMap) -> frozenset[str]:
     """Qualnames (`Mailer.run`) of the `run` methods of module-level subclasses of Thread
     or Process: what `Mailer().start()` runs in the new thread or process."""
-    return frozenset(f"{cls.name.value}.run" for cls in view_classes(module, imports, THREAD_CLASSES | PROCESS_CLASSES))
+    return frozenset(f"{cls.name.value}.run"
+                     for cls in module_subclasses(module, imports, THREAD_CLASSES | PROCESS_CLASSES))
 
 
 def _apply(reading: _ModuleReading, path: str, listed: tuple[tuple[str, cst.FunctionDef, str | None], ...],

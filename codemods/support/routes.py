@@ -273,9 +273,10 @@ def endpoints_of(func: cst.FunctionDef, routes: list[Registration]) -> list[str]
     return names
 
 
-def view_classes(module: cst.Module, imports: ImportMap, bases: frozenset[str] = VIEW_CLASSES) -> list[cst.ClassDef]:
+def module_subclasses(module: cst.Module, imports: ImportMap,
+                      bases: frozenset[str] = VIEW_CLASSES) -> list[cst.ClassDef]:
     """Module-level classes deriving directly from one of `bases` (by default Flask's
-    View and MethodView; pass extension resources to include theirs)."""
+    View and MethodView; extension resources, Thread, ... when given)."""
     return [stmt for stmt in module.body if isinstance(stmt, cst.ClassDef)
             and any(imports.resolve(base.value) in bases for base in stmt.bases)]
 
@@ -283,7 +284,7 @@ def view_classes(module: cst.Module, imports: ImportMap, bases: frozenset[str] =
 def view_class_methods(module: cst.Module, imports: ImportMap) -> set[str]:
     """Qualnames (`UserAPI.get`) of the request-handling methods of View/MethodView subclasses."""
     found = set()
-    for cls in view_classes(module, imports):
+    for cls in module_subclasses(module, imports):
         for item in cls.body.body if isinstance(cls.body, cst.IndentedBlock) else ():
             if isinstance(item, cst.FunctionDef) and item.name.value in VIEW_METHODS:
                 found.add(f"{cls.name.value}.{item.name.value}")
