@@ -56,7 +56,8 @@ def test_the_survey_answers_each_question_as_its_own_walk_did():
         "setup(config())", "config()", "def view", 'route(path("/"))', 'path("/")', "default()", "first()",
         "inside_lambda()", "class_body()", "def method", "in_method()", "def nested", "decorate(deco_arg())",
         "deco_arg()", "in_nested()", "last(nested_arg())", "nested_arg()", "def one_line", "on_the_line()",
-        "def one_line_producer", "produced_on_the_line()", "def producer", "produced()", "outer_body()", "module_lambda()"]
+        "def one_line_producer", "produced_on_the_line()", "def producer", "produced()", "outer_body()",
+        "module_lambda()"]
     # calls run when the module is imported: none in a function, its decorators or defaults
     assert [_text(call) for call in survey.outside_functions] == [
         "setup(config())", "config()", "outer_body()", "module_lambda()"]
