@@ -129,8 +129,9 @@ def _why_outside(ref: FunctionRef, module_name: str, cmap: ContextMap, callers: 
     for caller in sorted(callers.get(ref, ()), key=str):
         facts = cmap.facts(caller)
         # a view, hook, command, task or thread target has a context (thread-context gives one to
-        # threads started in requests); the run method of a Thread subclass has none
-        if cmap.in_request(caller) or (facts is not None and facts.roles - {"run-method"}) or is_test_file(caller.path):
+        # threads started in requests); a Thread subclass's run method or a queued job has none
+        if cmap.in_request(caller) or (facts is not None and facts.roles - {"run-method", "job"}) \
+                or is_test_file(caller.path):
             continue
         if caller.path != ref.path:
             return f"{caller} calls it"

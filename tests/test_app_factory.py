@@ -382,15 +382,18 @@ def test_a_server_started_outside_the_main_block_is_refused_and_one_it_calls_is_
                             "build the app (`app = create_app()`) and run that"]
 
 
-def test_a_function_the_run_method_of_a_thread_class_calls_is_refused():
-    """`Refresher().start()` runs `run()` in a thread nobody gives a context (thread-context
-    wraps only the targets it is handed): `configure()`'s app as current_app would fail there."""
-    messages = refused({
-        "app.py": HEADER + "\ndef configure():\n    app.config['READY'] = True\n",
-        "worker.py": ("import threading\n\nfrom app import configure\n\n\n"
-                      "class Refresher(threading.Thread):\n    def run(self):\n        configure()\n"),
-    })
-    assert messages == ["configure() uses the app and runs outside any app context (Refresher.run() in worker.py "
+@pytest.mark.parametrize("worker, caller", [
+    ("import threading\n\nfrom app import configure\n\n\n"
+     "class Refresher(threading.Thread):\n    def run(self):\n        configure()\n", "Refresher.run()"),
+    ("from rq import Queue\n\nfrom app import configure\n\nqueue = Queue()\n\n\n"
+     "def refresh():\n    configure()\n\n\ndef later():\n    queue.enqueue(refresh)\n", "refresh()"),
+])
+def test_a_function_a_thread_class_or_a_queued_job_calls_is_refused(worker, caller):
+    """`Refresher().start()` runs `run()` in a thread, and rq runs `refresh()` in its worker,
+    where nobody gives a context (thread-context wraps only the targets it is handed):
+    `configure()`'s app as current_app would fail there."""
+    messages = refused({"app.py": HEADER + "\ndef configure():\n    app.config['READY'] = True\n", "worker.py": worker})
+    assert messages == [f"configure() uses the app and runs outside any app context ({caller} in worker.py "
                         "calls it): as current_app it would fail there; have it build the app (`app = create_app()`) "
                         "and run inside `with app.app_context():`"]
 

@@ -84,3 +84,17 @@ def test_a_thread_started_with_a_lambda_a_partial_or_a_subclass_runs_what_it_cal
                                FunctionRef("jobs.py", "Mailer.run"): "the run method of a thread or process class",
                                FunctionRef("jobs.py", "c"): "called from Mailer.run() (the run method of a thread or "
                                                             "process class)"}
+
+
+def test_queued_and_scheduled_jobs_run_outside_requests():
+    source = ("import flask\nfrom rq import Queue\n\nqueue = Queue()\n\n"
+              + "".join(f"def {name}():\n    pass\n\n" for name in "abcdefg")
+              + "@scheduler.scheduled_job('interval', minutes=5)\ndef tick():\n    pass\n\n"
+              "def start(delta, item):\n"
+              "    queue.enqueue(a, 1)\n    queue.enqueue_call(func=b)\n    queue.enqueue_in(delta, c)\n"
+              "    queue.enqueue_at(delta, f=d)\n    scheduler.add_job(e, 'interval')\n"
+              "    scheduler.add_job(func=f)\n    queue.enqueue('jobs.g')\n"
+              "    queue.enqueue(item)\n    other.enqueue(start_later)\n")
+    cmap = context_map(Project.from_texts({"jobs.py": source}))
+    assert cmap.background == {FunctionRef("jobs.py", name): "a queued or scheduled job"
+                               for name in [*"abcdefg", "tick"]}

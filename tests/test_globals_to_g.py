@@ -354,19 +354,23 @@ def test_globals_of_tasks_cli_commands_and_clients_are_left_alone():
     assert "holds a Session object" in reasons["http"]
 
 
-@pytest.mark.parametrize("target, reason", [
+@pytest.mark.parametrize("start, reason", [
     # a function written on one line (`def report(): ...`) calls what its line calls
-    ("report", "called from report() (a thread target)"),
-    ("lambda: print(describe())", "a thread target"),
-    ("functools.partial(report_to, print)", "called from report_to() (a thread target)"),
+    ("threading.Thread(target=report).start()", "called from report() (a thread target)"),
+    ("threading.Thread(target=lambda: print(describe())).start()", "a thread target"),
+    ("threading.Thread(target=functools.partial(report_to, print)).start()",
+     "called from report_to() (a thread target)"),
+    ("queue.enqueue(report)", "called from report() (a queued or scheduled job)"),
 ])
-def test_a_global_read_in_a_thread_is_left_alone_whatever_spells_the_target(target, reason):
-    """On `g`, the global would fail in the thread, outside any app context."""
+def test_a_global_read_outside_requests_is_left_alone_however_it_gets_there(start, reason):
+    """On `g`, the global would fail in the thread or the job, outside any app context."""
     source = (
         "import functools\n"
         "import threading\n"
-        "from flask import Flask, jsonify\n\n"
+        "from flask import Flask, jsonify\n"
+        "from rq import Queue\n\n"
         "app = Flask(__name__)\n"
+        "queue = Queue()\n"
         "current_user = None\n\n"
         "@app.before_request\n"
         "def load_user():\n"
@@ -379,12 +383,12 @@ def test_a_global_read_in_a_thread_is_left_alone_whatever_spells_the_target(targ
         "    write(describe())\n\n"
         "@app.route('/')\n"
         "def index():\n"
-        f"    threading.Thread(target={target}).start()\n"
+        f"    {start}\n"
         "    return jsonify(text=describe())\n"
     )
     out, [finding] = rewrite({"app.py": source})
     assert out == {}
-    assert finding.message == (f"current_user left as a module global: used in describe() (line 14), {reason}, "
+    assert finding.message == (f"current_user left as a module global: used in describe() (line 16), {reason}, "
                                "which runs outside any request")
 
 

@@ -5,7 +5,8 @@ a `MethodView` method), a request hook (`before_request`, `after_request`, error
 handlers, context processors, ... in decorator or call form, on an app or a blueprint),
 or a project function called from one of those. A function runs *outside* any request
 when it is a thread target (named, wrapped in `functools.partial`, or called by a
-`lambda` target; the `run` method of a Thread subclass), a task, a CLI command, or is
+`lambda` target; the `run` method of a Thread subclass), a task, a queued or scheduled
+job (rq's `enqueue`, APScheduler's `add_job` and `scheduled_job`), a CLI command, or is
 called from one of those.
 
 Calls are followed between modules of the project through their imports (`from .mail
@@ -44,6 +45,12 @@ PROCESS_EXECUTOR_CLASSES = frozenset({"concurrent.futures.ProcessPoolExecutor",
                                       "concurrent.futures.process.ProcessPoolExecutor"})
 CLICK_COMMANDS = frozenset({"click.command", "click.group", "flask.cli.with_appcontext"})
 TASK_DECORATORS = frozenset({"celery.shared_task", "celery.task"})
+# methods that queue or schedule a function to run in a worker or a scheduler's thread, by
+# method name (rq's Queue, APScheduler's schedulers): method -> the index of the function
+# among the positional arguments, and its keyword
+JOB_METHODS = {"enqueue": (0, "f"), "enqueue_call": (0, "func"), "enqueue_in": (1, "func"),
+               "enqueue_at": (1, "f"), "add_job": (0, "func")}
+JOB_DECORATOR_METHODS = frozenset({"scheduled_job"})  # APScheduler's @scheduler.scheduled_job(...)
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,8 @@ class FunctionFacts:
     # its line, looked up only when asked: positions cost more than a parse, and most
     # functions of a project are never reported on
     locate: Callable[[], int] = lambda: 0
-    # "view", "hook:<method>", "cli", "task", "thread-target", "run-method" (a Thread subclass's run)
+    # "view", "hook:<method>", "cli", "task", "thread-target", "run-method" (a Thread subclass's
+    # run), "job" (queued or scheduled)
     roles: set[str] = field(default_factory=set)
     owners: dict[str, str] = field(default_factory=dict)  # role -> the registering object's text
     calls: set[FunctionRef] = field(default_factory=set)
@@ -325,6 +333,8 @@ def _decorator_roles(func: cst.FunctionDef, imports: ImportMap) -> list[tuple[st
             roles.append(("cli", method[0]))
         elif method and method[1] == "task":
             roles.append(("task", method[0]))
+        elif method and method[1] in JOB_DECORATOR_METHODS:
+            roles.append(("job", method[0]))
     return roles
 
 
@@ -347,12 +357,13 @@ def _call_roles(module: cst.Module) -> list[tuple[str, str, cst.BaseExpression]]
 class _FunctionReading:
     """What one function of a module says (one per function, in `iter_functions`' order):
     its decorators' roles, whether it is a view class's method, whether it yields, and per
-    call, the project function called (or None) and those it starts in a thread."""
+    call, the project function called (or None) and those it starts elsewhere, each with
+    its role there ("thread-target" or "job")."""
 
     roles: tuple[tuple[str, str], ...]
     view_method: bool
     is_generator: bool
-    calls: tuple[tuple[FunctionRef | None, tuple[FunctionRef, ...]], ...]
+    calls: tuple[tuple[FunctionRef | None, tuple[tuple[FunctionRef, str], ...]], ...]
 
 
 @dataclass(frozen=True)
@@ -364,7 +375,7 @@ class _ModuleReading:
 
     functions: tuple[_FunctionReading, ...]
     registered: tuple[tuple[FunctionRef, str, str], ...]
-    started_on_import: tuple[FunctionRef, ...]
+    started_on_import: tuple[tuple[FunctionRef, str], ...]
     consulted: frozenset[str]
 
 
@@ -426,10 +437,17 @@ def _read_module(project: Project, listed: dict[str, tuple[tuple[str, cst.Functi
         kind, owner = role
         return (kind == "view" or kind.startswith("hook:")) and of_another_framework(owner, module, imports, project)
 
-    def started(call: cst.Call, scope: str | None = None) -> tuple[FunctionRef, ...]:
-        """The project functions `call` runs in a thread or process, if it starts one."""
+    def started(call: cst.Call, scope: str | None = None) -> tuple[tuple[FunctionRef, str], ...]:
+        """The project functions `call` runs in a thread or process, or queues as a job, each
+        with that role."""
         target = call_target(call, imports, executors, process_executors)
-        return _run_by(target[1].value, resolver, imports, scope) if target else ()
+        if target:
+            return tuple((ref, "thread-target") for ref in _run_by(target[1].value, resolver, imports, scope))
+        job = _job_function(call)
+        if isinstance(job, cst.SimpleString):  # rq takes the function's dotted path too
+            ref = resolver.qualified_function(job.evaluated_value) if isinstance(job.evaluated_value, str) else None
+            return ((ref, "job"),) if ref else ()
+        return tuple((ref, "job") for ref in _run_by(job, resolver, imports, scope)) if job is not None else ()
 
     bodies = body_calls(module)
     for qualname, node, _ in listed[path]:
@@ -445,8 +463,8 @@ def _read_module(project: Project, listed: dict[str, tuple[tuple[str, cst.Functi
         functions.append(_FunctionReading(roles, qualname in view_methods, body.is_generator, tuple(calls)))
     registered = tuple((ref, role, owner) for role, owner, expr in _call_roles(module)
                        if not foreign((role, owner)) and (ref := resolver.function(expr)))
-    # module-level thread starts (import time)
-    started_on_import = [ref for call in _module_level_calls(module) for ref in started(call)]
+    # module-level thread starts and jobs (import time)
+    started_on_import = [found for call in _module_level_calls(module) for found in started(call)]
     return _ModuleReading(tuple(functions), registered, tuple(started_on_import), frozenset(resolver.consulted))
 
 
@@ -455,6 +473,19 @@ def _thread_run_methods(module: cst.Module, imports: ImportMap) -> frozenset[str
     or Process: what `Mailer().start()` runs in the new thread or process."""
     return frozenset(f"{cls.name.value}.run"
                      for cls in module_subclasses(module, imports, THREAD_CLASSES | PROCESS_CLASSES))
+
+
+def _job_function(call: cst.Call) -> cst.BaseExpression | None:
+    """The function a call queues or schedules as a job (`queue.enqueue(send_mail, to)`,
+    `scheduler.add_job(func=cleanup)`), if it is such a call."""
+    if not isinstance(call.func, cst.Attribute) or call.func.attr.value not in JOB_METHODS:
+        return None
+    position, keyword = JOB_METHODS[call.func.attr.value]
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == keyword:
+            return arg.value
+    positional = [arg for arg in call.args if arg.keyword is None and not arg.star]
+    return positional[position].value if len(positional) > position else None
 
 
 def _apply(reading: _ModuleReading, path: str, listed: tuple[tuple[str, cst.FunctionDef, str | None], ...],
@@ -474,14 +505,14 @@ def _apply(reading: _ModuleReading, path: str, listed: tuple[tuple[str, cst.Func
         for callee, started in found.calls:
             if callee:
                 facts.calls.add(callee)
-            for target in started:
-                functions.setdefault(target, FunctionFacts(target)).roles.add("thread-target")
+            for target, role in started:
+                functions.setdefault(target, FunctionFacts(target)).roles.add(role)
     for ref, role, owner in reading.registered:
         facts = functions.setdefault(ref, FunctionFacts(ref))
         facts.roles.add(role)
         facts.owners.setdefault(role, owner)
-    for started in reading.started_on_import:
-        functions.setdefault(started, FunctionFacts(started)).roles.add("thread-target")
+    for started, role in reading.started_on_import:
+        functions.setdefault(started, FunctionFacts(started)).roles.add(role)
 
 
 def _line_of(positions, node: cst.CSTNode) -> int:
@@ -503,6 +534,7 @@ def _request_reason(facts: FunctionFacts) -> str | None:
 def _background_reason(facts: FunctionFacts) -> str | None:
     for role, text in (("thread-target", "a thread target"),
                        ("run-method", "the run method of a thread or process class"),
+                       ("job", "a queued or scheduled job"),
                        ("task", "a task"), ("cli", "a CLI command")):
         if role in facts.roles:
             return text
