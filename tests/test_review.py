@@ -226,7 +226,7 @@ def test_ctrl_c_during_review_writes_nothing(tmp_path):
     terminal.expect(PROMPT)
     terminal.answer("y")
     terminal.expect(PROMPT)
-    terminal.send("\x03")  # Ctrl-C, as the terminal delivers it
+    terminal.interrupt()  # Ctrl-C, as the terminal delivers it
     code, rest = terminal.finish()
     assert code == 130 and b"nothing written" in rest
     assert read_files(repo) == before

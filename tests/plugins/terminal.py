@@ -55,7 +55,24 @@ class Terminal:
     def send(self, keys: str) -> None:
         os.write(self.fd, keys.encode())
 
+    def interrupt(self, wait: float = 2, tries: int = 5) -> None:
+        """Ctrl-C, pressed again while the CLI has not ended after `wait` seconds, as a
+        person would. One pressed after a prompt is written but before `input()` starts
+        reading is seen by Python only once the read returns, so the CLI waits for a
+        second one (under load, the test's first press sometimes lands there)."""
+        for _ in range(tries):
+            self.send("\x03")
+            if self._read_until_closed(wait):
+                return
+
     def finish(self, timeout: float = 60) -> tuple[int, bytes]:
+        if not self._read_until_closed(timeout):
+            os.kill(self.pid, signal.SIGKILL)  # hung: fail the test rather than the whole run
+        _, status = os.waitpid(self.pid, 0)
+        return os.waitstatus_to_exitcode(status), self.output
+
+    def _read_until_closed(self, timeout: float) -> bool:
+        """Read the output until the CLI closes the terminal (True) or `timeout` passes."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ready, _, _ = select.select([self.fd], [], [], 0.2)
@@ -66,8 +83,5 @@ class Terminal:
                     chunk = b""
                 self.output += chunk
                 if not chunk:
-                    break
-        else:
-            os.kill(self.pid, signal.SIGKILL)  # hung: fail the test rather than the whole run
-        _, status = os.waitpid(self.pid, 0)
-        return os.waitstatus_to_exitcode(status), self.output
+                    return True
+        return False
