@@ -28,7 +28,7 @@ from flask_refactor.walk import WHITESPACE, iter_nodes
 
 from ._app_factory_appmodule import is_main_block
 from ._app_factory_syntax import binds_locally, calls_to
-from .support.context import ContextMap, FunctionRef, context_map
+from .support.context import NO_CONTEXT_ROLES, ContextMap, FunctionRef, context_map
 from .support.flask import app_scope, decorator_callee, import_map
 
 # Files that name console-script entry points (`name = module:function`).
@@ -128,10 +128,8 @@ def _why_outside(ref: FunctionRef, module_name: str, cmap: ContextMap, callers: 
         return f"{ref.qualname}() is a console-script entry point in {declared_in}"
     for caller in sorted(callers.get(ref, ()), key=str):
         facts = cmap.facts(caller)
-        # a view, hook, command, task or thread target has a context (thread-context gives one to
-        # threads started in requests); a Thread subclass's run method or a queued job has none
-        if cmap.in_request(caller) or (facts is not None and facts.roles - {"run-method", "job"}) \
-                or is_test_file(caller.path):
+        has_context = facts is not None and bool(facts.roles - NO_CONTEXT_ROLES)
+        if cmap.in_request(caller) or has_context or is_test_file(caller.path):
             continue
         if caller.path != ref.path:
             return f"{caller} calls it"

@@ -51,6 +51,11 @@ TASK_DECORATORS = frozenset({"celery.shared_task", "celery.task"})
 JOB_METHODS = {"enqueue": (0, "f"), "enqueue_call": (0, "func"), "enqueue_in": (1, "func"),
                "enqueue_at": (1, "f"), "add_job": (0, "func")}
 JOB_DECORATOR_METHODS = frozenset({"scheduled_job"})  # APScheduler's @scheduler.scheduled_job(...)
+# Roles whose functions run outside requests with no app context from Flask or from
+# thread-context (which wraps the thread targets started in requests): a Thread
+# subclass's run method, a queued or scheduled job. Views, hooks, commands, tasks and
+# thread targets have one.
+NO_CONTEXT_ROLES = frozenset({"run-method", "job"})
 
 
 @dataclass(frozen=True)
@@ -234,8 +239,13 @@ def call_target(call: cst.Call, imports: ImportMap, executors: set[str] = frozen
 def _run_by(target: cst.BaseExpression, resolver: Resolver, imports: ImportMap,
            scope: str | None = None) -> tuple[FunctionRef, ...]:
     """The project functions a started thread or process runs, from inside function `scope`:
-    the one its target names, the one a `functools.partial` target wraps, or those a
-    `lambda` target calls (`Thread(target=lambda: work(user_id))`)."""
+    the one its target names (in code, or by dotted path: rq takes `"app.jobs.send"`), the
+    one a `functools.partial` target wraps, or those a `lambda` target calls
+    (`Thread(target=lambda: work(user_id))`)."""
+    if isinstance(target, cst.SimpleString):
+        path = target.evaluated_value
+        ref = resolver.qualified_function(path) if isinstance(path, str) else None
+        return (ref,) if ref else ()
     if isinstance(target, cst.Lambda):
         calls = (node for node in iter_nodes(target.body, descend=lambda node: not isinstance(node, cst.Lambda),
                                              skip=WHITESPACE) if isinstance(node, cst.Call))
@@ -444,9 +454,6 @@ def _read_module(project: Project, listed: dict[str, tuple[tuple[str, cst.Functi
         if target:
             return tuple((ref, "thread-target") for ref in _run_by(target[1].value, resolver, imports, scope))
         job = _job_function(call)
-        if isinstance(job, cst.SimpleString):  # rq takes the function's dotted path too
-            ref = resolver.qualified_function(job.evaluated_value) if isinstance(job.evaluated_value, str) else None
-            return ((ref, "job"),) if ref else ()
         return tuple((ref, "job") for ref in _run_by(job, resolver, imports, scope)) if job is not None else ()
 
     bodies = body_calls(module)
