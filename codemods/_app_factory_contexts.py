@@ -13,6 +13,11 @@ it: servers are started from scripts, commands and plugins' entry points, never 
 request (beets' web plugin starts its app from a method's nested function, which beets
 calls). Such a function is a problem: nothing is migrated. Callers in tests are left to
 the user's suite (`--verify`), which shows them failing.
+
+The same goes for a function run in another thread or process, or by a job queue
+(`run_in_background`): the module's app reached it there, current_app does not. Only a
+thread started in a request can get the request's app, and that is what thread-context
+does: such a thread is no problem when thread-context runs after app-factory.
 """
 
 from __future__ import annotations
@@ -27,12 +32,69 @@ from flask_refactor.project import Project
 from flask_refactor.walk import WHITESPACE, iter_nodes
 
 from ._app_factory_appmodule import is_main_block
-from ._app_factory_syntax import binds_locally, calls_to
-from .support.context import NO_CONTEXT_ROLES, ContextMap, FunctionRef, context_map
+from ._app_factory_syntax import binds_locally, calls_to, uses_name
+from .support.context import (
+    NO_CONTEXT_ROLES, ContextMap, FunctionFacts, FunctionRef, context_map, iter_functions, reach,
+)
 from .support.flask import app_scope, decorator_callee, import_map
 
 # Files that name console-script entry points (`name = module:function`).
 ENTRY_POINT_DECLARATIONS = ("entry_points.txt", "setup.cfg", "pyproject.toml", "setup.py")
+# Words every start of a thread, process or job names (the call graph's `Start`s): a file
+# without any starts nothing.
+START_WORDS = ("Thread", "Timer", "Process", "Executor", "enqueue", "add_job", "scheduled_job")
+# what starts a function elsewhere, by the kind of its start (`FunctionFacts.started_by`)
+_START_NOUNS = {"thread": "thread", "timer": "timer", "submit": "thread pool", "process": "process",
+                "job": "job queue"}
+THREAD_CONTEXT = "thread-context"  # the codemod that runs threads started in requests in their app
+
+
+def run_in_background(project: Project, apps: dict[str, tuple[cst.Module, str, set[str]]]) -> list[
+        tuple[str, cst.FunctionDef, str, bool]]:
+    """(path, function, why, whether only threads started in requests run it) for each
+    function, at any depth, of the modules in `apps` (path -> (its tree, its name for the
+    app, its module-level functions that use the app)) that uses the app and runs in
+    another thread or process or as a job, or is called from such a function.
+    thread-context, run after app-factory, gives those threads the request's app.
+
+    The call graph is asked only when a function or class body uses the app and a file
+    of the app's scope may start something."""
+    if not any(names or any(isinstance(stmt, cst.ClassDef) and uses_name(stmt.body, app) for stmt in module.body)
+               for module, app, names in apps.values()):
+        return []
+    scope = set(app_scope(project))
+    if not any(path in scope for path in project.candidates(START_WORDS)):
+        return []
+    cmap = context_map(project)
+    without_app = reach(cmap.functions, lambda facts: _started_without_app(facts, cmap, True))
+    request_threads = reach(cmap.functions, lambda facts: _started_without_app(facts, cmap, False))
+    found = []
+    for path, (module, app, _) in apps.items():
+        for qualname, function, _ in iter_functions(module):
+            ref = FunctionRef(path, qualname)
+            why = without_app.get(ref) or request_threads.get(ref)
+            if why and uses_name(function.body, app) and not binds_locally(function, app):
+                found.append((path, function, why, ref not in without_app))
+    return found
+
+
+def _started_without_app(facts: FunctionFacts, cmap: ContextMap, threads_wrapped: bool) -> str | None:
+    """Why `facts`' function has no app after the migration where it is run in another
+    thread or process, or as a job (None if it is not run so, or only by threads started
+    in requests and `threads_wrapped`: thread-context will give them the app)."""
+    if "run-method" in facts.roles:
+        return f"the run method of {facts.owners.get('run-method', 'a thread class')}, run in its own thread or process"
+    if "job" in facts.roles:
+        return "a queued or scheduled job"
+    for starter, kind in sorted(facts.started_by, key=lambda start: (str(start[0]), start[1])):
+        if starter is None:
+            return f"run by a {_START_NOUNS[kind]} started at import time"
+        if kind == "process" or not cmap.in_request(starter):
+            return f"run by a {_START_NOUNS[kind]} started in {starter.qualname}(), with no app context there"
+        if not threads_wrapped:
+            return f"run by a {_START_NOUNS[kind]} started in {starter.qualname}() during a request"
+    return None
+
 
 
 def outside_context(project: Project, using: dict[str, tuple[cst.Module, set[str]]]) -> list[

@@ -23,7 +23,7 @@ from .support.flask import (
 )
 from .support.imports import ImportMap, add_import, binds_module, resolve_relative
 from ._app_factory_appmodule import AppModuleSplit, AppModuleSplitter, is_main_block
-from ._app_factory_contexts import outside_context, servers_outside_context
+from ._app_factory_contexts import THREAD_CONTEXT, outside_context, run_in_background, servers_outside_context
 from ._app_factory_endpoints import DynamicEndpointFinder, EndpointQualifier
 from ._app_factory_syntax import (
     LINT_PRAGMAS, calls_to, functions_using, import_from_flask, indent_code, name_uses,
@@ -97,12 +97,15 @@ class Migration:
         """Each function whose `app` becomes current_app must run in an app context
         (`outside_context`, `servers_outside_context`): else it is a problem, and nothing
         is migrated."""
+        reported = set()
         for path, function, why in outside_context(self.project, self.app_functions):
+            reported.add(function)
             self.problem(path, function, f"{function.name.value}() uses the app and runs outside any app context "
                                          f"({why}): as current_app it would fail there; have it build the app "
                                          f"(`app = {FACTORY}()`) and run inside `with app.app_context():`")
+        self._check_background_work(reported)
         for path, (module, _) in self.app_functions.items():
-            local = self.site.var if path == self.site.path else self.users[path][0]
+            local = self._app_name_in(path)
             if not re.search(rf"\b{re.escape(local)}\s*\.\s*run\b", self.project.text(path) or ""):
                 continue  # no `app.run` in the file: not walked (a walk of every view module was 84 ms on (b))
             for function in servers_outside_context(module, local):
@@ -110,6 +113,29 @@ class Migration:
                                              "outside any app context (the module's `__main__` block does not "
                                              "call it), where current_app would fail; have it build the app "
                                              f"(`app = {FACTORY}()`) and run that")
+
+    def _check_background_work(self, reported: set[cst.FunctionDef]) -> None:
+        """The functions using the app that run in other threads or processes, or as jobs
+        (`run_in_background`), are problems too, but for those that only threads started in
+        requests run when thread-context runs later: it gives them the request's app."""
+        apps = {path: (module, self._app_name_in(path), names) for path, (module, names) in self.app_functions.items()}
+        threads_wrapped = THREAD_CONTEXT in self.project.later_codemods
+        for path, function, why, left_to_threads in run_in_background(self.project, apps):
+            if function in reported:
+                continue
+            if left_to_threads and threads_wrapped:
+                self.changes.relies_on.add(THREAD_CONTEXT)
+            elif left_to_threads:
+                self.problem(path, function, f"{function.name.value}() uses the app and is {why}: as current_app it "
+                                             f"would fail there unless {THREAD_CONTEXT} runs it in the request's app "
+                                             f"context; run both (`-c app-factory,{THREAD_CONTEXT}`, or `--all`)")
+            else:
+                self.problem(path, function, f"{function.name.value}() uses the app and is {why}, with no app context: "
+                                             f"as current_app it would fail there; have it build the app "
+                                             f"(`app = {FACTORY}()`) and run inside `with app.app_context():`")
+
+    def _app_name_in(self, path: str) -> str:
+        return self.site.var if path == self.site.path else self.users[path][0]
 
     def _report_double_import(self) -> None:
         """`python app.py` used to import app.py a second time through the view modules."""
@@ -456,7 +482,7 @@ class Migration:
         """`_migrate_user` for every module importing the app, then `_fix_imports_only` for
         the other modules the migration may rewrite: each is independent work
         (`Project.map`), whose problems, new module and plans are merged in that order."""
-        def one(item: tuple[str, tuple[str, str] | None]) -> tuple[list, list[FileChange], list, list]:
+        def one(item: tuple[str, tuple[str, str] | None]) -> tuple[list, list[FileChange], list, list, set[str] | None]:
             path, user = item
             kept = self.problems, self.modules, self.plans, self.view_plans
             self.problems, self.modules, self.plans, self.view_plans = [], {}, [], []
@@ -467,18 +493,22 @@ class Migration:
                     self._migrate_user(path, *user, names.get(path), ext_vars)
                 # as changes: one made in a worker comes back with its text, rendered there
                 modules = [FileChange(path, module, "") for path, module in self.modules.items()]
-                return self.problems, modules, self.plans, self.view_plans
+                functions = self.app_functions[path][1] if path in self.app_functions else None
+                return self.problems, modules, self.plans, self.view_plans, functions
             finally:
                 self.problems, self.modules, self.plans, self.view_plans = kept
 
         items: list[tuple[str, tuple[str, str] | None]] = sorted(self.users.items())
         items += [(path, None) for path in self._rewritable if path != self.site.path and path not in self.users]
         sizes = self.project.sizes(path for path, _ in items)
-        for problems, modules, plans, view_plans in self.project.map(items, one, sizes):
+        for (path, _), (problems, modules, plans, view_plans, functions) in zip(items, self.project.map(items, one,
+                                                                                                        sizes)):
             self.problems += problems
             self.modules.update((change.path, change.new) for change in modules)
             self.plans += plans
             self.view_plans += view_plans
+            if functions is not None:  # (set in a worker, when the module was migrated there)
+                self.app_functions[path] = (self.project.parse(path), functions)
 
     def _migrate_user(self, path: str, local: str, role: str, bp_name: str | None, ext_vars: set[str]) -> None:
         parsed = module = self.project.parse(path)

@@ -94,8 +94,10 @@ follows the target into the project's functions and:
 `daemon=`, `name=`, `args=` and `kwargs=` are kept, and no `join()` is added.
 
 Left alone: targets that already push a context (`with app.app_context():`, or decorated
-with `copy_current_request_context`), targets that need no context, and threads started
-outside any request (at import time, in CLI commands, in tasks). Reported: ORM instances
+with `copy_current_request_context`; not `with current_app.app_context():`, which raises
+in a thread with no context, and which app-factory makes of `app.app_context()`),
+targets that need no context, and threads started outside any request (at import time,
+in CLI commands, in tasks). Reported: ORM instances
 passed into the thread (they belong to the request's session: pass primary keys), `url_for`
 in a thread without `SERVER_NAME` configured, `g` read in the thread (it starts empty), and
 process pools, which cannot carry a context.
@@ -242,8 +244,18 @@ class _UseFinder(ReadOnlyVisitor):
 
     def visit_Call(self, node: cst.Call) -> None:
         self.calls.append(node)
-        if isinstance(node.func, cst.Attribute) and node.func.attr.value in ENTERS_CONTEXT:
+        if isinstance(node.func, cst.Attribute) and node.func.attr.value in ENTERS_CONTEXT \
+                and not self._through_current_app(node.func.value):
             self.enters_context = True
+
+    def _through_current_app(self, expr: cst.BaseExpression) -> bool:
+        """Whether `expr` is reached through the `current_app` proxy (`current_app`,
+        `current_app._get_current_object()`), which in a thread started with no context
+        raises instead of giving an app to push a context of (app-factory turns a
+        target's `with app.app_context():` into `with current_app.app_context():`)."""
+        while isinstance(expr, (cst.Call, cst.Attribute)):
+            expr = expr.func if isinstance(expr, cst.Call) else expr.value
+        return self._resolve(expr) == "flask.current_app"
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
         return self._check(node)

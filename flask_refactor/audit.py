@@ -64,6 +64,8 @@ class CodemodRule(Rule):
 
     def check(self, project: Project) -> Iterable[Finding]:
         changes = self.codemod(**self.options).run(project)
+        # what to review: this codemod, with those it counts on running after it
+        review = ",".join([self.codemod.name, *sorted(changes.relies_on)])
         for finding in changes.findings:
             yield Finding(finding.path, finding.line, finding.column, self.codemod.name, finding.message,
                           finding.severity, self.id)
@@ -76,7 +78,7 @@ class CodemodRule(Rule):
             line = 1 if change.created else changed_line(project.text(change.path) or "", change.text)
             yield Finding(change.path, line, 0, self.codemod.name,
                           f"fixable by {self.codemod.name}: {change.reason} (review with "
-                          f"`flask-refactor diff --codemod {self.codemod.name}`)", self.severity, self.id)
+                          f"`flask-refactor diff --codemod {review}`)", self.severity, self.id)
 
 
 def _is_test(path: str) -> bool:
@@ -176,7 +178,11 @@ def run(paths: Iterable[str], rules: list[Rule], *, excludes: Iterable[str] = ()
 def run_on_project(project: Project, rules: list[Rule]) -> AuditResult:
     result = AuditResult(rules, errors=project.errors)
     findings: list[Finding] = []
+    # each codemod is judged as `--all` would run it: before those after it in `--all` order
+    codemods = [rule.codemod for rule in rules if isinstance(rule, CodemodRule)]
+    in_order = [codemod.name for codemod in sorted(codemods, key=lambda codemod: (codemod.order, codemod.name))]
     for rule in rules:
+        project.later_codemods = tuple(in_order[in_order.index(rule.name) + 1:]) if rule.name in in_order else ()
         try:
             findings.extend(rule.check(project))
         except Exception as exc:  # one rule's bug must not hide the others' findings
@@ -191,6 +197,7 @@ def run_on_project(project: Project, rules: list[Rule]) -> AuditResult:
         else:
             kept.append(finding)
     result.findings = sorted(kept, key=lambda f: (f.path, f.line, f.column, f.rule, f.message))
+    project.later_codemods = ()
     result.files_scanned = len(project.paths())
     forking.reap_exited()  # none of the rules' workers outlives the audit
     return result

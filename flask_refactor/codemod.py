@@ -108,6 +108,9 @@ class ChangeSet:
     changes: dict[str, FileChange] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     unit: bool = False
+    # the codemods after this one in the run (`Project.later_codemods`) that its changes
+    # count on: without them, they would not be right
+    relies_on: set[str] = field(default_factory=set)
 
     def modify(self, path: str, new: cst.Module | str, reason: str) -> None:
         self.changes[path] = FileChange(path, new, reason)

@@ -23,7 +23,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import libcst as cst
 
@@ -86,9 +86,12 @@ def run(
     cwd: Path | None = None,
     progress: Progress | None = None,
     index_cache: IndexCache | None | object = DEFAULT_CACHE,
+    then: Sequence[str] = (),
 ) -> RunResult:
     """`index_cache`: where index entries and whole-run results persist (None: nowhere,
-    as `--no-cache`). A run over exactly the same files as a cached one is not redone."""
+    as `--no-cache`). A run over exactly the same files as a cached one is not redone.
+    `then`: the names of the codemods later runs will apply after these (one step per
+    codemod: `--verify`, review), which a codemod may leave work to."""
     found: Discovery = discover(list(paths), list(excludes), cwd)
     project = Project(found.files, found.errors)
     project.index_cache = default_cache() if index_cache is DEFAULT_CACHE else index_cache
@@ -96,12 +99,12 @@ def run(
     if project.index_cache is not None:
         results = ResultCache(project.index_cache.root)
         stamps = _stamps(project, [f.path for f in project.files()])
-        key = _run_key(project, codemods, cwd, found)
+        key = _run_key(project, codemods, cwd, found, then)
         stored = results.load(key)
     if stored is not None:
         result = _from_payload(project, codemods, stored)
     else:
-        result = run_on_project(project, codemods, jobs=jobs, progress=progress)
+        result = run_on_project(project, codemods, jobs=jobs, progress=progress, then=then)
         # The run reads files again after the key was made (searches keep no bytes): a
         # file edited meanwhile may have given a result that is not the key's.
         if results is not None and _stamps(project, list(stamps)) == stamps:
@@ -123,10 +126,11 @@ def _stamps(project: Project, paths: Iterable[str]) -> dict[str, tuple[int, int]
     return stamps
 
 
-def _run_key(project: Project, codemods: list[Codemod], cwd: Path | None, found: Discovery) -> str:
+def _run_key(project: Project, codemods: list[Codemod], cwd: Path | None, found: Discovery,
+             then: Sequence[str]) -> str:
     files = ((f.path, f.python, project.bytes(f.path)) for f in project.files())  # one file's bytes at a time
     return run_key(files, codemods, Path(os.path.abspath(cwd or Path.cwd())),
-                   [sorted(found.errors), found.skipped_generated])
+                   [sorted(found.errors), found.skipped_generated, tuple(then)])
 
 
 def _payload(result: RunResult) -> dict:
@@ -162,7 +166,9 @@ def run_on_project(
     *,
     jobs: int | None = None,
     progress: Progress | None = None,
+    then: Sequence[str] = (),
 ) -> RunResult:
+    """Run the codemods, in stages, on the project (`then`: as in `run`)."""
     jobs = jobs or default_jobs()
     result = RunResult([c.name for c in codemods], errors=project.errors, project=project)
     result.files_scanned = len(project.paths())
@@ -180,6 +186,7 @@ def run_on_project(
     try:
         stages = _stages(codemods)
         for number, stage in enumerate(stages, 1):
+            project.later_codemods = (*(codemod.name for later in stages[number:] for codemod in later), *then)
             if isinstance(stage[0], FileCodemod):
                 changesets = _run_file_stage(project, stage, jobs, progress)
             else:
@@ -197,6 +204,7 @@ def run_on_project(
         gc.set_threshold(*thresholds)
         gc.unfreeze()
         project.freeze_parsed = False
+        project.later_codemods = ()
         forget_rendered()
         memo.clear()
         reap_exited()  # the last round's workers, gone by now: none outlives the run

@@ -115,6 +115,10 @@ class Project:
         # set by the engine for a run (which unfreezes when it ends): `parse_many` has the
         # collector leave its trees out of full collections (`gc.freeze`)
         self.freeze_parsed = False
+        # set by the engine: the names of the codemods the run applies after the one
+        # running, which a codemod may leave work to (thread-context gives the threads
+        # app-factory leaves without an app theirs)
+        self.later_codemods: tuple[str, ...] = ()
         self._index: dict[str, FileIndex] = {}  # path -> index of the original text
         self._changed_index: dict[str, tuple[str, FileIndex]] = {}  # path -> (current text, its index)
         self.layout = 0  # bumped when files appear or go (module names may then resolve elsewhere)

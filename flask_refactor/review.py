@@ -102,9 +102,9 @@ def review(paths: Iterable[str], codemods: list[Codemod], ask: Ask, *, excludes:
     outcome = Review(pipeline.RunResult([c.name for c in codemods], errors=project.errors, project=project))
     touched: dict[str, list[tuple[str, str]]] = {}
     findings: list[Finding] = []
-    for codemod in codemods:
+    for number, codemod in enumerate(codemods, 1):
         before = _snapshot(project)
-        step = pipeline.run_on_project(project, [codemod], jobs=jobs)
+        step = pipeline.run_on_project(project, [codemod], jobs=jobs, then=[later.name for later in codemods[number:]])
         findings.extend(step.findings)
         kept: set[str] = set()
         for change in _changes(codemod, step, project, before):

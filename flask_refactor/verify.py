@@ -166,10 +166,11 @@ def apply_in_steps(
     """
     cwd = cwd or Path.cwd()
     outcome = Steps(command)
-    for codemod in codemods:
+    for number, codemod in enumerate(codemods, 1):
         if before_step:
             before_step(codemod)
-        result = pipeline.run(paths, [codemod], excludes=excludes, jobs=jobs)
+        result = pipeline.run(paths, [codemod], excludes=excludes, jobs=jobs,
+                              then=[later.name for later in codemods[number:]])
         step = Step(codemod.name, codemod.summary, result)
         outcome.steps.append(step)
         go_on = choose(codemod, result) if choose and result.outcomes else True

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flask_refactor import pipeline
+from flask_refactor import pipeline, verify
 from flask_refactor.codemods._app_factory_syntax import indent_code
 from flask_refactor.project import Project
 from flask_refactor.registry import get
@@ -567,3 +567,28 @@ def test_moved_code_is_indented_except_inside_strings_that_span_lines(newline):
     # with none of those strings, every line is indented
     plain = 'a = "x"\nif a:\n    b = \'y\'\n'.replace("\n", newline)
     assert indent_code(plain, "  ") == '  a = "x"\n  if a:\n      b = \'y\'\n'.replace("\n", newline)
+
+
+THREAD_APP = ("import threading\n\nfrom flask import Flask\n\napp = Flask(__name__)\n\n"
+              "def send(n):\n    app.logger.info(n)\n\n"
+              "@app.route('/<int:n>')\ndef index(n):\n    threading.Thread(target=send, args=(n,)).start()\n"
+              "    return ''\n")
+
+
+def test_a_thread_started_in_a_request_is_left_to_thread_context_when_it_runs_later(tmp_path, monkeypatch):
+    """Alone, app-factory refuses to leave send() with a current_app its thread lacks;
+    with thread-context after it (in the run, or as the next step of `--verify` and
+    review), it migrates and thread-context wraps the target."""
+    messages = refused({"app.py": THREAD_APP})
+    assert messages == ["send() uses the app and is run by a thread started in index() during a request: as "
+                        "current_app it would fail there unless thread-context runs it in the request's app context; "
+                        "run both (`-c app-factory,thread-context`, or `--all`)"]
+    chained = pipeline.run_on_project(Project.from_texts({"app.py": THREAD_APP}),
+                                      [get("app-factory")(), get("thread-context")()], jobs=1)
+    texts = {o.path: o.new for o in chained.outcomes}
+    assert "target=_with_app_context(send)" in texts["app.py"] and "wsgi.py" in texts
+    (tmp_path / "app.py").write_text(THREAD_APP)
+    monkeypatch.chdir(tmp_path)
+    steps = verify.apply_in_steps(["."], [get("app-factory")(), get("thread-context")()], command=None, jobs=1)
+    assert [sorted(step.written) for step in steps.steps] == [["app.py", "wsgi.py"], ["app.py"]]
+    assert "target=_with_app_context(send)" in (tmp_path / "app.py").read_text()

@@ -86,6 +86,21 @@ def test_a_thread_started_with_a_lambda_a_partial_or_a_subclass_runs_what_it_cal
                                                             "process class)"}
 
 
+def test_each_start_of_a_function_elsewhere_is_kept_with_its_kind():
+    source = ("import multiprocessing\nimport threading\nfrom concurrent.futures import ThreadPoolExecutor\n\n"
+              "import flask\n\npool = ThreadPoolExecutor()\n\n"
+              "def work():\n    pass\n\n"
+              "def start():\n"
+              "    threading.Thread(target=work).start()\n    threading.Timer(1, work).start()\n"
+              "    pool.submit(work)\n    multiprocessing.Process(target=work).start()\n    queue.enqueue(work)\n\n"
+              "threading.Thread(target=work).start()\n")
+    cmap = context_map(Project.from_texts({"jobs.py": source}))
+    start = FunctionRef("jobs.py", "start")
+    assert cmap.functions[FunctionRef("jobs.py", "work")].started_by == {
+        (start, "thread"), (start, "timer"), (start, "submit"), (start, "process"), (start, "job"), (None, "thread")}
+    assert cmap.functions[start].started_by == set()
+
+
 def test_queued_and_scheduled_jobs_run_outside_requests():
     source = ("import flask\nfrom rq import Queue\n\nqueue = Queue()\n\n"
               + "".join(f"def {name}():\n    pass\n\n" for name in "abcdefg")

@@ -238,3 +238,19 @@ def test_a_dirty_file_is_refused_before_the_review_starts(tmp_path):
     terminal = Terminal(["apply", "--interactive", "-c", "teardown"], repo)
     code, output = terminal.finish()
     assert code == 2 and b"uncommitted changes in app.py" in output and not PROMPT.search(output)
+
+
+def test_app_factory_is_told_that_thread_context_is_reviewed_after_it(tmp_path, monkeypatch):
+    """A thread started in a request that uses the app: app-factory alone refuses it, but
+    in a review that goes on to thread-context, app-factory migrates and thread-context
+    wraps the target."""
+    (tmp_path / "app.py").write_text(
+        "import threading\n\nfrom flask import Flask\n\napp = Flask(__name__)\n\n"
+        "def send(n):\n    app.logger.info(n)\n\n"
+        "@app.route('/<int:n>')\ndef index(n):\n    threading.Thread(target=send, args=(n,)).start()\n    return ''\n")
+    monkeypatch.chdir(tmp_path)
+    ask, asked = scripted("y", "y")
+    outcome = review.review(["."], [registry.get("app-factory")(), registry.get("thread-context")()], ask, jobs=1)
+    pipeline.apply(outcome.result)
+    assert [change.codemod for change in asked] == ["app-factory", "thread-context"]
+    assert "target=_with_app_context(send)" in (tmp_path / "app.py").read_text()

@@ -99,6 +99,29 @@ def test_threads_outside_requests_are_left_alone():
     assert out == {} and findings == []
 
 
+def test_a_target_pushing_a_context_through_current_app_is_still_wrapped():
+    """`current_app.app_context()` (what app-factory makes of `app.app_context()`) raises
+    in a thread started with no context: it pushes none, so the target is wrapped; a
+    target pushing its own app's context is left alone."""
+    source = VIEW_HEAD + (
+        "\n\ndef build(n):\n"
+        "    with current_app.app_context():\n"
+        "        current_app.logger.info(n)\n\n"
+        "def build_own(n):\n"
+        "    with app.app_context():\n"
+        "        current_app.logger.info(n)\n\n"
+        "@app.route('/build')\n"
+        "def start():\n"
+        "    threading.Thread(target=build, args=(1,)).start()\n"
+        "    threading.Thread(target=build_own, args=(2,)).start()\n"
+        "    return 'ok'\n"
+    )
+    out, findings = rewrite({"builder.py": source})
+    assert "threading.Thread(target=_with_app_context(build), args=(1,))" in out["builder.py"]
+    assert "threading.Thread(target=build_own, args=(2,))" in out["builder.py"]
+    assert findings == []
+
+
 def test_star_import_and_a_new_call_site_reuse_what_exists():
     source = (
         "import functools\n"

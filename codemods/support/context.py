@@ -81,6 +81,10 @@ class FunctionFacts:
     roles: set[str] = field(default_factory=set)
     owners: dict[str, str] = field(default_factory=dict)  # role -> the registering object's text
     calls: set[FunctionRef] = field(default_factory=set)
+    # what runs it in another thread or process, or queues it: (the function doing so, or
+    # None for the module's top level at import time; "thread", "timer", "submit",
+    # "process" or "job")
+    started_by: set[tuple[FunctionRef | None, str]] = field(default_factory=set)
     nested_in: str | None = None  # qualname of the enclosing function
     is_generator: bool = False
 
@@ -364,16 +368,25 @@ def _call_roles(module: cst.Module) -> list[tuple[str, str, cst.BaseExpression]]
 
 
 @dataclass(frozen=True)
+class Start:
+    """A function a call runs in another thread or process, or queues as a job: its role
+    there ("thread-target" or "job") and how it is started (`FunctionFacts.started_by`)."""
+
+    function: FunctionRef
+    role: str
+    kind: str
+
+
+@dataclass(frozen=True)
 class _FunctionReading:
     """What one function of a module says (one per function, in `iter_functions`' order):
     its decorators' roles, whether it is a view class's method, whether it yields, and per
-    call, the project function called (or None) and those it starts elsewhere, each with
-    its role there ("thread-target" or "job")."""
+    call, the project function called (or None) and those it starts elsewhere (`Start`)."""
 
     roles: tuple[tuple[str, str], ...]
     view_method: bool
     is_generator: bool
-    calls: tuple[tuple[FunctionRef | None, tuple[tuple[FunctionRef, str], ...]], ...]
+    calls: tuple[tuple[FunctionRef | None, tuple[Start, ...]], ...]
 
 
 @dataclass(frozen=True)
@@ -385,7 +398,7 @@ class _ModuleReading:
 
     functions: tuple[_FunctionReading, ...]
     registered: tuple[tuple[FunctionRef, str, str], ...]
-    started_on_import: tuple[tuple[FunctionRef, str], ...]
+    started_on_import: tuple[Start, ...]
     consulted: frozenset[str]
 
 
@@ -425,8 +438,8 @@ def _build(project: Project, previous: ContextMap | None = None) -> ContextMap:
     for path in parsed:
         _apply(readings[path], path, listed[path], project.position_lookup(path), functions)
     blueprints = blueprint_variables(project)
-    request = _reach(functions, lambda f: _request_reason(f))
-    background = _reach(functions, lambda f: _background_reason(f))
+    request = reach(functions, lambda f: _request_reason(f))
+    background = reach(functions, lambda f: _background_reason(f))
     modules = _ModuleReadings(project.layout, module_functions, executors,
                               {path: (module, readings[path]) for path, module in parsed.items()})
     return ContextMap(functions, request, background, blueprints, modules)
@@ -447,14 +460,16 @@ def _read_module(project: Project, listed: dict[str, tuple[tuple[str, cst.Functi
         kind, owner = role
         return (kind == "view" or kind.startswith("hook:")) and of_another_framework(owner, module, imports, project)
 
-    def started(call: cst.Call, scope: str | None = None) -> tuple[tuple[FunctionRef, str], ...]:
-        """The project functions `call` runs in a thread or process, or queues as a job, each
-        with that role."""
+    def started(call: cst.Call, scope: str | None = None) -> tuple[Start, ...]:
+        """The project functions `call` runs in a thread or process, or queues as a job."""
         target = call_target(call, imports, executors, process_executors)
         if target:
-            return tuple((ref, "thread-target") for ref in _run_by(target[1].value, resolver, imports, scope))
+            kind, arg = target
+            return tuple(Start(ref, "thread-target", kind) for ref in _run_by(arg.value, resolver, imports, scope))
         job = _job_function(call)
-        return tuple((ref, "job") for ref in _run_by(job, resolver, imports, scope)) if job is not None else ()
+        if job is None:
+            return ()
+        return tuple(Start(ref, "job", "job") for ref in _run_by(job, resolver, imports, scope))
 
     bodies = body_calls(module)
     for qualname, node, _ in listed[path]:
@@ -512,14 +527,20 @@ def _apply(reading: _ModuleReading, path: str, listed: tuple[tuple[str, cst.Func
         for callee, started in found.calls:
             if callee:
                 facts.calls.add(callee)
-            for target, role in started:
-                functions.setdefault(target, FunctionFacts(target)).roles.add(role)
+            for start in started:
+                _add_start(functions, start, ref)
     for ref, role, owner in reading.registered:
         facts = functions.setdefault(ref, FunctionFacts(ref))
         facts.roles.add(role)
         facts.owners.setdefault(role, owner)
-    for started, role in reading.started_on_import:
-        functions.setdefault(started, FunctionFacts(started)).roles.add(role)
+    for start in reading.started_on_import:
+        _add_start(functions, start, None)
+
+
+def _add_start(functions: dict[FunctionRef, FunctionFacts], start: Start, starter: FunctionRef | None) -> None:
+    facts = functions.setdefault(start.function, FunctionFacts(start.function))
+    facts.roles.add(start.role)
+    facts.started_by.add((starter, start.kind))
 
 
 def _line_of(positions, node: cst.CSTNode) -> int:
@@ -548,7 +569,10 @@ def _background_reason(facts: FunctionFacts) -> str | None:
     return None
 
 
-def _reach(functions: dict[FunctionRef, FunctionFacts], root_reason) -> dict[FunctionRef, str]:
+def reach(functions: dict[FunctionRef, FunctionFacts],
+          root_reason: Callable[[FunctionFacts], str | None]) -> dict[FunctionRef, str]:
+    """Each function a root (one `root_reason` gives a reason for) is or calls,
+    transitively -> why it is reached."""
     reached: dict[FunctionRef, str] = {}
     stack = []
     for ref, facts in functions.items():
