@@ -9,6 +9,10 @@ Two shapes:
 * `Codemod.run(project)`: project-wide, runs once in the coordinating process.
 * `FileCodemod.transform(module, ctx)`: one module at a time with facts prepared once
   from the whole project; the engine runs these in worker processes.
+
+A codemod may leave work to those that run after it in the same run
+(`Project.later_codemods`), naming them in `ChangeSet.relies_on`; run alone, it must
+still write only code that works.
 """
 
 from __future__ import annotations
