@@ -47,6 +47,7 @@ class Change:
     unit: bool
     index: int = 0  # 1-based position within its codemod
     total: int = 0  # changes of its codemod
+    relies_on: tuple[str, ...] = ()  # codemods reviewed after it that it counts on (`ChangeSet.relies_on`)
 
 
 Ask = Callable[[Change], str]  # shows a change, returns one of the keys
@@ -155,7 +156,8 @@ def _group(codemod: Codemod, step: pipeline.RunResult, valid: set[str], diff_of:
         groups = [files] if changeset.unit and files else [[item] for item in files]
         for group in groups:
             changes.append(Change(codemod.name, codemod.summary, [p for p, _ in group], [r for _, r in group],
-                                  "".join(diff_of(path) for path, _ in group), changeset.unit and len(group) > 1))
+                                  "".join(diff_of(path) for path, _ in group), changeset.unit and len(group) > 1,
+                                  relies_on=tuple(sorted(changeset.relies_on))))
     for index, change in enumerate(changes, 1):
         change.index, change.total = index, len(changes)
     return changes
@@ -244,6 +246,9 @@ class TerminalAsk:
             if reason and reason != change.summary:
                 where = f" ({path})" if len(change.paths) > 1 else ""
                 console.print(Text(f"why{where}: {reason}", style="dim"), soft_wrap=True)
+        if change.relies_on:
+            console.print(Text(f"counts on {', '.join(change.relies_on)}, reviewed after it: accept its changes too",
+                               style="yellow"), soft_wrap=True)
         for line in change.diff.splitlines():
             style = ("bold" if line.startswith(("diff --git", "---", "+++", "new file"))
                      else "cyan" if line.startswith("@@")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from . import pipeline
-from .codemod import Codemod, Finding
+from .codemod import Codemod, Finding, Severity
 from .writer import PendingWrite, write_all
 
 DEFAULT_TIMEOUT = 600.0
@@ -190,11 +190,25 @@ def apply_in_steps(
                     failures = rollback(step)
                     for path, message in failures.items():
                         result.errors.add(path, f"rollback failed: {message}")
+                    _report_broken_reliance(outcome.steps, step)
         if after_step:
             after_step(step)
         if not go_on:
             break
     return outcome
+
+
+def _report_broken_reliance(steps: list[Step], undone: Step) -> None:
+    """An earlier step, kept, whose changes count on the codemod of a step just rolled
+    back (`ChangeSet.relies_on`) is not right without it: say so, as an error finding."""
+    for earlier in steps:
+        relied = any(undone.codemod in changes.relies_on for changes in earlier.result.changesets)
+        if earlier is not undone and earlier.kept and relied:
+            undone.result.findings.append(Finding(
+                earlier.kept[0], 1, 0, earlier.codemod,
+                f"{earlier.codemod}'s changes, kept, count on {undone.codemod}, just rolled back: they are not right "
+                f"without it (fix what broke the command, then apply {undone.codemod}; or undo {earlier.codemod})",
+                Severity.ERROR))
 
 
 def _apply_step(step: Step) -> None:

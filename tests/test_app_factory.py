@@ -592,3 +592,16 @@ def test_a_thread_started_in_a_request_is_left_to_thread_context_when_it_runs_la
     steps = verify.apply_in_steps(["."], [get("app-factory")(), get("thread-context")()], command=None, jobs=1)
     assert [sorted(step.written) for step in steps.steps] == [["app.py", "wsgi.py"], ["app.py"]]
     assert "target=_with_app_context(send)" in (tmp_path / "app.py").read_text()
+
+
+def test_kept_app_factory_is_reported_when_the_thread_context_it_counts_on_is_rolled_back(tmp_path, monkeypatch):
+    (tmp_path / "app.py").write_text(THREAD_APP)
+    monkeypatch.chdir(tmp_path)
+    breaks_on_wrap = "! grep -q _with_app_context app.py"  # passes before and after app-factory only
+    steps = verify.apply_in_steps(["."], [get("app-factory")(), get("thread-context")()], command=breaks_on_wrap,
+                                  jobs=1)
+    assert [(step.codemod, bool(step.kept), step.rolled_back) for step in steps.steps] == [
+        ("app-factory", True, False), ("thread-context", False, True)]
+    errors = [f for f in steps.findings if f.severity.value == "error"]
+    assert [(f.path, f.codemod) for f in errors] == [("app.py", "app-factory")]
+    assert "count on thread-context, just rolled back" in errors[0].message

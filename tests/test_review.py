@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from flask_refactor import pipeline, registry, review, verify
 from plugins.breaker_codemod import CREATED, BreakTests
@@ -252,5 +253,9 @@ def test_app_factory_is_told_that_thread_context_is_reviewed_after_it(tmp_path, 
     ask, asked = scripted("y", "y")
     outcome = review.review(["."], [registry.get("app-factory")(), registry.get("thread-context")()], ask, jobs=1)
     pipeline.apply(outcome.result)
-    assert [change.codemod for change in asked] == ["app-factory", "thread-context"]
+    assert [(change.codemod, change.relies_on) for change in asked] == [("app-factory", ("thread-context",)),
+                                                                         ("thread-context", ())]
     assert "target=_with_app_context(send)" in (tmp_path / "app.py").read_text()
+    console = Console(record=True, width=200)
+    review.TerminalAsk(console).show(asked[0])
+    assert "counts on thread-context, reviewed after it: accept its changes too" in console.export_text()
