@@ -14,8 +14,9 @@ request (beets' web plugin starts its app from a method's nested function, which
 calls). Such a function is a problem: nothing is migrated. Callers in tests are left to
 the user's suite (`--verify`), which shows them failing.
 
-The same goes for a function run in another thread or process, or by a job queue
-(`run_in_background`): the module's app reached it there, current_app does not. Only a
+The same goes for a function run in another thread or process, by a job queue or as a
+Celery task (`run_in_background`): the module's app reached it there, current_app does
+not. Only a
 thread started in a request can get the request's app, and that is what thread-context
 does: such a thread is no problem when thread-context runs after app-factory.
 """
@@ -40,9 +41,9 @@ from .support.flask import app_scope, decorator_callee, import_map
 
 # Files that name console-script entry points (`name = module:function`).
 ENTRY_POINT_DECLARATIONS = ("entry_points.txt", "setup.cfg", "pyproject.toml", "setup.py")
-# Words every start of a thread, process or job names (the call graph's `Start`s): a file
-# without any starts nothing.
-START_WORDS = ("Thread", "Timer", "Process", "Executor", "enqueue", "add_job", "scheduled_job")
+# Words every start of a thread, process, job or task names (the call graph's `Start`s and
+# background roles): a file without any starts nothing.
+START_WORDS = ("Thread", "Timer", "Process", "Executor", "enqueue", "add_job", "scheduled_job", "task")
 # what starts a function elsewhere, by the kind of its start (`FunctionFacts.started_by`)
 _START_NOUNS = {"thread": "thread", "timer": "timer", "submit": "thread pool", "process": "process",
                 "job": "job queue"}
@@ -86,6 +87,8 @@ def _started_without_app(facts: FunctionFacts, cmap: ContextMap, threads_wrapped
         return f"the run method of {facts.owners.get('run-method', 'a thread class')}, run in its own thread or process"
     if "job" in facts.roles:
         return "a queued or scheduled job"
+    if "task" in facts.roles:  # (Flask's Celery set-up, which gives tasks the app, is made in a factory)
+        return "a task, which its worker runs"
     for starter, kind in sorted(facts.started_by, key=lambda start: (str(start[0]), start[1])):
         if starter is None:
             return f"run by a {_START_NOUNS[kind]} started at import time"

@@ -53,8 +53,9 @@ JOB_METHODS = {"enqueue": (0, "f"), "enqueue_call": (0, "func"), "enqueue_in": (
 JOB_DECORATOR_METHODS = frozenset({"scheduled_job"})  # APScheduler's @scheduler.scheduled_job(...)
 # Roles whose functions run outside requests with no app context from Flask or from
 # thread-context (which wraps the thread targets started in requests): a Thread
-# subclass's run method, a queued or scheduled job. Views, hooks, commands, tasks and
-# thread targets have one.
+# subclass's run method, a queued or scheduled job. Views, hooks, commands and thread
+# targets have one, and tasks where Celery is set up in a factory (app-factory's own
+# check, `run_in_background`, finds the tasks and threads of a module-level app).
 NO_CONTEXT_ROLES = frozenset({"run-method", "job"})
 
 
