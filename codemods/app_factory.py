@@ -70,15 +70,15 @@ an `extensions.py` or `wsgi.py` that already exists, `url_for(variable)` in Pyth
 template (unless `allow-dynamic-endpoints` is set: then each is a warning to fix by hand);
 and when a function whose `app` would become `current_app` runs outside any app context:
 a console-script entry point (`setup.py`, `setup.cfg`, `pyproject.toml`,
-`entry_points.txt`), a function called by another module's function that no view,
-hook, command, task or thread reaches (a server script's `main()`), or one that starts
-the app's server (`app.run()`) which the `__main__` block does not reach (a plugin's
+`entry_points.txt`), a function called by another module's function that no view, hook,
+command, task or thread reaches (a server script's `main()`), or one that starts the
+app's server (`app.run()`) which the `__main__` block does not reach (a plugin's
 command, called by the program hosting it), or one run in another thread or process or
 by a job queue, or called from one (an rq or APScheduler job, a Celery task, a Thread
-subclass's `run`, a thread or process started at import time or outside a request). A thread started in a
-request is no problem when thread-context runs after app-factory (`--all`, or `-c
-app-factory,thread-context`), which runs it in the request's app context; alone,
-app-factory reports it. Apps already built by a factory are left alone.
+subclass's `run`, a thread or process started at import time or outside a request). A
+thread started in a request is no problem when thread-context runs after app-factory
+(`--all`, or `-c app-factory,thread-context`), which runs it in the request's app
+context; alone, app-factory reports it. Apps already built by a factory are left alone.
 
 Before (app.py):
 
