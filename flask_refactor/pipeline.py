@@ -65,6 +65,9 @@ class RunResult:
     files_scanned: int = 0
     skipped_generated: list[str] = field(default_factory=list)
     changesets: list[ChangeSet] = field(default_factory=list)
+    # codemod -> the codemods after it that its changes count on (kept when replayed from
+    # the cache, where the change sets are not)
+    relies_on: dict[str, set[str]] = field(default_factory=dict)
     project: Project | None = None
     written: list[str] = field(default_factory=list)
 
@@ -139,6 +142,7 @@ def _payload(result: RunResult) -> dict:
         "findings": [dataclasses.asdict(f) for f in result.findings],
         "errors": list(result.errors),
         "probes": result.project.disk_probes,
+        "relies_on": {name: sorted(names) for name, names in result.relies_on.items()},
     }
 
 
@@ -150,6 +154,7 @@ def _from_payload(project: Project, codemods: list[Codemod], payload: dict) -> R
     result.findings = [Finding(**{**f, "severity": Severity(f["severity"])}) for f in payload["findings"]]
     for path, message in payload["errors"]:
         project.errors.add(path, message)
+    result.relies_on = {name: set(names) for name, names in payload["relies_on"].items()}
     for outcome in result.outcomes:
         project.update(outcome.path, outcome.new, created=outcome.created)
     return result
@@ -322,6 +327,8 @@ def _crash_message(name: str, exc: BaseException) -> str:
 def _record(project: Project, changes: ChangeSet, touched: dict, result: RunResult) -> None:
     result.changesets.append(changes)
     result.findings.extend(changes.findings)
+    if changes.relies_on:
+        result.relies_on.setdefault(changes.codemod, set()).update(changes.relies_on)
     for path, change in sorted(changes.changes.items()):
         if change.created and not project.exists(path) and project.on_disk(path):
             project.errors.add(path, f"{changes.codemod} would create this file, but it exists and is not part of the run; not written")

@@ -202,7 +202,7 @@ def _report_broken_reliance(steps: list[Step], undone: Step) -> None:
     """An earlier step, kept, whose changes count on the codemod of a step just rolled
     back (`ChangeSet.relies_on`) is not right without it: say so, as an error finding."""
     for earlier in steps:
-        relied = any(undone.codemod in changes.relies_on for changes in earlier.result.changesets)
+        relied = undone.codemod in earlier.result.relies_on.get(earlier.codemod, ())
         if earlier is not undone and earlier.kept and relied:
             undone.result.findings.append(Finding(
                 earlier.kept[0], 1, 0, earlier.codemod,

@@ -605,3 +605,17 @@ def test_kept_app_factory_is_reported_when_the_thread_context_it_counts_on_is_ro
     errors = [f for f in steps.findings if f.severity.value == "error"]
     assert [(f.path, f.codemod) for f in errors] == [("app.py", "app-factory")]
     assert "count on thread-context, just rolled back" in errors[0].message
+
+
+def test_what_app_factory_counts_on_is_kept_in_the_result_cache(tmp_path, monkeypatch):
+    """`--verify` steps are answered from the cache on an unchanged tree: the replayed
+    result still says that app-factory counts on thread-context."""
+    from flask_refactor.index import IndexCache
+
+    (tmp_path / "app.py").write_text(THREAD_APP)
+    monkeypatch.chdir(tmp_path)
+    cache = IndexCache(tmp_path.parent / f"{tmp_path.name}-cache")
+    runs = [pipeline.run(["."], [get("app-factory")()], jobs=1, index_cache=cache, then=["thread-context"])
+            for _ in range(2)]
+    assert runs[1].changesets == []  # replayed
+    assert [run.relies_on for run in runs] == [{"app-factory": {"thread-context"}}] * 2
