@@ -80,9 +80,9 @@ def run_in_background(project: Project, apps: dict[str, tuple[cst.Module, str, s
 
 
 def _started_without_app(facts: FunctionFacts, cmap: ContextMap, threads_wrapped: bool) -> str | None:
-    """Why `facts`' function has no app after the migration where it is run in another
-    thread or process, or as a job (None if it is not run so, or only by threads started
-    in requests and `threads_wrapped`: thread-context will give them the app)."""
+    """Why `facts`' function has no app after the migration where it is run: in another
+    thread or process, as a job or as a task (None if it is not run so, or only by threads
+    started in requests and `threads_wrapped`: thread-context will give them the app)."""
     if "run-method" in facts.roles:
         return f"the run method of {facts.owners.get('run-method', 'a thread class')}, run in its own thread or process"
     if "job" in facts.roles:
@@ -93,11 +93,10 @@ def _started_without_app(facts: FunctionFacts, cmap: ContextMap, threads_wrapped
         if starter is None:
             return f"run by a {_START_NOUNS[kind]} started at import time"
         if kind == "process" or not cmap.in_request(starter):
-            return f"run by a {_START_NOUNS[kind]} started in {starter.qualname}(), with no app context there"
+            return f"run by a {_START_NOUNS[kind]} started in {starter.qualname}()"
         if not threads_wrapped:
             return f"run by a {_START_NOUNS[kind]} started in {starter.qualname}() during a request"
     return None
-
 
 
 def outside_context(project: Project, using: dict[str, tuple[cst.Module, set[str]]]) -> list[
