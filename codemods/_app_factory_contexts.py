@@ -35,15 +35,12 @@ from flask_refactor.walk import WHITESPACE, iter_nodes
 from ._app_factory_appmodule import is_main_block
 from ._app_factory_syntax import binds_locally, calls_to, uses_name
 from .support.context import (
-    NO_CONTEXT_ROLES, ContextMap, FunctionFacts, FunctionRef, context_map, iter_functions, reach,
+    NO_CONTEXT_ROLES, START_NEEDLES, ContextMap, FunctionFacts, FunctionRef, context_map, iter_functions, reach,
 )
 from .support.flask import app_scope, decorator_callee, import_map
 
 # Files that name console-script entry points (`name = module:function`).
 ENTRY_POINT_DECLARATIONS = ("entry_points.txt", "setup.cfg", "pyproject.toml", "setup.py")
-# Words every start of a thread, process, job or task names (the call graph's `Start`s and
-# background roles): a file without any starts nothing.
-START_WORDS = ("Thread", "Timer", "Process", "Executor", "enqueue", "add_job", "scheduled_job", "task")
 # what starts a function elsewhere, by the kind of its start (`FunctionFacts.started_by`)
 _START_NOUNS = {"thread": "thread", "timer": "timer", "submit": "thread pool", "process": "process",
                 "job": "job queue"}
@@ -64,7 +61,7 @@ def run_in_background(project: Project, apps: dict[str, tuple[cst.Module, str, s
                for module, app, names in apps.values()):
         return []
     scope = set(app_scope(project))
-    if not any(path in scope for path in project.candidates(START_WORDS)):
+    if not any(path in scope for path in project.candidates(START_NEEDLES)):
         return []
     cmap = context_map(project)
     without_app = reach(cmap.functions, lambda facts: _started_without_app(facts, cmap, True))

@@ -253,9 +253,8 @@ class _UseFinder(ReadOnlyVisitor):
         `current_app._get_current_object()`), which in a thread started with no context
         raises instead of giving an app to push a context of (app-factory turns a
         target's `with app.app_context():` into `with current_app.app_context():`)."""
-        while isinstance(expr, (cst.Call, cst.Attribute)):
-            expr = expr.func if isinstance(expr, cst.Call) else expr.value
-        return self._resolve(expr) == "flask.current_app"
+        qualified = self._resolve(expr) or ""  # (the name of a call or subscript is its callee's, its value's)
+        return qualified == "flask.current_app" or qualified.startswith("flask.current_app.")
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
         return self._check(node)

@@ -203,7 +203,7 @@ def _report_broken_reliance(steps: list[Step], undone: Step) -> None:
     back (`ChangeSet.relies_on`) is not right without it: say so, as an error finding."""
     for earlier in steps:
         relied = undone.codemod in earlier.result.relies_on.get(earlier.codemod, ())
-        if earlier is not undone and earlier.kept and relied:
+        if earlier.kept and relied:  # (the undone step itself kept nothing)
             undone.result.findings.append(Finding(
                 earlier.kept[0], 1, 0, earlier.codemod,
                 f"{earlier.codemod}'s changes, kept, count on {undone.codemod}, just rolled back: they are not right "

@@ -51,6 +51,11 @@ TASK_DECORATORS = frozenset({"celery.shared_task", "celery.task"})
 JOB_METHODS = {"enqueue": (0, "f"), "enqueue_call": (0, "func"), "enqueue_in": (1, "func"),
                "enqueue_at": (1, "f"), "add_job": (0, "func")}
 JOB_DECORATOR_METHODS = frozenset({"scheduled_job"})  # APScheduler's @scheduler.scheduled_job(...)
+# What a file that starts a function elsewhere (a thread, process, job or task) must name:
+# a cheap test before the call graph is asked about such starts.
+START_NEEDLES = tuple(sorted(
+    {qualified.rpartition(".")[2] for qualified in THREAD_CLASSES | PROCESS_CLASSES | EXECUTOR_CLASSES
+     | PROCESS_EXECUTOR_CLASSES | TASK_DECORATORS} | set(JOB_METHODS) | JOB_DECORATOR_METHODS | {"task"}))
 # Roles whose functions run outside requests with no app context from Flask or from
 # thread-context (which wraps the thread targets started in requests): a Thread
 # subclass's run method, a queued or scheduled job. Views, hooks, commands and thread
