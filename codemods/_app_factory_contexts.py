@@ -15,8 +15,8 @@ calls). Such a function is a problem: nothing is migrated. Callers in tests are 
 the user's suite (`--verify`), which shows them failing.
 
 The same goes for a function run in another thread or process, by a job queue or as a
-Celery task (`run_in_background`): the module's app reached it there, current_app does
-not. Only a
+Celery task, and for a `lambda` started so whose own code reads the app
+(`run_in_background`): the module's app reached it there, current_app does not. Only a
 thread started in a request can get the request's app, and that is what thread-context
 does: such a thread is no problem when thread-context runs after app-factory.
 """
@@ -36,6 +36,7 @@ from ._app_factory_appmodule import is_main_block
 from ._app_factory_syntax import binds_locally, calls_to, uses_name
 from .support.context import (
     NO_CONTEXT_ROLES, START_NEEDLES, ContextMap, FunctionFacts, FunctionRef, context_map, iter_functions, reach,
+    started_lambdas,
 )
 from .support.flask import app_scope, decorator_callee, import_map
 
@@ -48,12 +49,14 @@ THREAD_CONTEXT = "thread-context"  # the codemod that runs threads started in re
 
 
 def run_in_background(project: Project, apps: dict[str, tuple[cst.Module, str, set[str]]]) -> list[
-        tuple[str, cst.FunctionDef, str, bool]]:
-    """(path, function, why, whether only threads started in requests run it) for each
-    function, at any depth, of the modules in `apps` (path -> (its tree, its name for the
-    app, its module-level functions that use the app)) that uses the app and runs in
-    another thread or process or as a job, or is called from such a function.
-    thread-context, run after app-factory, gives those threads the request's app.
+        tuple[str, cst.FunctionDef | cst.Lambda, str, str, bool]]:
+    """(path, function or lambda, what to call it in a finding, why, whether only threads
+    started in requests run it) for each function, at any depth, of the modules in `apps`
+    (path -> (its tree, its name for the app, its module-level functions that use the
+    app)) that uses the app and runs in another thread or process or as a job, or is
+    called from such a function; and for each lambda such a function of theirs starts so
+    (`Thread(target=lambda: ...)`) whose own code uses the app. thread-context, run after
+    app-factory, gives the threads started in requests the request's app.
 
     The call graph is asked only when a function or class body uses the app and a file
     of the app's scope may start something."""
@@ -68,12 +71,29 @@ def run_in_background(project: Project, apps: dict[str, tuple[cst.Module, str, s
     request_threads = reach(cmap.functions, lambda facts: _started_without_app(facts, cmap, False))
     found = []
     for path, (module, app, _) in apps.items():
-        for qualname, function, _ in iter_functions(module):
+        using = {qualname: function for qualname, function, _ in iter_functions(module)
+                 if uses_name(function.body, app) and not binds_locally(function, app)}
+        for qualname, function in using.items():
             ref = FunctionRef(path, qualname)
             why = without_app.get(ref) or request_threads.get(ref)
-            if why and uses_name(function.body, app) and not binds_locally(function, app):
-                found.append((path, function, why, ref not in without_app))
+            if why:
+                found.append((path, function, f"{function.name.value}()", why, ref not in without_app))
+        if "lambda" in (project.text(path) or ""):
+            for lambda_, kind, starter in started_lambdas(project, path, module):
+                if starter in using and uses_name(lambda_.body, app) and not binds_locally(lambda_, app):
+                    why, in_request = _lambda_started(kind, FunctionRef(path, starter), cmap)
+                    found.append((path, lambda_, f"the lambda started in {starter}()", why, in_request))
     return found
+
+
+def _lambda_started(kind: str, starter: FunctionRef, cmap: ContextMap) -> tuple[str, bool]:
+    """(why a lambda `starter` starts so runs without the app after the migration,
+    whether only a thread started in a request runs it: thread-context gives it the app)."""
+    if kind == "job":
+        return "queued or scheduled as a job", False
+    if kind != "process" and cmap.in_request(starter):
+        return f"run by a {_START_NOUNS[kind]} started during a request", True
+    return f"run by a {_START_NOUNS[kind]}", False
 
 
 def _started_without_app(facts: FunctionFacts, cmap: ContextMap, threads_wrapped: bool) -> str | None:

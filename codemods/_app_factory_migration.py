@@ -120,19 +120,19 @@ class Migration:
         requests run when thread-context runs later: it gives them the request's app."""
         apps = {path: (module, self._app_name_in(path), names) for path, (module, names) in self.app_functions.items()}
         threads_wrapped = THREAD_CONTEXT in self.project.later_codemods
-        for path, function, why, left_to_threads in run_in_background(self.project, apps):
-            if function in reported:
+        for path, node, name, why, left_to_threads in run_in_background(self.project, apps):
+            if node in reported:
                 continue
             if left_to_threads and threads_wrapped:
                 self.changes.relies_on.add(THREAD_CONTEXT)
             elif left_to_threads:
-                self.problem(path, function, f"{function.name.value}() uses the app and is {why}: as current_app it "
-                                             f"would fail there unless {THREAD_CONTEXT} runs it in the request's app "
-                                             f"context; run both (`-c app-factory,{THREAD_CONTEXT}`, or `--all`)")
+                self.problem(path, node, f"{name} uses the app and is {why}: as current_app it would fail there "
+                                         f"unless {THREAD_CONTEXT} runs it in the request's app context; run both "
+                                         f"(`-c app-factory,{THREAD_CONTEXT}`, or `--all`)")
             else:
-                self.problem(path, function, f"{function.name.value}() uses the app and is {why}, with no app context: "
-                                             f"as current_app it would fail there; have it build the app "
-                                             f"(`app = {FACTORY}()`) and run inside `with app.app_context():`")
+                self.problem(path, node, f"{name} uses the app and is {why}, with no app context: as current_app "
+                                         f"it would fail there; have it build the app (`app = {FACTORY}()`) and "
+                                         "run inside `with app.app_context():`")
 
     def _app_name_in(self, path: str) -> str:
         return self.site.var if path == self.site.path else self.users[path][0]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from flask_refactor import pipeline, verify
+from flask_refactor.codemod import Severity
 from flask_refactor.codemods._app_factory_syntax import indent_code
 from flask_refactor.project import Project
 from flask_refactor.registry import get
@@ -619,3 +620,36 @@ def test_what_app_factory_counts_on_is_kept_in_the_result_cache(tmp_path, monkey
             for _ in range(2)]
     assert runs[1].changesets == []  # replayed
     assert [run.relies_on for run in runs] == [{"app-factory": {"thread-context"}}] * 2
+
+
+LAMBDA_APP = ("import multiprocessing\nimport threading\n\nfrom flask import Flask\n\napp = Flask(__name__)\n\n"
+              "@app.route('/a')\ndef a():\n    threading.Thread(target=lambda: app.logger.info('a')).start()\n"
+              "    return ''\n\n"
+              "@app.route('/b')\ndef b():\n    threading.Thread(target=lambda app: app.logger.info('b'), args=(app,)).start()\n"
+              "    return ''\n")
+
+
+def test_a_lambda_a_request_starts_in_a_thread_is_left_to_thread_context_when_it_runs_later():
+    """A lambda target's own code is no function of the call graph: its `app` becomes
+    current_app with its view's, and runs in the thread. One given the app as its
+    parameter (b) reads no current_app."""
+    assert refused({"app.py": LAMBDA_APP}) == [
+        "the lambda started in a() uses the app and is run by a thread started during a request: as current_app it "
+        "would fail there unless thread-context runs it in the request's app context; run both "
+        "(`-c app-factory,thread-context`, or `--all`)"]
+    chained = pipeline.run_on_project(Project.from_texts({"app.py": LAMBDA_APP}),
+                                      [get("app-factory")(), get("thread-context")()], jobs=1)
+    assert not [f for f in chained.findings if f.severity in (Severity.WARNING, Severity.ERROR)]
+    assert ("threading.Thread(target=_with_app_context(lambda: current_app.logger.info('a'))).start()"
+            in {o.path: o.new for o in chained.outcomes}["app.py"])
+
+
+def test_a_lambda_run_by_a_process_or_outside_a_request_is_refused():
+    code = ("\n@app.route('/c')\ndef c():\n    multiprocessing.Process(target=lambda: app.logger.info('c')).start()\n"
+            "    return ''\n\n"
+            "def nightly():\n    threading.Timer(5, lambda: app.logger.info('n')).start()\n")
+    assert refused({"app.py": LAMBDA_APP.replace("threading.Thread(target=lambda: app", "threading.Thread(target=lambda: x")
+                    + code}) == [
+        f"the lambda started in {name}() uses the app and is run by a {kind}, with no app context: as current_app it "
+        "would fail there; have it build the app (`app = create_app()`) and run inside `with app.app_context():`"
+        for name, kind in (("c", "process"), ("nightly", "timer"))]

@@ -496,6 +496,25 @@ def _read_module(project: Project, listed: dict[str, tuple[tuple[str, cst.Functi
     return _ModuleReading(tuple(functions), registered, tuple(started_on_import), frozenset(resolver.consulted))
 
 
+def started_lambdas(project: Project, path: str, module: cst.Module) -> list[tuple[cst.Lambda, str, str]]:
+    """(lambda, how it is started, the qualname of the function starting it) for each
+    lambda a function of the module runs in another thread or process, or queues as a
+    job (`Thread(target=lambda: notify(app.name))`): code the map holds no facts of,
+    since it follows a lambda target only into the functions it calls (`_run_by`). The
+    kinds are `call_target`'s, and "job"."""
+    imports = import_map(project, path) or ImportMap()
+    executors, process_executors = executors_in(project, path, module)
+    bodies = body_calls(module)
+    found = []
+    for qualname, function, _ in iter_functions(module):
+        for call in bodies[function].calls if function in bodies else ():
+            target = call_target(call, imports, executors, process_executors)
+            kind, started = (target[0], target[1].value) if target else ("job", _job_function(call))
+            if isinstance(started, cst.Lambda):
+                found.append((started, kind, qualname))
+    return found
+
+
 def _thread_run_methods(module: cst.Module, imports: ImportMap) -> frozenset[str]:
     """Qualnames (`Mailer.run`) of the `run` methods of module-level subclasses of Thread
     or Process: what `Mailer().start()` runs in the new thread or process."""
