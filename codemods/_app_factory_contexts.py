@@ -15,10 +15,11 @@ calls). Such a function is a problem: nothing is migrated. Callers in tests are 
 the user's suite (`--verify`), which shows them failing.
 
 The same goes for a function run in another thread or process, by a job queue or as a
-Celery task, and for a `lambda` started so whose own code reads the app
-(`run_in_background`): the module's app reached it there, current_app does not. Only a
-thread started in a request can get the request's app, and that is what thread-context
-does: such a thread is no problem when thread-context runs after app-factory.
+Celery task, or registered as an exit or signal handler, and for a `lambda` started or
+registered so whose own code reads the app (`run_in_background`): the module's app
+reached it there, current_app does not. Only a thread started in a request can get the
+request's app, and that is what thread-context does: such a thread is no problem when
+thread-context runs after app-factory.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ ENTRY_POINT_DECLARATIONS = ("entry_points.txt", "setup.cfg", "pyproject.toml", "
 # what starts a function elsewhere, by the kind of its start (`FunctionFacts.started_by`)
 _START_NOUNS = {"thread": "thread", "timer": "timer", "submit": "thread pool", "process": "process",
                 "job": "job queue"}
+# why an exit or signal handler has no app, by the kind of its registration
+_CALLBACK_REASONS = {"exit": "run by the interpreter at exit (atexit)", "signal": "a signal handler"}
 THREAD_CONTEXT = "thread-context"  # the codemod that runs threads started in requests in their app
 
 
@@ -82,7 +85,7 @@ def run_in_background(project: Project, apps: dict[str, tuple[cst.Module, str, s
             for lambda_, kind, starter in started_lambdas(project, path, module):
                 if starter in using and uses_name(lambda_.body, app) and not binds_locally(lambda_, app):
                     why, in_request = _lambda_started(kind, FunctionRef(path, starter), cmap)
-                    found.append((path, lambda_, f"the lambda started in {starter}()", why, in_request))
+                    found.append((path, lambda_, f"the lambda in {starter}()", why, in_request))
     return found
 
 
@@ -91,6 +94,8 @@ def _lambda_started(kind: str, starter: FunctionRef, cmap: ContextMap) -> tuple[
     whether only a thread started in a request runs it: thread-context gives it the app)."""
     if kind == "job":
         return "queued or scheduled as a job", False
+    if kind in _CALLBACK_REASONS:
+        return _CALLBACK_REASONS[kind], False
     if kind != "process" and cmap.in_request(starter):
         return f"run by a {_START_NOUNS[kind]} started during a request", True
     return f"run by a {_START_NOUNS[kind]}", False
@@ -106,6 +111,9 @@ def _started_without_app(facts: FunctionFacts, cmap: ContextMap, threads_wrapped
         return "a queued or scheduled job"
     if "task" in facts.roles:  # (Flask's Celery set-up, which gives tasks the app, is made in a factory)
         return "a task, which its worker runs"
+    if "callback" in facts.roles:
+        at_exit = facts.owners.get("callback") == "atexit.register" or any(kind == "exit" for _, kind in facts.started_by)
+        return _CALLBACK_REASONS["exit" if at_exit else "signal"]
     for starter, kind in sorted(facts.started_by, key=lambda start: (str(start[0]), start[1])):
         if starter is None:
             return f"run by a {_START_NOUNS[kind]} started at import time"

@@ -75,8 +75,9 @@ command, task or thread reaches (a server script's `main()`), or one that starts
 app's server (`app.run()`) which the `__main__` block does not reach (a plugin's
 command, called by the program hosting it), or one run in another thread or process or
 by a job queue, or called from one (an rq or APScheduler job, a Celery task, a Thread
-subclass's `run`, a thread or process started at import time or outside a request), and
-a `lambda` started so whose own code reads the app. A thread started in a request is no
+subclass's `run`, a thread or process started at import time or outside a request, an
+exit or signal handler registered with `atexit` or `signal`), and a `lambda` started or
+registered so whose own code reads the app. A thread started in a request is no
 problem when thread-context runs after app-factory
 (`--all`, or `-c app-factory,thread-context`), which runs it in the request's app
 context; alone, app-factory reports it. Apps already built by a factory are left alone.

@@ -634,7 +634,7 @@ def test_a_lambda_a_request_starts_in_a_thread_is_left_to_thread_context_when_it
     current_app with its view's, and runs in the thread. One given the app as its
     parameter (b) reads no current_app."""
     assert refused({"app.py": LAMBDA_APP}) == [
-        "the lambda started in a() uses the app and is run by a thread started during a request: as current_app it "
+        "the lambda in a() uses the app and is run by a thread started during a request: as current_app it "
         "would fail there unless thread-context runs it in the request's app context; run both "
         "(`-c app-factory,thread-context`, or `--all`)"]
     chained = pipeline.run_on_project(Project.from_texts({"app.py": LAMBDA_APP}),
@@ -650,6 +650,27 @@ def test_a_lambda_run_by_a_process_or_outside_a_request_is_refused():
             "def nightly():\n    threading.Timer(5, lambda: app.logger.info('n')).start()\n")
     assert refused({"app.py": LAMBDA_APP.replace("threading.Thread(target=lambda: app", "threading.Thread(target=lambda: x")
                     + code}) == [
-        f"the lambda started in {name}() uses the app and is run by a {kind}, with no app context: as current_app it "
+        f"the lambda in {name}() uses the app and is run by a {kind}, with no app context: as current_app it "
         "would fail there; have it build the app (`app = create_app()`) and run inside `with app.app_context():`"
         for name, kind in (("c", "process"), ("nightly", "timer"))]
+
+
+def test_exit_and_signal_handlers_using_the_app_are_refused():
+    """The interpreter runs an atexit function at exit and a signal handler when the
+    signal comes, outside any request: a `current_app` there would fail. In decorator
+    and call form, with the registrar imported either way; a lambda handler's own code,
+    and what a handler calls, count too."""
+    code = ("import signal\nfrom atexit import register\n\n" + HEADER
+            + "\n@register\ndef flush():\n    app.logger.info('bye')\n\n"
+            "def helper():\n    app.logger.info('helped')\n\n"
+            "def install():\n    signal.signal(signal.SIGTERM, lambda signum, frame: app.logger.info('term'))\n"
+            "    register(helper)\n\ninstall()\n")
+    advice = ("with no app context: as current_app it would fail there; have it build the app "
+              "(`app = create_app()`) and run inside `with app.app_context():`")
+    assert refused({"app.py": code}) == [
+        f"flush() uses the app and is run by the interpreter at exit (atexit), {advice}",
+        f"helper() uses the app and is run by the interpreter at exit (atexit), {advice}",
+        f"the lambda in install() uses the app and is a signal handler, {advice}"]
+    handler = HEADER + "\nimport atexit\n\ndef flush():\n    app.logger.info('bye')\n\natexit.register(flush)\n"
+    assert refused({"app.py": handler}) == [
+        f"flush() uses the app and is run by the interpreter at exit (atexit), {advice}"]

@@ -101,6 +101,20 @@ def test_each_start_of_a_function_elsewhere_is_kept_with_its_kind():
     assert cmap.functions[start].started_by == set()
 
 
+def test_exit_and_signal_handlers_are_callbacks_kept_with_their_kind():
+    """Registered with atexit (as a decorator too) or signal: run by the interpreter,
+    outside requests. Not "background" work: nothing of theirs goes to g."""
+    source = ("import atexit\nimport signal as sig\n\nimport flask\n\n"
+              "@atexit.register\ndef flush():\n    pass\n\n"
+              "def stop(signum, frame):\n    pass\n\n"
+              "def install():\n    sig.signal(sig.SIGTERM, stop)\n    atexit.register(stop, 0, None)\n")
+    cmap = context_map(Project.from_texts({"jobs.py": source}))
+    flush, stop, install = (cmap.functions[FunctionRef("jobs.py", name)] for name in ("flush", "stop", "install"))
+    assert (flush.roles, flush.owners, flush.started_by) == ({"callback"}, {"callback": "atexit.register"}, set())
+    assert stop.roles == {"callback"} and stop.started_by == {(install.ref, "signal"), (install.ref, "exit")}
+    assert install.roles == set() and not cmap.background
+
+
 def test_queued_and_scheduled_jobs_run_outside_requests():
     source = ("import flask\nfrom rq import Queue\n\nqueue = Queue()\n\n"
               + "".join(f"def {name}():\n    pass\n\n" for name in "abcdefg")

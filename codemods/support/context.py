@@ -6,8 +6,9 @@ handlers, context processors, ... in decorator or call form, on an app or a blue
 or a project function called from one of those. A function runs *outside* any request
 when it is a thread target (named, wrapped in `functools.partial`, or called by a
 `lambda` target; the `run` method of a Thread subclass), a task, a queued or scheduled
-job (rq's `enqueue`, APScheduler's `add_job` and `scheduled_job`), a CLI command, or is
-called from one of those.
+job (rq's `enqueue`, APScheduler's `add_job` and `scheduled_job`), a CLI command, an
+exit or signal handler (`atexit.register`, `signal.signal`), or is called from one of
+those.
 
 Calls are followed between modules of the project through their imports (`from .mail
 import send_welcome`, `helpers.load_user()`), and into functions nested in a function.
@@ -51,17 +52,22 @@ TASK_DECORATORS = frozenset({"celery.shared_task", "celery.task"})
 JOB_METHODS = {"enqueue": (0, "f"), "enqueue_call": (0, "func"), "enqueue_in": (1, "func"),
                "enqueue_at": (1, "f"), "add_job": (0, "func")}
 JOB_DECORATOR_METHODS = frozenset({"scheduled_job"})  # APScheduler's @scheduler.scheduled_job(...)
+# calls registering a function the interpreter runs later, outside any request and with
+# no app context: the registrar -> (the kind of start, the function's index among the
+# positional arguments). `atexit.register` is also a decorator.
+CALLBACK_REGISTRARS = {"atexit.register": ("exit", 0), "signal.signal": ("signal", 1)}
 # What a file that starts a function elsewhere (a thread, process, job or task) must name:
 # a cheap test before the call graph is asked about such starts.
 START_NEEDLES = tuple(sorted(
     {qualified.rpartition(".")[2] for qualified in THREAD_CLASSES | PROCESS_CLASSES | EXECUTOR_CLASSES
-     | PROCESS_EXECUTOR_CLASSES | TASK_DECORATORS} | set(JOB_METHODS) | JOB_DECORATOR_METHODS | {"task"}))
+     | PROCESS_EXECUTOR_CLASSES | TASK_DECORATORS} | set(JOB_METHODS) | JOB_DECORATOR_METHODS | {"task"}
+    | {registrar.partition(".")[0] for registrar in CALLBACK_REGISTRARS}))
 # Roles whose functions run outside requests with no app context from Flask or from
 # thread-context (which wraps the thread targets started in requests): a Thread
-# subclass's run method, a queued or scheduled job. Views, hooks, commands and thread
+# subclass's run method, a queued or scheduled job, an exit or signal handler. Views, hooks, commands and thread
 # targets have one, and tasks where Celery is set up in a factory (app-factory's own
 # check, `run_in_background`, finds the tasks and threads of a module-level app).
-NO_CONTEXT_ROLES = frozenset({"run-method", "job"})
+NO_CONTEXT_ROLES = frozenset({"run-method", "job", "callback"})
 
 
 @dataclass(frozen=True)
@@ -83,13 +89,14 @@ class FunctionFacts:
     # functions of a project are never reported on
     locate: Callable[[], int] = lambda: 0
     # "view", "hook:<method>", "cli", "task", "thread-target", "run-method" (a Thread subclass's
-    # run), "job" (queued or scheduled)
+    # run), "job" (queued or scheduled), "callback" (an exit or signal handler:
+    # `CALLBACK_REGISTRARS`)
     roles: set[str] = field(default_factory=set)
     owners: dict[str, str] = field(default_factory=dict)  # role -> the registering object's text
     calls: set[FunctionRef] = field(default_factory=set)
     # what runs it in another thread or process, or queues it: (the function doing so, or
     # None for the module's top level at import time; "thread", "timer", "submit",
-    # "process" or "job")
+    # "process", "job", or a callback's "exit" or "signal")
     started_by: set[tuple[FunctionRef | None, str]] = field(default_factory=set)
     nested_in: str | None = None  # qualname of the enclosing function
     is_generator: bool = False
@@ -341,6 +348,9 @@ def _decorator_roles(func: cst.FunctionDef, imports: ImportMap) -> list[tuple[st
         if qualified in TASK_DECORATORS:
             roles.append(("task", qualified))
             continue
+        if qualified in CALLBACK_REGISTRARS:  # @atexit.register
+            roles.append(("callback", qualified))
+            continue
         registration = decorator_registration(decorator)
         if registration is not None:
             if registration.is_route:
@@ -467,11 +477,16 @@ def _read_module(project: Project, listed: dict[str, tuple[tuple[str, cst.Functi
         return (kind == "view" or kind.startswith("hook:")) and of_another_framework(owner, module, imports, project)
 
     def started(call: cst.Call, scope: str | None = None) -> tuple[Start, ...]:
-        """The project functions `call` runs in a thread or process, or queues as a job."""
+        """The project functions `call` runs in a thread or process, queues as a job, or
+        registers as an exit or signal handler."""
         target = call_target(call, imports, executors, process_executors)
         if target:
             kind, arg = target
             return tuple(Start(ref, "thread-target", kind) for ref in _run_by(arg.value, resolver, imports, scope))
+        callback = _callback_function(call, imports)
+        if callback is not None:
+            kind, function = callback
+            return tuple(Start(ref, "callback", kind) for ref in _run_by(function, resolver, imports, scope))
         job = _job_function(call)
         if job is None:
             return ()
@@ -498,10 +513,11 @@ def _read_module(project: Project, listed: dict[str, tuple[tuple[str, cst.Functi
 
 def started_lambdas(project: Project, path: str, module: cst.Module) -> list[tuple[cst.Lambda, str, str]]:
     """(lambda, how it is started, the qualname of the function starting it) for each
-    lambda a function of the module runs in another thread or process, or queues as a
-    job (`Thread(target=lambda: notify(app.name))`): code the map holds no facts of,
-    since it follows a lambda target only into the functions it calls (`_run_by`). The
-    kinds are `call_target`'s, and "job"."""
+    lambda a function of the module runs in another thread or process, queues as a job
+    or registers as an exit or signal handler (`Thread(target=lambda: notify(app.name))`):
+    code the map holds no facts of, since it follows a lambda target only into the
+    functions it calls (`_run_by`). The kinds are `call_target`'s, `CALLBACK_REGISTRARS`'
+    and "job"."""
     imports = import_map(project, path) or ImportMap()
     executors, process_executors = executors_in(project, path, module)
     bodies = body_calls(module)
@@ -509,7 +525,8 @@ def started_lambdas(project: Project, path: str, module: cst.Module) -> list[tup
     for qualname, function, _ in iter_functions(module):
         for call in bodies[function].calls if function in bodies else ():
             target = call_target(call, imports, executors, process_executors)
-            kind, started = (target[0], target[1].value) if target else ("job", _job_function(call))
+            kind, started = ((target[0], target[1].value) if target else _callback_function(call, imports)
+                             or ("job", _job_function(call)))
             if isinstance(started, cst.Lambda):
                 found.append((started, kind, qualname))
     return found
@@ -520,6 +537,17 @@ def _thread_run_methods(module: cst.Module, imports: ImportMap) -> frozenset[str
     or Process: what `Mailer().start()` runs in the new thread or process."""
     return frozenset(f"{cls.name.value}.run"
                      for cls in module_subclasses(module, imports, THREAD_CLASSES | PROCESS_CLASSES))
+
+
+def _callback_function(call: cst.Call, imports: ImportMap) -> tuple[str, cst.BaseExpression] | None:
+    """(kind, the function) for a call registering an exit or signal handler
+    (`atexit.register(flush)`, `signal.signal(signal.SIGTERM, stop)`)."""
+    registrar = CALLBACK_REGISTRARS.get(imports.resolve(call.func) or "")
+    if registrar is None:
+        return None
+    kind, position = registrar
+    positional = [arg for arg in call.args if arg.keyword is None and not arg.star]
+    return (kind, positional[position].value) if len(positional) > position else None
 
 
 def _job_function(call: cst.Call) -> cst.BaseExpression | None:
