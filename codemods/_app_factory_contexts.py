@@ -44,8 +44,8 @@ from .support.flask import app_scope, decorator_callee, import_map
 # Files that name console-script entry points (`name = module:function`).
 ENTRY_POINT_DECLARATIONS = ("entry_points.txt", "setup.cfg", "pyproject.toml", "setup.py")
 # what starts a function elsewhere, by the kind of its start (`FunctionFacts.started_by`)
-_START_NOUNS = {"thread": "thread", "timer": "timer", "submit": "thread pool", "process": "process",
-                "job": "job queue"}
+_START_NOUNS = {"thread": "thread", "timer": "timer", "submit": "thread pool", "background": "background task",
+                "process": "process", "job": "job queue"}
 # why an exit or signal handler has no app, by the kind of its registration
 _CALLBACK_REASONS = {"exit": "run by the interpreter at exit (atexit)", "signal": "a signal handler"}
 THREAD_CONTEXT = "thread-context"  # the codemod that runs threads started in requests in their app

@@ -71,14 +71,16 @@ class ThreadContext(Codemod):
     name = "thread-context"
     summary = "Run threads and executor jobs started in a request inside the app (or request) context."
     order = 40
-    needles = ("Thread", "Timer", "submit(")
+    needles = ("Thread", "Timer", "submit(", "start_background_task")
     uses_index = True
     explain = '''\
-A `threading.Thread(target=f)`, `threading.Timer(delay, f)`, `executor.submit(f, ...)` or
-`executor.map(f, ...)` started while handling a request runs `f` with no Flask context: if
-`f` (or a project function it calls) uses `current_app`, `g`, `url_for`, `render_template`,
-`Model.query` or an extension that needs the app (`db.session`, `mail.send`), the thread
-dies with "Working outside of application context", and nobody sees it.
+A `threading.Thread(target=f)`, `threading.Timer(delay, f)`, `executor.submit(f, ...)`,
+`executor.map(f, ...)` or `socketio.start_background_task(f, ...)` (Flask-SocketIO's
+background thread or greenlet) started while handling a request runs `f` with no Flask
+context: if `f` (or a project function it calls) uses `current_app`, `g`, `url_for`,
+`render_template`, `Model.query` or an extension that needs the app (`db.session`,
+`mail.send`), the thread dies with "Working outside of application context", and nobody
+sees it.
 
 For a start inside a view, a request hook or a function called from one, this codemod
 follows the target into the project's functions and:
@@ -393,7 +395,7 @@ class ModuleSites:
                     passed += [e.value for e in value.elements]
                 elif isinstance(value, cst.Dict):
                     passed += [e.value for e in value.elements if isinstance(e, cst.DictElement)]
-            elif kind == "submit" and i > 0:
+            elif kind in ("submit", "background") and i > 0:
                 passed.append(arg.value)
         loaded = _orm_bindings(func, self.analyser.models, self.imports, self.path)
         for value in passed:

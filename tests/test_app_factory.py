@@ -674,3 +674,16 @@ def test_exit_and_signal_handlers_using_the_app_are_refused():
     handler = HEADER + "\nimport atexit\n\ndef flush():\n    app.logger.info('bye')\n\natexit.register(flush)\n"
     assert refused({"app.py": handler}) == [
         f"flush() uses the app and is run by the interpreter at exit (atexit), {advice}"]
+
+
+def test_a_socketio_background_task_started_in_a_request_is_left_to_thread_context():
+    app = ("from flask import Flask\nfrom flask_socketio import SocketIO\n\napp = Flask(__name__)\n"
+           "socketio = SocketIO(app)\n\ndef send(n):\n    app.logger.info(n)\n\n"
+           "@app.route('/<int:n>')\ndef index(n):\n    socketio.start_background_task(send, n)\n    return ''\n")
+    assert refused({"app.py": app}) == [
+        "send() uses the app and is run by a background task started in index() during a request: as current_app "
+        "it would fail there unless thread-context runs it in the request's app context; run both "
+        "(`-c app-factory,thread-context`, or `--all`)"]
+    chained = pipeline.run_on_project(Project.from_texts({"app.py": app}),
+                                      [get("app-factory")(), get("thread-context")()], jobs=1)
+    assert "socketio.start_background_task(_with_app_context(send), n)" in {o.path: o.new for o in chained.outcomes}["app.py"]

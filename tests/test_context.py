@@ -92,12 +92,14 @@ def test_each_start_of_a_function_elsewhere_is_kept_with_its_kind():
               "def work():\n    pass\n\n"
               "def start():\n"
               "    threading.Thread(target=work).start()\n    threading.Timer(1, work).start()\n"
-              "    pool.submit(work)\n    multiprocessing.Process(target=work).start()\n    queue.enqueue(work)\n\n"
+              "    pool.submit(work)\n    multiprocessing.Process(target=work).start()\n    queue.enqueue(work)\n"
+              "    socketio.start_background_task(work)\n\n"
               "threading.Thread(target=work).start()\n")
     cmap = context_map(Project.from_texts({"jobs.py": source}))
     start = FunctionRef("jobs.py", "start")
     assert cmap.functions[FunctionRef("jobs.py", "work")].started_by == {
-        (start, "thread"), (start, "timer"), (start, "submit"), (start, "process"), (start, "job"), (None, "thread")}
+        (start, "thread"), (start, "timer"), (start, "submit"), (start, "process"), (start, "job"),
+        (start, "background"), (None, "thread")}
     assert cmap.functions[start].started_by == set()
 
 

@@ -199,6 +199,24 @@ def test_lambda_and_partial_targets_are_followed():
     compile(text, "invite_app.py", "exec")
 
 
+def test_a_socketio_background_task_is_wrapped_like_a_thread():
+    """Flask-SocketIO's `start_background_task(f, *args)` runs `f` in a thread or greenlet
+    with no Flask context; the arguments after `f` are its own (an ORM instance there is
+    reported as for a thread)."""
+    models = ("from flask_sqlalchemy import SQLAlchemy\n\ndb = SQLAlchemy()\n\n\n"
+              "class User(db.Model):\n    id = db.Column(db.Integer, primary_key=True)\n")
+    views = ("from flask import Blueprint, current_app\nfrom flask_socketio import SocketIO\n\n"
+             "from models import User\n\nbp = Blueprint('users', __name__)\nsocketio = SocketIO()\n\n\n"
+             "def greet(user):\n    current_app.logger.info(user)\n\n\n"
+             "@bp.post('/users/<int:id>')\ndef create(id):\n    user = User.query.get(id)\n"
+             "    socketio.start_background_task(greet, user)\n    return '', 201\n")
+    out, findings = rewrite({"models.py": models, "views.py": views})
+    assert "    socketio.start_background_task(_with_app_context(greet), user)\n" in out["views.py"]
+    assert [(f.path, f.line) for f in findings] == [("views.py", 17)]
+    assert "user is an ORM instance loaded in the request and passed to greet" in findings[0].message
+    compile(out["views.py"], "views.py", "exec")
+
+
 def test_crlf_file_keeps_its_line_endings():
     source = (VIEW_HEAD + "\n\ndef job():\n    current_app.logger.info('x')\n\n\n"
               "@app.route('/')\ndef index():\n    threading.Thread(target=job).start()\n    return ''\n")

@@ -52,6 +52,9 @@ TASK_DECORATORS = frozenset({"celery.shared_task", "celery.task"})
 JOB_METHODS = {"enqueue": (0, "f"), "enqueue_call": (0, "func"), "enqueue_in": (1, "func"),
                "enqueue_at": (1, "f"), "add_job": (0, "func")}
 JOB_DECORATOR_METHODS = frozenset({"scheduled_job"})  # APScheduler's @scheduler.scheduled_job(...)
+# the method of a Socket.IO server (Flask-SocketIO's `SocketIO`, python-socketio's `Server`)
+# that runs a function in a background thread or greenlet, with no Flask context
+BACKGROUND_TASK_METHOD = "start_background_task"
 # calls registering a function the interpreter runs later, outside any request and with
 # no app context: the registrar -> (the kind of start, the function's index among the
 # positional arguments). `atexit.register` is also a decorator.
@@ -61,6 +64,7 @@ CALLBACK_REGISTRARS = {"atexit.register": ("exit", 0), "signal.signal": ("signal
 START_NEEDLES = tuple(sorted(
     {qualified.rpartition(".")[2] for qualified in THREAD_CLASSES | PROCESS_CLASSES | EXECUTOR_CLASSES
      | PROCESS_EXECUTOR_CLASSES | TASK_DECORATORS} | set(JOB_METHODS) | JOB_DECORATOR_METHODS | {"task"}
+    | {BACKGROUND_TASK_METHOD}
     | {registrar.partition(".")[0] for registrar in CALLBACK_REGISTRARS}))
 # Roles whose functions run outside requests with no app context from Flask or from
 # thread-context (which wraps the thread targets started in requests): a Thread
@@ -96,7 +100,7 @@ class FunctionFacts:
     calls: set[FunctionRef] = field(default_factory=set)
     # what runs it in another thread or process, or queues it: (the function doing so, or
     # None for the module's top level at import time; "thread", "timer", "submit",
-    # "process", "job", or a callback's "exit" or "signal")
+    # "background", "process", "job", or a callback's "exit" or "signal")
     started_by: set[tuple[FunctionRef | None, str]] = field(default_factory=set)
     nested_in: str | None = None  # qualname of the enclosing function
     is_generator: bool = False
@@ -229,7 +233,8 @@ class Resolver:
 def call_target(call: cst.Call, imports: ImportMap, executors: set[str] = frozenset(),
                 process_executors: set[str] = frozenset()) -> tuple[str, cst.Arg] | None:
     """For a call that runs a function in another thread or process, (kind, the Arg holding
-    the function): kind is "thread", "timer", "submit" (executor submit or map) or "process"."""
+    the function): kind is "thread", "timer", "submit" (executor submit or map),
+    "background" (a Socket.IO server's background task) or "process"."""
     qualified = imports.resolve(call.func)
     if qualified in THREAD_CLASSES or qualified in PROCESS_CLASSES:
         kind = "timer" if qualified.endswith("Timer") else "process" if qualified in PROCESS_CLASSES else "thread"
@@ -250,6 +255,9 @@ def call_target(call: cst.Call, imports: ImportMap, executors: set[str] = frozen
             return "submit", call.args[0]
         if receiver in process_executors:
             return "process", call.args[0]
+    if isinstance(func, cst.Attribute) and func.attr.value == BACKGROUND_TASK_METHOD and call.args \
+            and not call.args[0].keyword:
+        return "background", call.args[0]
     return None
 
 
