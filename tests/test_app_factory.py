@@ -671,9 +671,10 @@ def test_exit_and_signal_handlers_using_the_app_are_refused():
         f"flush() uses the app and is run by the interpreter at exit (atexit), {advice}",
         f"helper() uses the app and is run by the interpreter at exit (atexit), {advice}",
         f"the lambda in install() uses the app and is a signal handler, {advice}"]
-    handler = HEADER + "\nimport atexit\n\ndef flush():\n    app.logger.info('bye')\n\natexit.register(flush)\n"
-    assert refused({"app.py": handler}) == [
-        f"flush() uses the app and is run by the interpreter at exit (atexit), {advice}"]
+    for registrar, call in (("import atexit", "atexit.register"), ("from atexit import register as on_exit", "on_exit")):
+        handler = HEADER + f"\n{registrar}\n\ndef flush():\n    app.logger.info('bye')\n\n{call}(flush)\n"
+        assert refused({"app.py": handler}) == [
+            f"flush() uses the app and is run by the interpreter at exit (atexit), {advice}"]
 
 
 def test_a_socketio_background_task_started_in_a_request_is_left_to_thread_context():

@@ -59,6 +59,7 @@ BACKGROUND_TASK_METHOD = "start_background_task"
 # no app context: the registrar -> (the kind of start, the function's index among the
 # positional arguments). `atexit.register` is also a decorator.
 CALLBACK_REGISTRARS = {"atexit.register": ("exit", 0), "signal.signal": ("signal", 1)}
+_CALLBACK_NAMES = frozenset(registrar.rpartition(".")[2] for registrar in CALLBACK_REGISTRARS)
 # What a file that starts a function elsewhere (a thread, process, job or task) must name:
 # a cheap test before the call graph is asked about such starts.
 START_NEEDLES = tuple(sorted(
@@ -550,7 +551,11 @@ def _thread_run_methods(module: cst.Module, imports: ImportMap) -> frozenset[str
 def _callback_function(call: cst.Call, imports: ImportMap) -> tuple[str, cst.BaseExpression] | None:
     """(kind, the function) for a call registering an exit or signal handler
     (`atexit.register(flush)`, `signal.signal(signal.SIGTERM, stop)`)."""
-    registrar = CALLBACK_REGISTRARS.get(imports.resolve(call.func) or "")
+    func = call.func
+    name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
+    if name not in _CALLBACK_NAMES and imports.names.get(name) not in CALLBACK_REGISTRARS:
+        return None  # (asked of every call the app makes: no name resolved for most)
+    registrar = CALLBACK_REGISTRARS.get(imports.resolve(func) or "")
     if registrar is None:
         return None
     kind, position = registrar
