@@ -20,6 +20,11 @@ registered so whose own code reads the app (`run_in_background`): the module's a
 reached it there, current_app does not. Only a thread started in a request can get the
 request's app, and that is what thread-context does: such a thread is no problem when
 thread-context runs after app-factory.
+
+A generator is run when it is iterated: Flask iterates the one a view returns in a
+`Response` (or a view that yields) after the view has returned and the app context is
+popped, where the module's app worked and current_app does not (`streamed_generators`),
+unless `stream_with_context` keeps the request's context for it.
 """
 
 from __future__ import annotations
@@ -31,13 +36,13 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from flask_refactor.project import Project
-from flask_refactor.walk import WHITESPACE, iter_nodes
+from flask_refactor.walk import WHITESPACE, iter_nodes, parent_map
 
 from ._app_factory_appmodule import is_main_block
 from ._app_factory_syntax import binds_locally, calls_to, uses_name
 from .support.context import (
-    NO_CONTEXT_ROLES, START_NEEDLES, ContextMap, FunctionFacts, FunctionRef, context_map, iter_functions, reach,
-    started_lambdas,
+    NO_CONTEXT_ROLES, START_NEEDLES, ContextMap, FunctionFacts, FunctionRef, body_calls, context_map, iter_functions,
+    reach, started_lambdas,
 )
 from .support.flask import app_scope, decorator_callee, import_map
 
@@ -256,3 +261,106 @@ def is_test_file(path: str) -> bool:
     pure = PurePosixPath(path)
     return (pure.name.startswith("test_") or pure.name.endswith("_test.py") or pure.name == "conftest.py"
             or any(part in ("tests", "test") for part in pure.parts[:-1]))
+
+
+# Calls that iterate a generator to its end where they are made: a generator passed to one
+# of these runs inside the request that called it.
+_CONSUMING_CALLS = frozenset({"list", "tuple", "set", "frozenset", "dict", "sorted", "sum", "min", "max", "any",
+                              "all", "next", "join"})
+STREAM_WITH_CONTEXT = "flask.stream_with_context"
+
+
+def streamed_generators(project: Project, apps: dict[str, tuple[cst.Module, str, set[str]]]) -> list[
+        tuple[str, cst.FunctionDef, str]]:
+    """(path, generator, where it may be iterated too late) for each generator function
+    of the modules in `apps` (as for `run_in_background`) that uses the app, runs in a
+    request, and may be iterated after the request has ended: Flask streams a generator
+    a view returns (`Response(generate())`, or a view that yields) once the view has
+    returned and the app context is popped, so its `app` as current_app would fail there.
+    Safe: a generator each caller iterates in place (`for`, `list(...)`, `"".join(...)`),
+    or calls inside `stream_with_context(...)`, or one decorated with it. The others are
+    reported: the user decides where each runs."""
+    candidates = []
+    for path, (module, app, _) in apps.items():
+        if "yield" not in (project.text(path) or ""):
+            continue
+        bodies = body_calls(module)
+        imports = import_map(project, path)
+        for qualname, function, _ in iter_functions(module):
+            body = bodies.get(function)
+            if (body is not None and body.is_generator and uses_name(function.body, app)
+                    and not binds_locally(function, app) and not _streams_with_context(function, imports)):
+                candidates.append((path, qualname, function))
+    if not candidates:
+        return []
+    cmap = context_map(project)
+    found = []
+    for path, qualname, function in candidates:
+        ref = FunctionRef(path, qualname)
+        facts = cmap.facts(ref)
+        if not cmap.in_request(ref) or facts is None:
+            continue
+        why = _late_iteration(project, function, facts, cmap)
+        if why:
+            found.append((path, function, why))
+    return found
+
+
+def _streams_with_context(function: cst.FunctionDef, imports) -> bool:
+    return any(imports.resolve(decorator_callee(decorator)) == STREAM_WITH_CONTEXT for decorator in function.decorators)
+
+
+def _late_iteration(project: Project, generator: cst.FunctionDef, facts: FunctionFacts, cmap: ContextMap,
+                    seen: set[FunctionRef] | None = None) -> str | None:
+    """Where the generator may be iterated after its request, or None if each call of it
+    (in the functions the call graph has calling it) iterates it in place: in a caller
+    that is a generator itself, that is when the caller is iterated, asked the same way."""
+    seen = (seen or set()) | {facts.ref}
+    if "view" in facts.roles or any(role.startswith("hook:") for role in facts.roles):
+        return f"that Flask streams ({generator.name.value}() is a view)"
+    name = generator.name.value
+    callers = sorted((caller.ref for caller in cmap.functions.values() if facts.ref in caller.calls),
+                     key=lambda ref: (ref.path, ref.qualname))
+    for path in dict.fromkeys(ref.path for ref in callers):
+        module = project.parse(path)
+        imports, parents, bodies = import_map(project, path), parent_map(module, WHITESPACE), body_calls(module)
+        calling = {ref.qualname for ref in callers if ref.path == path}
+        for qualname, function, _ in iter_functions(module):
+            if qualname not in calling or function not in bodies:
+                continue
+            lazy = bodies[function].is_generator and not _streams_with_context(function, imports)
+            for call in bodies[function].calls:
+                callee = call.func.attr if isinstance(call.func, cst.Attribute) else call.func
+                if not (isinstance(callee, cst.Name) and callee.value == name):
+                    continue
+                if not _iterated_in_place(call, parents, imports):
+                    where = f"{qualname}() in {path}" if path != facts.ref.path else f"{qualname}()"
+                    return f"that leaves {where} at line {project.position_lookup(path)(call)[0]} unconsumed"
+                caller = FunctionRef(path, qualname)
+                if lazy and caller not in seen and (why := _late_iteration(project, function, cmap.facts(caller),
+                                                                           cmap, seen)):
+                    return f"iterated by the generator {qualname}(), {why}"
+    return None
+
+
+def _iterated_in_place(call: cst.Call, parents: dict, imports) -> bool:
+    """Whether the generator `call` makes is iterated where it is made (not returned nor
+    kept): the iterable of a `for`, of a `yield from` or of a comprehension that is no
+    generator expression, the argument of a call that consumes it (`list`, `"".join`), or
+    wrapped in `stream_with_context(...)`."""
+    parent = parents.get(call)
+    if isinstance(parent, cst.Arg) and parent.value is call:
+        outer = parents.get(parent)
+        if isinstance(outer, cst.Call):
+            if imports.resolve(outer.func) == STREAM_WITH_CONTEXT:
+                return True
+            consumer = outer.func.attr if isinstance(outer.func, cst.Attribute) else outer.func
+            return isinstance(consumer, cst.Name) and consumer.value in _CONSUMING_CALLS
+        return False
+    if isinstance(parent, cst.For) and parent.iter is call or isinstance(parent, cst.From) and parent.item is call:
+        return True  # (`yield from` iterates it as the generator holding it is)
+    if isinstance(parent, cst.CompFor) and parent.iter is call:
+        while isinstance(parent, cst.CompFor):
+            parent = parents.get(parent)
+        return not isinstance(parent, cst.GeneratorExp)  # (a generator expression is lazy)
+    return False

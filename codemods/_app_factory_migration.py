@@ -23,7 +23,9 @@ from .support.flask import (
 )
 from .support.imports import ImportMap, add_import, binds_module, resolve_relative
 from ._app_factory_appmodule import AppModuleSplit, AppModuleSplitter, is_main_block
-from ._app_factory_contexts import THREAD_CONTEXT, outside_context, run_in_background, servers_outside_context
+from ._app_factory_contexts import (
+    THREAD_CONTEXT, outside_context, run_in_background, servers_outside_context, streamed_generators,
+)
 from ._app_factory_endpoints import DynamicEndpointFinder, EndpointQualifier
 from ._app_factory_syntax import (
     LINT_PRAGMAS, calls_to, functions_using, import_from_flask, indent_code, name_uses,
@@ -104,6 +106,13 @@ class Migration:
                                          f"({why}): as current_app it would fail there; have it build the app "
                                          f"(`app = {FACTORY}()`) and run inside `with app.app_context():`")
         self._check_background_work(reported)
+        apps = {path: (module, self._app_name_in(path), names) for path, (module, names) in self.app_functions.items()}
+        for path, generator, why in streamed_generators(self.project, apps):
+            self.problem(path, generator, f"{generator.name.value}() uses the app and is a generator {why}: Flask "
+                                          "iterates a streamed response after the view has returned and its app "
+                                          "context is gone, where current_app fails; call it inside "
+                                          "`stream_with_context(...)` (from flask) or decorate it with "
+                                          "`@stream_with_context`, and run again")
         for path, (module, _) in self.app_functions.items():
             local = self._app_name_in(path)
             if not re.search(rf"\b{re.escape(local)}\s*\.\s*run\b", self.project.text(path) or ""):

@@ -77,7 +77,10 @@ command, called by the program hosting it), or one run in another thread or proc
 by a job queue, or called from one (an rq or APScheduler job, a Celery task, a Thread
 subclass's `run`, a thread or process started at import time or outside a request, an
 exit or signal handler registered with `atexit` or `signal`), and a `lambda` started or
-registered so whose own code reads the app. A thread started in a request is no
+registered so whose own code reads the app; and when a generator using the app is
+streamed after its view returns (`return Response(generate())`, a view that yields),
+where the app context is gone, unless it runs inside `stream_with_context` (wrapping the
+call or decorating the generator), as Flask's streaming docs advise. A thread started in a request is no
 problem when thread-context runs after app-factory
 (`--all`, or `-c app-factory,thread-context`), which runs it in the request's app
 context; alone, app-factory reports it. Apps already built by a factory are left alone.

@@ -688,3 +688,27 @@ def test_a_socketio_background_task_started_in_a_request_is_left_to_thread_conte
     chained = pipeline.run_on_project(Project.from_texts({"app.py": app}),
                                       [get("app-factory")(), get("thread-context")()], jobs=1)
     assert "socketio.start_background_task(_with_app_context(send), n)" in {o.path: o.new for o in chained.outcomes}["app.py"]
+
+
+@pytest.mark.parametrize("view, found", [
+    ("@app.route('/o')\ndef o():\n    return Response(stream_with_context(outer()))\n", None),
+    ("@app.route('/o')\ndef o():\n    return ''.join(outer())\n", None),
+    ("@app.route('/o')\ndef o():\n    return Response(outer())\n", "that leaves o() at line 14 unconsumed"),
+    ("@app.route('/o')\n@stream_with_context\ndef o():\n    yield from outer()\n", None),
+    ("@app.route('/o')\ndef o():\n    yield from outer()\n",
+     "iterated by the generator o(), that Flask streams (o() is a view)"),
+])
+def test_a_generator_iterated_by_another_generator_is_judged_by_where_that_one_is(view, found):
+    """inner() reads the app and is iterated when outer() is, which itself reads nothing
+    of the app: where outer() is iterated decides."""
+    code = ("from flask import Flask, Response, stream_with_context\n\napp = Flask(__name__)\n\n"
+            "def inner():\n    yield app.name\n\n"
+            "def outer():\n    for name in inner():\n        yield name\n\n" + view)
+    expected = [] if found is None else [
+        f"inner() uses the app and is a generator iterated by the generator outer(), {found}: Flask iterates a "
+        "streamed response after the view has returned and its app context is gone, where current_app fails; call "
+        "it inside `stream_with_context(...)` (from flask) or decorate it with `@stream_with_context`, and run again"]
+    if found is None:
+        assert "current_app.name" in migrate({"app.py": code})[0]["app.py"]
+    else:
+        assert refused({"app.py": code}) == expected
