@@ -263,10 +263,11 @@ def is_test_file(path: str) -> bool:
             or any(part in ("tests", "test") for part in pure.parts[:-1]))
 
 
-# Calls that iterate a generator to its end where they are made: a generator passed to one
-# of these runs inside the request that called it.
+# Calls that iterate a generator where they are made, or (Flask's `stream_template`) in
+# the request's context: a generator passed to one of these runs inside its request.
 _CONSUMING_CALLS = frozenset({"list", "tuple", "set", "frozenset", "dict", "sorted", "sum", "min", "max", "any",
-                              "all", "next", "join"})
+                              "all", "next", "join", "render_template", "render_template_string",
+                              "stream_template", "stream_template_string"})
 STREAM_WITH_CONTEXT = "flask.stream_with_context"
 
 

@@ -693,6 +693,8 @@ def test_a_socketio_background_task_started_in_a_request_is_left_to_thread_conte
 @pytest.mark.parametrize("view, found", [
     ("@app.route('/o')\ndef o():\n    return Response(stream_with_context(outer()))\n", None),
     ("@app.route('/o')\ndef o():\n    return ''.join(outer())\n", None),
+    ("@app.route('/o')\ndef o():\n    return render_template_string('{{ n }}', n=outer())\n", None),
+    ("@app.route('/o')\ndef o():\n    return Response(stream_template('t.html', names=outer()))\n", None),
     ("@app.route('/o')\ndef o():\n    return Response(outer())\n", "that leaves o() at line 14 unconsumed"),
     ("@app.route('/o')\n@stream_with_context\ndef o():\n    yield from outer()\n", None),
     ("@app.route('/o')\ndef o():\n    yield from outer()\n",
@@ -701,7 +703,8 @@ def test_a_socketio_background_task_started_in_a_request_is_left_to_thread_conte
 def test_a_generator_iterated_by_another_generator_is_judged_by_where_that_one_is(view, found):
     """inner() reads the app and is iterated when outer() is, which itself reads nothing
     of the app: where outer() is iterated decides."""
-    code = ("from flask import Flask, Response, stream_with_context\n\napp = Flask(__name__)\n\n"
+    code = ("from flask import Flask, Response, render_template_string, stream_template, stream_with_context\n\n"
+            "app = Flask(__name__)\n\n"
             "def inner():\n    yield app.name\n\n"
             "def outer():\n    for name in inner():\n        yield name\n\n" + view)
     expected = [] if found is None else [
