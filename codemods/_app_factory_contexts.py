@@ -44,7 +44,7 @@ from .support.context import (
     NO_CONTEXT_ROLES, START_NEEDLES, ContextMap, FunctionFacts, FunctionRef, body_calls, context_map, iter_functions,
     reach, started_lambdas,
 )
-from .support.flask import app_scope, decorator_callee, import_map
+from .support.flask import STREAM_WITH_CONTEXT, app_scope, decorator_callee, import_map
 
 # Files that name console-script entry points (`name = module:function`).
 ENTRY_POINT_DECLARATIONS = ("entry_points.txt", "setup.cfg", "pyproject.toml", "setup.py")
@@ -268,7 +268,6 @@ def is_test_file(path: str) -> bool:
 _CONSUMING_CALLS = frozenset({"list", "tuple", "set", "frozenset", "dict", "sorted", "sum", "min", "max", "any",
                               "all", "next", "join", "render_template", "render_template_string",
                               "stream_template", "stream_template_string"})
-STREAM_WITH_CONTEXT = "flask.stream_with_context"
 
 
 def streamed_generators(project: Project, apps: dict[str, tuple[cst.Module, str, set[str]]]) -> list[
@@ -308,7 +307,7 @@ def streamed_generators(project: Project, apps: dict[str, tuple[cst.Module, str,
 
 
 def _streams_with_context(function: cst.FunctionDef, imports) -> bool:
-    return any(imports.resolve(decorator_callee(decorator)) == STREAM_WITH_CONTEXT for decorator in function.decorators)
+    return any(imports.resolve(decorator_callee(decorator)) in STREAM_WITH_CONTEXT for decorator in function.decorators)
 
 
 def _late_iteration(project: Project, generator: cst.FunctionDef, facts: FunctionFacts, cmap: ContextMap,
@@ -353,7 +352,7 @@ def _iterated_in_place(call: cst.Call, parents: dict, imports) -> bool:
     if isinstance(parent, cst.Arg) and parent.value is call:
         outer = parents.get(parent)
         if isinstance(outer, cst.Call):
-            if imports.resolve(outer.func) == STREAM_WITH_CONTEXT:
+            if imports.resolve(outer.func) in STREAM_WITH_CONTEXT:
                 return True
             consumer = outer.func.attr if isinstance(outer.func, cst.Attribute) else outer.func
             return isinstance(consumer, cst.Name) and consumer.value in _CONSUMING_CALLS

@@ -106,8 +106,7 @@ class Migration:
                                          f"({why}): as current_app it would fail there; have it build the app "
                                          f"(`app = {FACTORY}()`) and run inside `with app.app_context():`")
         self._check_background_work(reported)
-        apps = {path: (module, self._app_name_in(path), names) for path, (module, names) in self.app_functions.items()}
-        for path, generator, why in streamed_generators(self.project, apps):
+        for path, generator, why in streamed_generators(self.project, self._modules_using_the_app()):
             self.problem(path, generator, f"{generator.name.value}() uses the app and is a generator {why}: Flask "
                                           "iterates a streamed response after the view has returned and its app "
                                           "context is gone, where current_app fails; call it inside "
@@ -127,9 +126,8 @@ class Migration:
         """The functions using the app that run in other threads or processes, or as jobs
         (`run_in_background`), are problems too, but for those that only threads started in
         requests run when thread-context runs later: it gives them the request's app."""
-        apps = {path: (module, self._app_name_in(path), names) for path, (module, names) in self.app_functions.items()}
         threads_wrapped = THREAD_CONTEXT in self.project.later_codemods
-        for path, node, name, why, left_to_threads in run_in_background(self.project, apps):
+        for path, node, name, why, left_to_threads in run_in_background(self.project, self._modules_using_the_app()):
             if node in reported:
                 continue
             if left_to_threads and threads_wrapped:
@@ -142,6 +140,11 @@ class Migration:
                 self.problem(path, node, f"{name} uses the app and is {why}, with no app context: as current_app "
                                          f"it would fail there; have it build the app (`app = {FACTORY}()`) and "
                                          "run inside `with app.app_context():`")
+
+    def _modules_using_the_app(self) -> dict[str, tuple[cst.Module, str, set[str]]]:
+        """path -> (its tree, its name for the app, its module-level functions using it), for
+        the modules whose functions' `app` becomes current_app."""
+        return {path: (module, self._app_name_in(path), names) for path, (module, names) in self.app_functions.items()}
 
     def _app_name_in(self, path: str) -> str:
         return self.site.var if path == self.site.path else self.users[path][0]

@@ -31,8 +31,8 @@ from .support.context import (
     ContextMap, FunctionRef, context_map, is_before_request_hook, iter_functions, view_blueprint,
 )
 from .support.flask import (
-    EXTENSIONS, app_modules, app_scope, assigned_name, decorator_method, files_naming, import_map, import_reach,
-    is_package,
+    EXTENSIONS, STREAM_WITH_CONTEXT, app_modules, app_scope, assigned_name, decorator_method, files_naming, import_map,
+    import_reach, is_package,
 )
 from .support.imports import ImportMap, bound_name, last_name, resolve_relative
 from .support.names import flask_name, import_from_flask, names_used, preferred_quote
@@ -56,7 +56,6 @@ CONSTANT_NAME = re.compile(r"^_*[A-Z][A-Z0-9_]*$")
 # Calls whose first argument becomes the response body.
 RESPONSE_CLASSES = frozenset({"flask.Response", "flask.wrappers.Response", "werkzeug.Response",
                               "werkzeug.wrappers.Response", "werkzeug.wrappers.response.Response"})
-STREAM_WITH_CONTEXT = frozenset({"flask.stream_with_context", "flask.helpers.stream_with_context"})
 GENERATOR = ("used in a generator, lambda or nested function (line {line}) that may run after the request has "
              "ended (only a generator defined in a view and returned there, alone or in a Response, is wrapped "
              "in stream_with_context)")

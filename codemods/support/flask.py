@@ -25,6 +25,9 @@ BLUEPRINT_CLASSES = frozenset({"flask.Blueprint", "flask.blueprints.Blueprint"})
 VIEW_CLASSES = frozenset({"flask.views.View", "flask.views.MethodView"})
 # Extensions' class-based resources, routed by the extension's own `Api` object.
 RESTFUL_RESOURCES = frozenset({"flask_restful.Resource", "flask_restx.Resource"})
+# keeps the request's context for a generator iterated after its view returned (a
+# streamed response); on a call's result or as a decorator of the generator function
+STREAM_WITH_CONTEXT = frozenset({"flask.stream_with_context", "flask.helpers.stream_with_context"})
 
 ROUTE_DECORATORS = frozenset({"route", "get", "post", "put", "delete", "patch"})
 
