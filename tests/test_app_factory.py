@@ -99,8 +99,10 @@ def test_python_app_py_still_starts_the_app(tmp_path):
 
 
 
-def migrate(texts: dict[str, str], broken: tuple[str, ...] = (), **options):
-    result = pipeline.run_on_project(Project.from_texts(texts), [get("app-factory")(**options)], jobs=1)
+def migrate(texts: dict[str, str], broken: tuple[str, ...] = (), then: tuple[str, ...] = (), **options):
+    """The outputs and findings of app-factory (then the codemods named in `then`, in the run)."""
+    codemods = [get("app-factory")(**options), *(get(name)() for name in then)]
+    result = pipeline.run_on_project(Project.from_texts(texts), codemods, jobs=1)
     assert [path for path, _ in result.errors] == list(broken)
     return {o.path: o.new for o in result.outcomes}, result.findings
 
@@ -584,9 +586,7 @@ def test_a_thread_started_in_a_request_is_left_to_thread_context_when_it_runs_la
     assert messages == ["send() uses the app and is run by a thread started in index() during a request: as "
                         "current_app it would fail there unless thread-context runs it in the request's app context; "
                         "run both (`-c app-factory,thread-context`, or `--all`)"]
-    chained = pipeline.run_on_project(Project.from_texts({"app.py": THREAD_APP}),
-                                      [get("app-factory")(), get("thread-context")()], jobs=1)
-    texts = {o.path: o.new for o in chained.outcomes}
+    texts = migrate({"app.py": THREAD_APP}, then=("thread-context",))[0]
     assert "target=_with_app_context(send)" in texts["app.py"] and "wsgi.py" in texts
     (tmp_path / "app.py").write_text(THREAD_APP)
     monkeypatch.chdir(tmp_path)
@@ -637,11 +637,9 @@ def test_a_lambda_a_request_starts_in_a_thread_is_left_to_thread_context_when_it
         "the lambda in a() uses the app and is run by a thread started during a request: as current_app it "
         "would fail there unless thread-context runs it in the request's app context; run both "
         "(`-c app-factory,thread-context`, or `--all`)"]
-    chained = pipeline.run_on_project(Project.from_texts({"app.py": LAMBDA_APP}),
-                                      [get("app-factory")(), get("thread-context")()], jobs=1)
-    assert not [f for f in chained.findings if f.severity in (Severity.WARNING, Severity.ERROR)]
-    assert ("threading.Thread(target=_with_app_context(lambda: current_app.logger.info('a'))).start()"
-            in {o.path: o.new for o in chained.outcomes}["app.py"])
+    texts, findings = migrate({"app.py": LAMBDA_APP}, then=("thread-context",))
+    assert not [f for f in findings if f.severity in (Severity.WARNING, Severity.ERROR)]
+    assert "threading.Thread(target=_with_app_context(lambda: current_app.logger.info('a'))).start()" in texts["app.py"]
 
 
 def test_a_lambda_run_by_a_process_or_outside_a_request_is_refused():
@@ -685,9 +683,8 @@ def test_a_socketio_background_task_started_in_a_request_is_left_to_thread_conte
         "send() uses the app and is run by a background task started in index() during a request: as current_app "
         "it would fail there unless thread-context runs it in the request's app context; run both "
         "(`-c app-factory,thread-context`, or `--all`)"]
-    chained = pipeline.run_on_project(Project.from_texts({"app.py": app}),
-                                      [get("app-factory")(), get("thread-context")()], jobs=1)
-    assert "socketio.start_background_task(_with_app_context(send), n)" in {o.path: o.new for o in chained.outcomes}["app.py"]
+    texts = migrate({"app.py": app}, then=("thread-context",))[0]
+    assert "socketio.start_background_task(_with_app_context(send), n)" in texts["app.py"]
 
 
 @pytest.mark.parametrize("view, found", [
