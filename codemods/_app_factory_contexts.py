@@ -117,8 +117,8 @@ def _started_without_app(facts: FunctionFacts, cmap: ContextMap, threads_wrapped
     if "task" in facts.roles:  # (Flask's Celery set-up, which gives tasks the app, is made in a factory)
         return "a task, which its worker runs"
     if "callback" in facts.roles:
-        at_exit = facts.owners.get("callback") == "atexit.register" or any(kind == "exit" for _, kind in facts.started_by)
-        return _CALLBACK_REASONS["exit" if at_exit else "signal"]
+        exits = facts.owners.get("callback") == "atexit.register" or any(kind == "exit" for _, kind in facts.started_by)
+        return _CALLBACK_REASONS["exit" if exits else "signal"]
     for starter, kind in sorted(facts.started_by, key=lambda start: (str(start[0]), start[1])):
         if starter is None:
             return f"run by a {_START_NOUNS[kind]} started at import time"

@@ -60,8 +60,9 @@ BACKGROUND_TASK_METHOD = "start_background_task"
 # positional arguments). `atexit.register` is also a decorator.
 CALLBACK_REGISTRARS = {"atexit.register": ("exit", 0), "signal.signal": ("signal", 1)}
 _CALLBACK_NAMES = frozenset(registrar.rpartition(".")[2] for registrar in CALLBACK_REGISTRARS)
-# What a file that starts a function elsewhere (a thread, process, job or task) must name:
-# a cheap test before the call graph is asked about such starts.
+# What a file that starts a function elsewhere (a thread, process, job, task, Socket.IO
+# background task, exit or signal handler) must name: a cheap test before the call graph
+# is asked about such starts.
 START_NEEDLES = tuple(sorted(
     {qualified.rpartition(".")[2] for qualified in THREAD_CLASSES | PROCESS_CLASSES | EXECUTOR_CLASSES
      | PROCESS_EXECUTOR_CLASSES | TASK_DECORATORS} | set(JOB_METHODS) | JOB_DECORATOR_METHODS | {"task"}
@@ -69,9 +70,10 @@ START_NEEDLES = tuple(sorted(
     | {registrar.partition(".")[0] for registrar in CALLBACK_REGISTRARS}))
 # Roles whose functions run outside requests with no app context from Flask or from
 # thread-context (which wraps the thread targets started in requests): a Thread
-# subclass's run method, a queued or scheduled job, an exit or signal handler. Views, hooks, commands and thread
-# targets have one, and tasks where Celery is set up in a factory (app-factory's own
-# check, `run_in_background`, finds the tasks and threads of a module-level app).
+# subclass's run method, a queued or scheduled job, an exit or signal handler. Views,
+# hooks, commands and thread targets have one, and tasks where Celery is set up in a
+# factory (app-factory's own check, `run_in_background`, finds the tasks and threads of a
+# module-level app).
 NO_CONTEXT_ROLES = frozenset({"run-method", "job", "callback"})
 
 
