@@ -44,7 +44,7 @@ from .support.context import (
     NO_CONTEXT_ROLES, START_NEEDLES, ContextMap, FunctionFacts, FunctionRef, body_calls, context_map, iter_functions,
     reach, started_lambdas,
 )
-from .support.flask import STREAM_WITH_CONTEXT, app_scope, decorator_callee, import_map
+from .support.flask import STREAM_WITH_CONTEXT, app_scope, decorator_callee, import_map, stream_wrapper
 
 # Files that name console-script entry points (`name = module:function`).
 ENTRY_POINT_DECLARATIONS = ("entry_points.txt", "setup.cfg", "pyproject.toml", "setup.py")
@@ -348,12 +348,12 @@ def _iterated_in_place(call: cst.Call, parents: dict, imports) -> bool:
     kept): the iterable of a `for`, of a `yield from` or of a comprehension that is no
     generator expression, the argument of a call that consumes it (`list`, `"".join`), or
     wrapped in `stream_with_context(...)`."""
+    if stream_wrapper(call, parents, imports) is not None:
+        return True
     parent = parents.get(call)
     if isinstance(parent, cst.Arg) and parent.value is call:
         outer = parents.get(parent)
         if isinstance(outer, cst.Call):
-            if imports.resolve(outer.func) in STREAM_WITH_CONTEXT:
-                return True
             consumer = outer.func.attr if isinstance(outer.func, cst.Attribute) else outer.func
             return isinstance(consumer, cst.Name) and consumer.value in _CONSUMING_CALLS
         return False

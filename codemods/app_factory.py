@@ -62,28 +62,29 @@ as one change (every file or none):
   calls the factory instead.
   An `if __name__ == "__main__":` block gets `app = create_app()`.
 
-Nothing is written, and each reason is reported with file:line, when the app is used
-at import time in a way the factory cannot take over: conditional routes, `app` in
+Nothing is written, and each reason is reported with file:line, when the app is used at
+import time in a way the factory cannot take over: conditional routes, `app` in
 decorator arguments or default values, values derived from the app at module level,
-unknown `SomeExtension(app)` calls (flask_restful `Api(app)`, Celery), `from app import *`,
-an `extensions.py` or `wsgi.py` that already exists, `url_for(variable)` in Python or a
-template (unless `allow-dynamic-endpoints` is set: then each is a warning to fix by hand);
-and when a function whose `app` would become `current_app` runs outside any app context:
-a console-script entry point (`setup.py`, `setup.cfg`, `pyproject.toml`,
-`entry_points.txt`), a function called by another module's function that no view, hook,
-command, task or thread reaches (a server script's `main()`), or one that starts the
-app's server (`app.run()`) which the `__main__` block does not reach (a plugin's
-command, called by the program hosting it), or one run in another thread or process or
-by a job queue, or called from one (an rq or APScheduler job, a Celery task, a Thread
-subclass's `run`, a thread or process started at import time or outside a request, an
-exit or signal handler registered with `atexit` or `signal`), and a `lambda` started or
-registered so whose own code reads the app; and when a generator using the app is
-streamed after its view returns (`return Response(generate())`, a view that yields),
-where the app context is gone, unless it runs inside `stream_with_context` (wrapping the
-call or decorating the generator), as Flask's streaming docs advise. A thread started in a request is no
-problem when thread-context runs after app-factory
-(`--all`, or `-c app-factory,thread-context`), which runs it in the request's app
-context; alone, app-factory reports it. Apps already built by a factory are left alone.
+unknown `SomeExtension(app)` calls (flask_restful `Api(app)`, Celery),
+`from app import *`, an `extensions.py` or `wsgi.py` that already exists,
+`url_for(variable)` in Python or a template (unless `allow-dynamic-endpoints` is set:
+then each is a warning to fix by hand); and when a function whose `app` would become
+`current_app` runs outside any app context: a console-script entry point (`setup.py`,
+`setup.cfg`, `pyproject.toml`, `entry_points.txt`), a function called by another
+module's function that no view, hook, command, task or thread reaches (a server
+script's `main()`), or one that starts the app's server (`app.run()`) which the
+`__main__` block does not reach (a plugin's command, called by the program hosting it),
+or one run in another thread or process or by a job queue, or called from one (an rq or
+APScheduler job, a Celery task, a Thread subclass's `run`, a thread or process started
+at import time or outside a request, an exit or signal handler registered with `atexit`
+or `signal`), and a `lambda` started or registered so whose own code reads the app; and
+when a generator using the app is streamed after its view returns
+(`return Response(generate())`, a view that yields), where the app context is gone,
+unless it runs inside `stream_with_context` (wrapping the call or decorating the
+generator), as Flask's streaming docs advise. A thread started in a request is no
+problem when thread-context runs after app-factory (`--all`, or
+`-c app-factory,thread-context`), which runs it in the request's app context; alone,
+app-factory reports it. Apps already built by a factory are left alone.
 
 Before (app.py):
 

@@ -32,7 +32,7 @@ from .support.context import (
 )
 from .support.flask import (
     EXTENSIONS, STREAM_WITH_CONTEXT, app_modules, app_scope, assigned_name, decorator_method, files_naming, import_map,
-    import_reach, is_package,
+    import_reach, is_package, stream_wrapper,
 )
 from .support.imports import ImportMap, bound_name, last_name, resolve_relative
 from .support.names import flask_name, import_from_flask, names_used, preferred_quote
@@ -709,19 +709,11 @@ class ModuleAnalysis:
             call = self.parents.get(access.node)
             if not (isinstance(call, cst.Call) and call.func is access.node):
                 return None  # passed around: it may be iterated anywhere
-            wrapper = self._stream_wrapper(call)
+            wrapper = stream_wrapper(call, self.parents, self.imports)
             if not self._returned_as_body(wrapper or call, scope):
                 return None
             calls.append((call, wrapper is not None))
         return calls
-
-    def _stream_wrapper(self, call: cst.Call) -> cst.Call | None:
-        arg = self.parents.get(call)
-        holder = self.parents.get(arg) if isinstance(arg, cst.Arg) else None
-        if (isinstance(holder, cst.Call) and holder.args[0] is arg
-                and self.imports.resolve(holder.func) in STREAM_WITH_CONTEXT):
-            return holder
-        return None
 
     def _returned_as_body(self, expr: cst.BaseExpression, scope) -> bool:
         """`return expr`, `return expr, 200`, `return Response(expr, ...)` (or its tuple) in `scope`."""

@@ -490,18 +490,11 @@ def _read_module(project: Project, listed: dict[str, tuple[tuple[str, cst.Functi
     def started(call: cst.Call, scope: str | None = None) -> tuple[Start, ...]:
         """The project functions `call` runs in a thread or process, queues as a job, or
         registers as an exit or signal handler."""
-        target = call_target(call, imports, executors, process_executors)
-        if target:
-            kind, arg = target
-            return tuple(Start(ref, "thread-target", kind) for ref in _run_by(arg.value, resolver, imports, scope))
-        callback = _callback_function(call, imports)
-        if callback is not None:
-            kind, function = callback
-            return tuple(Start(ref, "callback", kind) for ref in _run_by(function, resolver, imports, scope))
-        job = _job_function(call)
-        if job is None:
+        start = start_of(call, imports, executors, process_executors)
+        if start is None:
             return ()
-        return tuple(Start(ref, "job", "job") for ref in _run_by(job, resolver, imports, scope))
+        role, kind, function = start
+        return tuple(Start(ref, role, kind) for ref in _run_by(function, resolver, imports, scope))
 
     bodies = body_calls(module)
     for qualname, node, _ in listed[path]:
@@ -535,12 +528,25 @@ def started_lambdas(project: Project, path: str, module: cst.Module) -> list[tup
     found = []
     for qualname, function, _ in iter_functions(module):
         for call in bodies[function].calls if function in bodies else ():
-            target = call_target(call, imports, executors, process_executors)
-            kind, started = ((target[0], target[1].value) if target else _callback_function(call, imports)
-                             or ("job", _job_function(call)))
-            if isinstance(started, cst.Lambda):
-                found.append((started, kind, qualname))
+            start = start_of(call, imports, executors, process_executors)
+            if start is not None and isinstance(start[2], cst.Lambda):
+                found.append((start[2], start[1], qualname))
     return found
+
+
+def start_of(call: cst.Call, imports: ImportMap, executors: set[str] = frozenset(),
+             process_executors: set[str] = frozenset()) -> tuple[str, str, cst.BaseExpression] | None:
+    """(role, kind, the function) for a call that runs a function elsewhere: in a thread
+    or process ("thread-target", with `call_target`'s kinds), as an exit or signal handler
+    ("callback", "exit" or "signal"), or as a queued or scheduled job ("job", "job")."""
+    target = call_target(call, imports, executors, process_executors)
+    if target:
+        return "thread-target", target[0], target[1].value
+    callback = _callback_function(call, imports)
+    if callback is not None:
+        return "callback", *callback
+    job = _job_function(call)
+    return None if job is None else ("job", "job", job)
 
 
 def _thread_run_methods(module: cst.Module, imports: ImportMap) -> frozenset[str]:

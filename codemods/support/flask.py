@@ -115,6 +115,15 @@ def parameter_names(func: cst.FunctionDef) -> set[str]:
     return names
 
 
+def stream_wrapper(call: cst.Call, parents: dict[cst.CSTNode, cst.CSTNode], imports: ImportMap) -> cst.Call | None:
+    """The `stream_with_context(...)` call `call` is the argument of, if it is one."""
+    arg = parents.get(call)
+    holder = parents.get(arg) if isinstance(arg, cst.Arg) else None
+    if isinstance(holder, cst.Call) and holder.args[0] is arg and imports.resolve(holder.func) in STREAM_WITH_CONTEXT:
+        return holder
+    return None
+
+
 def decorator_callee(decorator: cst.Decorator) -> cst.BaseExpression:
     """What a decorator names: `x.y` for `@x.y` and for `@x.y(...)`."""
     target = decorator.decorator
