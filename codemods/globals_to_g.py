@@ -31,8 +31,8 @@ from .support.context import (
     ContextMap, FunctionRef, context_map, is_before_request_hook, iter_functions, view_blueprint,
 )
 from .support.flask import (
-    EXTENSIONS, STREAM_WITH_CONTEXT, app_modules, app_scope, assigned_name, decorator_method, files_naming, import_map,
-    import_reach, is_package, stream_wrapper,
+    EXTENSIONS, STREAM_WITH_CONTEXT, app_code_modules, app_scope, assigned_name, decorator_method, files_naming,
+    import_map, import_reach, is_package, stream_wrapper,
 )
 from .support.imports import ImportMap, bound_name, last_name, resolve_relative
 from .support.names import flask_name, import_from_flask, names_used, preferred_quote
@@ -226,7 +226,8 @@ After:
     def run(self, project: Project) -> ChangeSet:
         changes = self.new_changeset()
         cmap = context_map(project)
-        modules = [(path, module) for path, module in app_modules(project, self.needles)
+        # (with no function, nothing rebinds or mutates a global during a request)
+        modules = [(path, module) for path, module in app_code_modules(project, self.needles)
                    if _may_hold_state(project, path, module)]  # no `global`, no module-level container: nothing to do
         external = external_references(project, [name for path, _ in modules if (name := project.module_name(path))])
         _g_users(project)  # both asked by every module's work: known before it is shared out

@@ -24,7 +24,7 @@ from .support.context import (
     ContextMap, FunctionRef, Resolver, body_calls, call_target, context_map, executors_in, iter_functions,
     partial_function,
 )
-from .support.flask import EXTENSIONS, app_modules, assigned_name, import_map
+from .support.flask import EXTENSIONS, app_code_modules, app_modules, assigned_name, import_map
 from .support.imports import ImportMap
 from .support.names import flask_name, import_from_flask, import_module, names_used
 
@@ -139,7 +139,7 @@ After:
             if new is not None:
                 changes.modify(path, new, "background work started in a request runs inside the app context")
 
-        modules = list(app_modules(project, self.needles))
+        modules = list(app_code_modules(project, self.needles))  # (a thread is started by a call)
         project.per_module(modules, one_module, changes, project.sizes(path for path, _ in modules))
         return changes
 
@@ -217,8 +217,8 @@ def extension_objects(project: Project) -> dict[str, set[str]]:
     qualified names (`pkg.extensions.db`) so that importers are recognised too."""
     def compute(proj: Project) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
-        # `db = SQLAlchemy()` names the class, whatever the import looks like
-        for path, module in app_modules(proj, tuple(sorted({q.rpartition(".")[2] for q in EXTENSIONS}))):
+        # `db = SQLAlchemy()` names the class, whatever the import looks like (and is a call)
+        for path, module in app_code_modules(proj, tuple(sorted({q.rpartition(".")[2] for q in EXTENSIONS}))):
             imports = import_map(proj, path) or ImportMap()
             module_name = proj.module_name(path)
             for stmt in module.body:

@@ -7,7 +7,8 @@ dotted names its strings spell (`mock.patch("pkg.views.x")`). A libcst parse cos
 computed in worker processes, and are cached on disk keyed by a hash of the file's
 bytes, so that an unchanged file is never scanned twice.
 
-The index knows Python, not Flask: it records imports and strings, nothing else.
+The index knows Python, not Flask: it records imports, strings, and whether the code
+defines or calls anything at all, nothing else.
 
 The cache is a directory of small JSON files, one per content hash, under a
 version-stamped folder (the index format and the Python grammar both change what a scan
@@ -33,9 +34,10 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from .memo import per_statement
+from .walk import WHITESPACE, iter_nodes
 from .source import SourceError, decode
 
-INDEX_VERSION = 4  # bump when FileIndex or the scan changes
+INDEX_VERSION = 5  # bump when FileIndex or the scan changes
 CACHE_ENV = "FLASK_REFACTOR_CACHE_DIR"
 NO_CACHE_ENV = "FLASK_REFACTOR_NO_CACHE"  # set by `--no-cache`; batch and verify workers inherit it
 
@@ -64,15 +66,20 @@ class FileIndex:
     # by a regular expression over the text: it only says which files deserve a closer look.
     dotted_strings: tuple[str, ...] = ()
     error: str | None = None  # the file could not be scanned (the engine reports it its own way)
+    # Whether the code defines a function or lambda or calls anything, anywhere. A file
+    # that does none of these only binds names to literals, imports and classes of
+    # plain attributes (a generated table of translations, say): there is no call to
+    # follow in it, which whole-app analyses can know before parsing it with libcst.
+    defines_or_calls: bool = True
 
     def as_json(self) -> dict:
         return {"imports": [r.as_list() for r in self.imports], "dotted_strings": list(self.dotted_strings),
-                "error": self.error}
+                "error": self.error, "defines_or_calls": self.defines_or_calls}
 
     @classmethod
     def from_json(cls, data: dict) -> "FileIndex":
         return cls(tuple(ImportRecord(int(a), b, str(c), d, int(e), bool(f)) for a, b, c, d, e, f in data["imports"]),
-                   tuple(str(s) for s in data["dotted_strings"]), data["error"])
+                   tuple(str(s) for s in data["dotted_strings"]), data["error"], bool(data["defines_or_calls"]))
 
 
 def scan_text(text: str) -> FileIndex:
@@ -82,7 +89,17 @@ def scan_text(text: str) -> FileIndex:
         return FileIndex(error=f"{type(exc).__name__}: {exc}")
     imports: list[ImportRecord] = []
     _collect_imports(tree.body, imports, module_level=True)
-    return FileIndex(tuple(imports), _dotted_strings(text))
+    return FileIndex(tuple(imports), _dotted_strings(text), defines_or_calls=_defines_or_calls(tree))
+
+
+# (`ast.walk` goes breadth first: in code, a top-level `def` or a call in a top-level
+# assignment ends the search among the first nodes; only data is walked whole.)
+_CODE_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.Call)
+_TREE_CODE_NODES = (cst.FunctionDef, cst.Lambda, cst.Call)
+
+
+def _defines_or_calls(tree: ast.Module) -> bool:
+    return any(isinstance(node, _CODE_NODES) for node in ast.walk(tree))
 
 
 def _dotted_strings(text: str) -> tuple[str, ...]:
@@ -95,12 +112,25 @@ _DOTTED_STRING = re.compile(r"""(["'])([A-Za-z_][\w.]*\.[A-Za-z_]\w*)""")
 def scan_tree(module: cst.Module, text: str) -> FileIndex:
     """`scan_text(text)` for a text rendered from `module`, read off the tree instead of
     parsing the text again: a codemod's new version of a file is indexed this way. Only
-    statements are walked, never expressions, which is a fraction of an `ast` parse. The
-    import records carry no line (0): nothing asks where an import of rewritten code is.
-    Each top-level statement's records are kept while it is in a tree: the next version
+    statements are walked for imports, never expressions, which is a fraction of an `ast`
+    parse; the walk for a definition or a call stops at the first, among the first
+    statements of code. The import records carry no line (0): nothing asks where an
+    import of rewritten code is.
+    Each top-level statement's answers are kept while it is in a tree: the next version
     of the file, which a codemod made by replacing a few, has only those walked."""
     imports = [record for statement in module.body for record in _statement_imports(statement)]
-    return FileIndex(tuple(imports), _dotted_strings(text))
+    defines_or_calls = any(_statement_defines_or_calls(statement) for statement in module.body)
+    return FileIndex(tuple(imports), _dotted_strings(text), defines_or_calls=defines_or_calls)
+
+
+@per_statement
+def _statement_defines_or_calls(statement: cst.CSTNode) -> bool:
+    if isinstance(statement, cst.FunctionDef):
+        return True
+    if isinstance(statement, cst.SimpleStatementLine) and all(
+            isinstance(small, (cst.Import, cst.ImportFrom)) for small in statement.body):
+        return False  # (most of a module's first lines: nothing in them can call)
+    return any(isinstance(node, _TREE_CODE_NODES) for node in iter_nodes(statement, skip=WHITESPACE))
 
 
 @per_statement

@@ -78,6 +78,24 @@ def test_a_file_ast_cannot_read_has_an_error_and_no_facts():
     assert entry.error and entry.imports == () and entry.dotted_strings == ()
 
 
+@pytest.mark.parametrize("source,expected", [
+    ('"""Names."""\nimport os\nNAMES = {"es": ("uno", "dos")}\nclass Plain:\n    x: int = 1\n', False),
+    ("from typing import List\nIDS: List[int] = [1, 2]\nif IDS:\n    LAST = IDS[-1]\n", False),
+    ("def f():\n    pass\n", True),
+    ("async def f():\n    pass\n", True),
+    ("class A:\n    def m(self):\n        pass\n", True),
+    ("key = lambda item: item[0]\n", True),
+    ("TABLE = {'a': dict(b=1)}\n", True),
+    ("@decorate\nclass A:\n    pass\n", False),
+    ("label = f'{name()}'\n", True),
+])
+def test_the_index_tells_whether_a_file_defines_or_calls_anything(source, expected):
+    """A file with no function, lambda or call (data: literals, imports, plain classes)
+    is told apart before any parse; its libcst tree says the same (`scan_tree`)."""
+    assert scan_text(source).defines_or_calls is expected
+    assert index.scan_tree(cst.parse_module(source), source).defines_or_calls is expected
+
+
 # -- the scaling guarantee ------------------------------------------------------------------
 
 APP = {
@@ -198,6 +216,31 @@ def test_files_outside_the_app_are_never_parsed_and_each_file_once(tmp_path, mon
     assert not [path for path in parsed if path.startswith("vendored/")]
     assert "shop/helpers.py" in app_scope(result.project)
     assert {path: count for path, count in parsed.items() if count != 1} == {}
+
+
+# what the prefilters look for, in strings: a generated table's text can hold anything
+LANGUAGES = 'NAMES = {\n    "es": "Mail del ] = + .update( .append( global Thread( SQLAlchemy(",\n    "it": ("a", "b"),\n}\n'
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_module_of_data_in_the_app_is_never_parsed(tmp_path, monkeypatch, jobs):
+    """A module that defines no function and calls nothing (a generated table) holds no
+    function, call or state for the app's analyses: they leave it unparsed, though it is
+    in the app and its text holds their needles, and the run says what it says with it
+    parsed."""
+    files = {**APP, "shop/helpers.py": "from shop.languages import NAMES\n" + APP["shop/helpers.py"],
+             "shop/languages.py": LANGUAGES}
+    _write_tree(tmp_path, files)
+    monkeypatch.chdir(tmp_path)
+    all_work_forked(monkeypatch)
+    result = pipeline.run(["."], _all_codemods(), jobs=jobs, index_cache=None)
+    assert "shop/languages.py" in app_scope(result.project)
+    assert result.outcomes and "shop/languages.py" not in result.project.parse_counts
+
+    monkeypatch.setattr(Project, "may_define_or_call", lambda project, path: True)
+    parsed = pipeline.run(["."], _all_codemods(), jobs=jobs, index_cache=None)
+    assert "shop/languages.py" in parsed.project.parse_counts  # what the test would catch
+    assert _snapshot(parsed) == _snapshot(result)
 
 
 def test_the_bytes_of_files_the_run_does_not_work_on_are_not_kept(tmp_path, monkeypatch):
@@ -488,7 +531,8 @@ def test_a_rewritten_file_is_indexed_off_its_tree_as_its_text_would_be():
     from helpers import sample_modules
 
     def without_lines(entry):
-        return [dataclasses.replace(record, line=0) for record in entry.imports], entry.dotted_strings
+        return ([dataclasses.replace(record, line=0) for record in entry.imports], entry.dotted_strings,
+                entry.defines_or_calls)
 
     checked = 0
     for where, module in sample_modules(("flask", "werkzeug", "click", "jinja2")):

@@ -31,7 +31,7 @@ from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, iter_nodes
 
 from .cache import per_tree
 from .calls import BodyCalls, statement_survey
-from .flask import app_modules, app_scope, decorator_callee, decorator_method, import_map
+from .flask import app_code_modules, app_modules, decorator_callee, decorator_method, import_map
 from .imports import ImportMap
 from .routes import (
     BEFORE_REQUEST_HOOKS, REQUEST_HOOKS, blueprint_variables, call_registrations, decorator_registration,
@@ -443,7 +443,9 @@ class _ModuleReadings:
 
 
 def _build(project: Project, previous: ContextMap | None = None) -> ContextMap:
-    parsed = dict(project.parsed(app_scope(project)))  # nothing outside it can call or be called from the app
+    # the app scope's modules (nothing outside it can call or be called from the app), but
+    # those that define and call nothing: they have no function, call or registration
+    parsed = dict(app_code_modules(project))
     listed = {path: iter_functions(module) for path, module in parsed.items()}
     module_functions = {path: frozenset(q for q, _, _ in functions) for path, functions in listed.items()}
     executors = tuple(frozenset(names) for names in _project_executors(project))

@@ -431,6 +431,13 @@ def app_modules(project: Project, needles: tuple[str, ...] = ()) -> Iterable[tup
     return project.parsed(app_paths(project, needles))
 
 
+def app_code_modules(project: Project, needles: tuple[str, ...] = ()) -> Iterable[tuple[str, cst.Module]]:
+    """`app_modules` without the files that define no function and call nothing, left out
+    before any parse (`Project.may_define_or_call`): all that a search for calls,
+    definitions or state that functions change has to look at."""
+    return project.parsed([path for path in app_paths(project, needles) if project.may_define_or_call(path)])
+
+
 def imported_paths(project: Project, path: str) -> tuple[frozenset[str], frozenset[str]]:
     """Files of the project that `path` imports anywhere in its code (functions too):
     (the modules its imports name, the packages those live in, run on import).
