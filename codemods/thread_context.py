@@ -69,7 +69,7 @@ class Needs:
 
 class ThreadContext(Codemod):
     name = "thread-context"
-    summary = "Run threads and executor jobs started in a request inside the app (or request) context."
+    summary = "Run threads, executor jobs and Socket.IO tasks started in a request inside the app (or request) context."
     order = 40
     needles = ("Thread", "Timer", "submit(", "start_background_task")
     uses_index = True
