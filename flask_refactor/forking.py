@@ -10,9 +10,9 @@ Why this process works too, instead of waiting for a pool of `jobs` workers: its
 results need neither pickling there nor loading here, and it loads the workers'
 results between its own items, where a waiting coordinator took a core from the
 workers to load them. Against such a pool, `--all -j 2` on the benchmark's big app:
-8% sooner, 6% less CPU (medians of six paired runs). First parses are the exception
-(`here_too=False`, see `Project.parse_many`): shared too, they made buku 14% and
-indico 13% faster, but calibreweb's coordinator peaked at 217 MB instead of 118 MB.
+8% sooner, 6% less CPU (medians of six paired runs). First parses are shared the same
+way, though a tree parsed here takes more memory than one loaded (see
+`Project.parse_many`).
 
 Why the items done here are the first ones: a caller may rely on it (extract-services
 applies those at once, and replays the workers' after them, in the items' order).
@@ -70,8 +70,7 @@ def can_fork(jobs: int) -> bool:
 
 def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[[Any], Any], jobs: int,
                        sizes: list[int] | None = None,
-                       shared: Callable[[], Iterable[cst.Module]] | None = None, here_too: bool = True,
-                       light: bool = False) -> list:
+                       shared: Callable[[], Iterable[cst.Module]] | None = None, light: bool = False) -> list:
     """`here(item)` or `there(item)` for each item, in the items' order. The first items
     run in this process until RUN_HERE_FIRST_SECONDS have passed, which gives their pace
     (per item, or per unit of `sizes` when the work grows with them) and the cost of
@@ -80,8 +79,7 @@ def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[
     results included, and no item is split) and the rest would take
     FORK_WORTHWHILE_SECONDS here (LIGHT_WORK_WORTHWHILE_SECONDS for `light` work). Else
     it runs here too. The statements of the `shared` trees come back by reference
-    (`transfer.sharing`). `here_too=False`: once forked, `jobs` workers do the rest and
-    this process only loads their results.
+    (`transfer.sharing`).
 
     The items done here are the first ones (see the module's docstring). But the sample
     stops before a large item (LARGE_ITEM times the median size): taken here before the
@@ -104,20 +102,18 @@ def run_here_then_fork(items: list, here: Callable[[Any], Any], there: Callable[
     worthwhile = LIGHT_WORK_WORTHWHILE_SECONDS if light else FORK_WORTHWHILE_SECONDS
     if rest and can_fork(jobs) and (not done or pace * sum(sizes[done:]) >= worthwhile):
         with transfer.sharing(shared() if shared else ()):
-            if _forking_pays(list(zip(results, sizes)), pace, sizes[done:], jobs, here_too):
+            if _forking_pays(list(zip(results, sizes)), pace, sizes[done:], jobs):
                 try:
-                    return results + work_with_forks(here, there, rest, jobs, here_too)
+                    return results + work_with_forks(here, there, rest, jobs)
                 except WorkerLost:  # no worker could be forked, or one died: do it here
                     pass
     return results + [here(item) for item in rest]
 
 
-def _forking_pays(sample: list[tuple[Any, int]], pace: float, rest: list[int], jobs: int,
-                  here_too: bool = True) -> bool:
+def _forking_pays(sample: list[tuple[Any, int]], pace: float, rest: list[int], jobs: int) -> bool:
     """Whether items of these `rest` sizes, which take `pace` seconds per unit of size in
-    this process, are clearly done sooner shared with `jobs - 1` forked workers (or by
-    `jobs` of them, this process only loading, without `here_too`), given what pickling
-    a result costs there and loading it here (judged on the `sample`'s results and
+    this process, are clearly done sooner shared with `jobs - 1` forked workers, given
+    what pickling a result costs there and loading it here (judged on the `sample`'s results and
     sizes), and that an item is never split: a large one takes whoever has it its whole
     time. (Whether the rest is worth forking at all, FORK_WORTHWHILE_SECONDS, the caller
     asks first.)"""
@@ -135,10 +131,7 @@ def _forking_pays(sample: list[tuple[Any, int]], pace: float, rest: list[int], j
             transfer.loads(data)
         load = _scaled(time.perf_counter() - timer, sample, rest)  # here, beside this process's share
     here_seconds = pace * sum(rest)
-    if here_too:
-        shared_seconds = _balanced_seconds(here_seconds, dump, load, jobs)
-    else:  # the workers work, this process loads meanwhile
-        shared_seconds = max((here_seconds + dump) / jobs, load)
+    shared_seconds = _balanced_seconds(here_seconds, dump, load, jobs)
     forked_seconds = FORK_SECONDS + max(shared_seconds, pace * max(rest))
     return forked_seconds < 0.8 * here_seconds
 
@@ -175,16 +168,15 @@ class WorkerLost(Exception):
     """A worker could not be forked, or ended without sending all it took."""
 
 
-def work_with_forks(here: Callable[[Any], Any], there: Callable[[Any], Any], items: list, jobs: int,
-                    here_too: bool = True) -> list:
+def work_with_forks(here: Callable[[Any], Any], there: Callable[[Any], Any], items: list, jobs: int) -> list:
     """`here(item)` or `there(item)` for each item, in the items' order: this process
     takes items from the front (`here`), `jobs - 1` workers forked from it take them from
     the back (`there`), one at a time, until they meet; whoever is free takes the next
-    (without `here_too`, `jobs` workers take them all).
+    (with COORDINATOR_WORKS off, `jobs` workers take them all).
     The workers' results are loaded here between this process's own items, as they
     arrive. An exception raised in a worker is raised here (with where it was raised:
     `where_raised`); WorkerLost if a worker could not be forked or died."""
-    here_too = here_too and COORDINATOR_WORKS
+    here_too = COORDINATOR_WORKS
     reap_exited()
     try:
         claims = _Claims(len(items), here_too)

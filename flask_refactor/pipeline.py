@@ -250,12 +250,11 @@ def use_module_workers(project: Project, jobs: int) -> None:
         render_changes(result)  # while the workers work too
         return result, (), (), (), {}
 
-    def run_mapped(items: list, function: Callable[[Any], Any], sizes: list[int] | None = None,
-                   here_too: bool = True) -> list:
+    def run_mapped(items: list, function: Callable[[Any], Any], sizes: list[int] | None = None) -> list:
         results = []
         for result, errors, failed, parses, probes in run_here_then_fork(
                 items, functools.partial(here, function), lambda item: _in_worker(project, function, item),
-                jobs, sizes, shared=project.trees, here_too=here_too):
+                jobs, sizes, shared=project.trees):
             results.append(result)
             for path, message in errors:
                 project.errors.add(path, message)

@@ -708,10 +708,11 @@ def test_many_first_parses_come_back_from_workers_each_counted_once(monkeypatch,
 
 
 @pytest.mark.skipif(not forking.can_fork(2), reason="work is shared with forked workers on Linux only")
-def test_first_parses_are_left_to_the_workers_once_they_are_forked(monkeypatch):
-    # a tree parsed here holds an object per whitespace leaf where a loaded one shares
-    # them, and parsing here fragments this process's memory for the whole run
+def test_first_parses_are_shared_between_this_process_and_the_workers(monkeypatch):
+    # as any work: this process parses from the front, the workers from the back, and
+    # each file is parsed once, in one of them
     monkeypatch.setattr(forking, "RUN_HERE_FIRST_SECONDS", 0)  # no sample: forked at once
+    take_turns(monkeypatch)
     texts = {f"m{i}.py": f"x{i} = {i}\n" * 50 for i in range(40)}
     project = Project.from_texts(texts)
     pipeline.use_module_workers(project, 2)
@@ -719,7 +720,9 @@ def test_first_parses_are_left_to_the_workers_once_they_are_forked(monkeypatch):
     original = cst.parse_module
     monkeypatch.setattr(cst, "parse_module", lambda *a, **k: here.append(1) or original(*a, **k))
     project.parse_many(sorted(texts))
-    assert here == [] and all(project.parse(path).code == text for path, text in texts.items())
+    assert 0 < len(here) < len(texts)  # the rest were parsed in a worker
+    assert all(project.parse(path).code == text for path, text in texts.items())
+    assert project.parse_counts == {path: 1 for path in texts}
 
 
 def test_a_run_leaves_the_collector_as_it_found_it(tmp_path):
