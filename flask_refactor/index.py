@@ -34,8 +34,8 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from .memo import per_statement
-from .walk import WHITESPACE, iter_nodes
 from .source import SourceError, decode
+from .walk import WHITESPACE, iter_nodes
 
 INDEX_VERSION = 5  # bump when FileIndex or the scan changes
 CACHE_ENV = "FLASK_REFACTOR_CACHE_DIR"

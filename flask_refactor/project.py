@@ -342,10 +342,11 @@ class Project:
         """(path, module) for every parseable candidate file (see `parsed`)."""
         return self.parsed(self.candidates(needles))
 
-    def parsed(self, paths: list[str]) -> Iterable[tuple[str, cst.Module]]:
+    def parsed(self, paths: Iterable[str]) -> Iterable[tuple[str, cst.Module]]:
         """(path, module) for each of these files that parses, in their order: all parsed
         first, through `parse_many` (so in workers when they are many), which is why
         it is to be read to the end, not searched."""
+        paths = list(paths)  # read twice: a generator would be spent by the first
         self.parse_many(paths)
         for path in paths:
             module = self.parse(path)

@@ -707,6 +707,14 @@ def test_many_first_parses_come_back_from_workers_each_counted_once(monkeypatch,
     assert project.parse_counts == {path: 1 for path in texts}
 
 
+def test_parsed_files_can_be_named_by_a_generator():
+    """`parsed` reads its paths twice (all parsed first, then listed): a generator of
+    paths, spent by the first reading, once gave nothing at all."""
+    texts = {f"m{i}.py": f"x{i} = {i}\n" for i in range(3)}
+    project = Project.from_texts(texts)
+    assert [path for path, _ in project.parsed(path for path in sorted(texts))] == sorted(texts)
+
+
 @pytest.mark.skipif(not forking.can_fork(2), reason="work is shared with forked workers on Linux only")
 def test_first_parses_are_shared_between_this_process_and_the_workers(monkeypatch):
     # as any work: this process parses from the front, the workers from the back, and

@@ -443,7 +443,7 @@ class _ModuleReadings:
 
 
 def _build(project: Project, previous: ContextMap | None = None) -> ContextMap:
-    # the app scope's modules (nothing outside it can call or be called from the app), but
+    # the app scope's modules (nothing outside it can call or be called from the app), less
     # those that define and call nothing: they have no function, call or registration
     parsed = dict(app_code_modules(project))
     listed = {path: iter_functions(module) for path, module in parsed.items()}
