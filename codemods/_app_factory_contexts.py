@@ -45,6 +45,7 @@ from .support.context import (
     reach, started_lambdas,
 )
 from .support.flask import STREAM_WITH_CONTEXT, app_scope, decorator_callee, import_map, stream_wrapper
+from .support.imports import last_name
 
 # Files that name console-script entry points (`name = module:function`).
 ENTRY_POINT_DECLARATIONS = ("entry_points.txt", "setup.cfg", "pyproject.toml", "setup.py")
@@ -330,8 +331,7 @@ def _late_iteration(project: Project, generator: cst.FunctionDef, facts: Functio
                 continue
             lazy = bodies[function].is_generator and not _streams_with_context(function, imports)
             for call in bodies[function].calls:
-                callee = call.func.attr if isinstance(call.func, cst.Attribute) else call.func
-                if not (isinstance(callee, cst.Name) and callee.value == name):
+                if last_name(call.func) != name:
                     continue
                 if not _iterated_in_place(call, parents, imports):
                     where = f"{qualname}() in {path}" if path != facts.ref.path else f"{qualname}()"
@@ -353,10 +353,7 @@ def _iterated_in_place(call: cst.Call, parents: dict, imports) -> bool:
     parent = parents.get(call)
     if isinstance(parent, cst.Arg) and parent.value is call:
         outer = parents.get(parent)
-        if isinstance(outer, cst.Call):
-            consumer = outer.func.attr if isinstance(outer.func, cst.Attribute) else outer.func
-            return isinstance(consumer, cst.Name) and consumer.value in _CONSUMING_CALLS
-        return False
+        return isinstance(outer, cst.Call) and last_name(outer.func) in _CONSUMING_CALLS
     if isinstance(parent, cst.For) and parent.iter is call or isinstance(parent, cst.From) and parent.item is call:
         return True  # (`yield from` iterates it as the generator holding it is)
     if isinstance(parent, cst.CompFor) and parent.iter is call:

@@ -32,7 +32,7 @@ from flask_refactor.walk import WHITESPACE, ReadOnlyVisitor, iter_nodes
 from .cache import per_tree
 from .calls import BodyCalls, statement_survey
 from .flask import app_code_modules, app_modules, decorator_callee, decorator_method, import_map
-from .imports import ImportMap
+from .imports import ImportMap, last_name
 from .routes import (
     BEFORE_REQUEST_HOOKS, REQUEST_HOOKS, blueprint_variables, call_registrations, decorator_registration,
     module_subclasses, of_another_framework, view_class_methods,
@@ -561,11 +561,10 @@ def _thread_run_methods(module: cst.Module, imports: ImportMap) -> frozenset[str
 def _callback_function(call: cst.Call, imports: ImportMap) -> tuple[str, cst.BaseExpression] | None:
     """(kind, the function) for a call registering an exit or signal handler
     (`atexit.register(flush)`, `signal.signal(signal.SIGTERM, stop)`)."""
-    func = call.func
-    name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
+    name = last_name(call.func)
     if name not in _CALLBACK_NAMES and imports.names.get(name) not in CALLBACK_REGISTRARS:
         return None  # (asked of every call the app makes: no name resolved for most)
-    registrar = CALLBACK_REGISTRARS.get(imports.resolve(func) or "")
+    registrar = CALLBACK_REGISTRARS.get(imports.resolve(call.func) or "")
     if registrar is None:
         return None
     kind, position = registrar
