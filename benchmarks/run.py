@@ -30,7 +30,9 @@ never tested.
 The runs of (b) and (r) take seconds, where this shared machine's drift from one run to
 the next (10-20%) is as large as what is measured: each of their rows is the median of
 `--repeat` runs (3 by default), made in passes that run every row once, so that ours and
-libcst's alternate. (a), (c) and (m) run once: libcst's no-op takes a minute on (a).
+libcst's alternate. So are (c)'s rows of ours (a warm run takes a third of a second,
+where one run can take half as long again as the next); its no-op runs once, as do
+(a) and (m): libcst's no-op takes half a minute on (a).
 """
 
 from __future__ import annotations
@@ -45,7 +47,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,13 +126,15 @@ def measure_rows(commands: list[tuple[str, list[str]]], tree: Path, env: dict, p
     for _ in range(passes):
         for label, command in commands:
             runs[label].append(measure(command, tree, env, errors_allowed))
-    rows = []
-    for label, timings in runs.items():
-        if len({timing.changed for timing in timings}) > 1:
-            sys.exit(f"`{label}` changed {[timing.changed for timing in timings]} files in its runs on {tree}")
-        rows.append((label, Timing(statistics.median(timing.seconds for timing in timings),
-                                   max(timing.peak_rss_mb for timing in timings), timings[0].changed)))
-    return rows
+    return [(label, median_row(label, timings, tree)) for label, timings in runs.items()]
+
+
+def median_row(label: str, timings: list[Timing], tree: Path) -> Timing:
+    """One row from runs of the same command: the median time, the largest peak RSS."""
+    if len({timing.changed for timing in timings}) > 1:
+        sys.exit(f"`{label}` changed {[timing.changed for timing in timings]} files in its runs on {tree}")
+    return Timing(statistics.median(timing.seconds for timing in timings),
+                  max(timing.peak_rss_mb for timing in timings), timings[0].changed)
 
 
 def bench_tree(name: str, tree: Path, args, env: dict, cache: Path, cold_warm: bool,
@@ -139,19 +142,7 @@ def bench_tree(name: str, tree: Path, args, env: dict, cache: Path, cold_warm: b
     ours = check_command(args)
     initialize_libcst(tree)
     if cold_warm:
-        shutil.rmtree(cache, ignore_errors=True)
-        rows = [("--all, cold cache", measure(ours + ["--all", "."], tree, env)),
-                ("--all, warm cache", measure(ours + ["--all", "."], tree, env))]
-        # the everyday case: one file changed since, so the run is computed again, with
-        # every other file's index entry read from the cache
-        edited = next(p for p in sorted(tree.rglob("*.py")) if p.parts[len(tree.parts)] != "shop")
-        original = edited.read_bytes()
-        edited.write_bytes(original + b"\n# edited by the benchmark\n")
-        try:
-            rows.append(("--all, one file edited", measure(ours + ["--all", "."], tree, env)))
-        finally:
-            edited.write_bytes(original)
-        return rows
+        return cache_rows(tree, ours + ["--all", "."], env, cache, passes)
     # computed, not answered from the cache: these time the work itself
     commands = [("--all", ours + ["--no-cache", "--all", "."])]
     commands += [(codemod, ours + ["--no-cache", "-c", codemod, "."]) for codemod in CODEMODS]
@@ -161,6 +152,28 @@ def bench_tree(name: str, tree: Path, args, env: dict, cache: Path, cold_warm: b
         if timing.changed == 0:
             sys.exit(f"{name}: `{label}` changed nothing: the tree does not exercise it")
     return rows
+
+
+def cache_rows(tree: Path, command: list[str], env: dict, cache: Path, passes: int) -> list[tuple[str, Timing]]:
+    """(c): `command` with an empty cache, again on the same tree (answered from the
+    cache), and after one library file was edited (the everyday case: computed again,
+    every other file's index entry read from the cache). Each row is the median of
+    `passes` runs, made in passes that run the three in turn: a warm run takes a third
+    of a second, most of it start-up, where one run can be half as long again as the next."""
+    edited = next(p for p in sorted(tree.rglob("*.py")) if p.parts[len(tree.parts)] != "shop")
+    original = edited.read_bytes()
+    runs: dict[str, list[Timing]] = {"--all, cold cache": [], "--all, warm cache": [], "--all, one file edited": []}
+    try:
+        for _ in range(passes):
+            shutil.rmtree(cache, ignore_errors=True)
+            runs["--all, cold cache"].append(measure(command, tree, env))
+            runs["--all, warm cache"].append(measure(command, tree, env))
+            edited.write_bytes(original + b"\n# edited by the benchmark\n")
+            runs["--all, one file edited"].append(measure(command, tree, env))
+            edited.write_bytes(original)
+    finally:
+        edited.write_bytes(original)
+    return [(label, median_row(label, timings, tree)) for label, timings in runs.items()]
 
 
 def bench_app(source: Path, workdir: Path, args, env: dict) -> None:
@@ -237,7 +250,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="build the trees here and keep them")
     parser.add_argument("--markdown", action="store_true", help="tables for the README")
     parser.add_argument("--repeat", type=int, default=3,
-                        help="runs of each row of (b) and (r), whose runs take seconds: the median is reported")
+                        help="runs of each row of (b), (r) and ours of (c), whose runs take seconds: "
+                             "the median is reported")
     parser.add_argument("--app", type=Path, action="append", default=[],
                         help="also time `--all` on a copy of this app's directory (repeatable)")
     args = parser.parse_args()
@@ -264,7 +278,7 @@ def main() -> None:
         report("(a) real library code, 5% Flask files", rows, files, lines, dict(rows)[BASELINE].seconds, args.markdown)
     if "c" in shapes:
         baseline = measure(noop_command(args), library, env)
-        rows = bench_tree("c", library, args, env, cache, cold_warm=True)
+        rows = bench_tree("c", library, args, env, cache, cold_warm=True, passes=args.repeat)
         report("(c) the library tree: empty cache, warm cache, one file edited", rows + [(BASELINE, baseline)], files, lines,
                baseline.seconds, args.markdown)
     if "m" in shapes:
