@@ -162,18 +162,19 @@ def cache_rows(tree: Path, command: list[str], env: dict, cache: Path, passes: i
     of a second, most of it start-up, where one run can be half as long again as the next."""
     edited = next(p for p in sorted(tree.rglob("*.py")) if p.parts[len(tree.parts)] != "shop")
     original = edited.read_bytes()
-    runs: dict[str, list[Timing]] = {"--all, cold cache": [], "--all, warm cache": [], "--all, one file edited": []}
+    cold, warm, after_edit = [], [], []
     try:
         for _ in range(passes):
             shutil.rmtree(cache, ignore_errors=True)
-            runs["--all, cold cache"].append(measure(command, tree, env))
-            runs["--all, warm cache"].append(measure(command, tree, env))
+            cold.append(measure(command, tree, env))
+            warm.append(measure(command, tree, env))
             edited.write_bytes(original + b"\n# edited by the benchmark\n")
-            runs["--all, one file edited"].append(measure(command, tree, env))
+            after_edit.append(measure(command, tree, env))
             edited.write_bytes(original)
     finally:
         edited.write_bytes(original)
-    return [(label, median_row(label, timings, tree)) for label, timings in runs.items()]
+    rows = {"--all, cold cache": cold, "--all, warm cache": warm, "--all, one file edited": after_edit}
+    return [(label, median_row(label, timings, tree)) for label, timings in rows.items()]
 
 
 def bench_app(source: Path, workdir: Path, args, env: dict) -> None:
