@@ -115,8 +115,8 @@ def _forking_pays(sample: list[tuple[Any, int]], pace: float, rest: list[int], j
     this process, are clearly done sooner shared with `jobs - 1` forked workers, given
     what pickling a result costs there and loading it here (judged on the `sample`'s
     results and sizes), and that an item is never split: a large one takes whoever has
-    it its whole time. (Whether the rest is worth forking at all, FORK_WORTHWHILE_SECONDS, the caller
-    asks first.)"""
+    it its whole time. (Whether the rest is worth forking at all, FORK_WORTHWHILE_SECONDS,
+    the caller asks first.)"""
     if not sample:
         return True  # nothing to go by (RUN_HERE_FIRST_SECONDS is 0, or a large item first): fork
     sample = sample[:3]

@@ -149,7 +149,7 @@ def _forks_run_here(monkeypatch) -> list[list]:
     are recorded."""
     forked: list[list] = []
     monkeypatch.setattr(forking, "work_with_forks",
-                        lambda here, there, rest, jobs, here_too=True: forked.append(rest) or [there(i) for i in rest])
+                        lambda here, there, rest, jobs: forked.append(rest) or [there(i) for i in rest])
     return forked
 
 
